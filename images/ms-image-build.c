@@ -1,0 +1,1 @@
+/* images/ms-image-build.c: placeholder, filled by its owner. */

@@ -1,0 +1,1 @@
+/* images/ms-image-store.c: placeholder, filled by its owner. */

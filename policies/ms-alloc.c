@@ -1,0 +1,1 @@
+/* policies/ms-alloc.c: placeholder, filled by its owner. */

@@ -1,0 +1,1 @@
+/* policies/ms-policy.c: placeholder, filled by its owner. */

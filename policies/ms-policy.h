@@ -1,0 +1,137 @@
+/* policies/ms-policy.h: the memshare policy model. Parses the
+ * <memshare:policy> element of a domain's <metadata> (libxml2) into a plain
+ * struct with documented defaults, and cross-checks it against the rest of the
+ * domain XML. No I/O besides parsing, except the optional image-store lookup
+ * (see MsPolicyCheckFlags). docs/policy.md is the user reference. */
+#pragma once
+
+#include <glib.h>
+#include "ms-config.h"
+
+G_BEGIN_DECLS
+
+/* The versioned namespace of the metadata element (MS_POLICY_NS). */
+#define MS_POLICY_NAMESPACE MS_POLICY_NS
+
+#define MS_POLICY_ERROR (ms_policy_error_quark())
+GQuark ms_policy_error_quark(void);
+
+typedef enum {
+    MS_POLICY_ERROR_INVALID,   /* policy or domain XML is wrong; message says where */
+    MS_POLICY_ERROR_XML,       /* not well-formed XML */
+} MsPolicyErrorCode;
+
+typedef enum {
+    MS_ON_ERROR_REFUSE = 0,    /* default: an invalid policy stops `virsh start` */
+    MS_ON_ERROR_IGNORE,        /* start the domain anyway, without memshare */
+} MsOnError;
+
+typedef enum {
+    MS_BALLOON_OFF = 0,
+    MS_BALLOON_KSM_SHARE,      /* hand KSM's savings back through the balloon */
+} MsBalloonMode;
+
+typedef enum {
+    MS_DIVIDE_EQUAL = 0,
+    MS_DIVIDE_WEIGHTED,
+    MS_DIVIDE_CONTRIBUTION,
+} MsDivision;
+
+typedef enum {
+    MS_IMAGE_DAX = 0,
+    MS_IMAGE_BLK,
+} MsImageMode;
+
+typedef struct {
+    char *name;                /* image name in the store; never a path */
+    char *mount;               /* where the guest mounts it (advisory) */
+    MsImageMode mode;
+    gboolean fallback_blk;     /* dax impossible -> blk instead of failing */
+} MsSharedImage;
+
+/* Facts about the domain read from the rest of its XML. */
+typedef struct {
+    char *name;
+    char *uuid;
+    guint64 memory_kib;         /* <memory> (boot size, balloon ceiling) */
+    guint64 current_memory_kib; /* <currentMemory> */
+    guint64 max_memory_kib;     /* <maxMemory>, 0 if absent */
+    guint max_memory_slots;     /* <maxMemory slots=...>, 0 if absent */
+    gboolean has_balloon;       /* <memballoon model='virtio*'> */
+    char *balloon_alias;        /* e.g. "balloon0" */
+    gboolean free_page_reporting;
+    char *machine;              /* <os><type machine=...> */
+    char *domain_type;          /* kvm / qemu */
+} MsDomainInfo;
+
+typedef struct {
+    MsOnError on_error;
+    MsDomainInfo domain;
+
+    struct {
+        MsBalloonMode mode;
+        MsDivision division;
+        guint weight;           /* default 1 */
+        guint64 base_kib;       /* default: currentMemory */
+        guint64 floor_kib;      /* default: base */
+        guint64 ceiling_kib;    /* default: memory */
+        guint64 period_ms;      /* default 5000 */
+        guint64 max_step_kib;   /* default 64 MiB */
+        guint64 hysteresis_kib; /* default 16 MiB */
+    } balloon;
+
+    struct {
+        gboolean used_pages;    /* default off */
+        guint64 period_ms;      /* default 5000 */
+        gboolean working_set;   /* default off */
+        guint64 ws_window_ms;   /* default 30000 */
+        gboolean require_free_page_reporting;
+    } tracking;
+
+    GPtrArray *images;          /* of MsSharedImage*, owned */
+
+    struct {
+        guint64 period_ms;      /* stats publication period, default 5000 */
+    } stats;
+} MsPolicy;
+
+typedef enum {
+    MS_POLICY_CHECK_NONE = 0,
+    MS_POLICY_CHECK_IMAGES = 1 << 0, /* named images must exist in image_store */
+} MsPolicyCheckFlags;
+
+/* Parses a whole domain XML document.
+ * Returns TRUE and sets *policy_out to NULL when the domain carries no
+ * memshare policy (the common case: the hook must have zero effect then).
+ * Returns TRUE and a policy when valid. Returns FALSE with error when the
+ * policy (or the domain XML it depends on) is invalid; *on_error_out is then
+ * still set from the policy's on-error attribute when it could be read, so
+ * the hook can honour on-error="ignore". Error messages have the shape
+ *   domain 'web1': <balloon floor='2GiB'>: larger than <memory> (1GiB) */
+gboolean ms_policy_parse_domain_xml(const char *xml, gssize len,
+                                    MsPolicyCheckFlags flags,
+                                    const char *image_store,
+                                    MsPolicy **policy_out,
+                                    MsOnError *on_error_out,
+                                    GError **error);
+
+/* Parses a standalone <memshare:policy> document (memsharectl policy
+ * validate FILE) without domain cross-checks. */
+gboolean ms_policy_parse_standalone(const char *xml, gssize len,
+                                    MsPolicy **policy_out, GError **error);
+
+/* Serialises the policy's canonical XML (defaults made explicit). */
+char *ms_policy_to_xml(const MsPolicy *policy);
+
+MsPolicy *ms_policy_copy(const MsPolicy *policy);
+void ms_policy_free(MsPolicy *policy);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MsPolicy, ms_policy_free)
+
+/* Sizes as libvirt writes them: "1024" (unit attr), "512MiB", "2G", "1GB"
+ * (decimal), "4096b"/"bytes". Result in KiB, rounded up. */
+gboolean ms_policy_parse_size_kib(const char *value, const char *default_unit,
+                                  guint64 *kib, GError **error);
+/* Periods: "5s", "500ms", "2m", "1h"; bare numbers are seconds. */
+gboolean ms_policy_parse_period_ms(const char *value, guint64 *ms, GError **error);
+
+G_END_DECLS

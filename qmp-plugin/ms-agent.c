@@ -1,0 +1,649 @@
+/* qmp-plugin/ms-agent.c: the agent's lifecycle. See ms-agent.h.
+ *
+ * Stop conditions, each enough on its own so a missed signal never leaves an
+ * agent behind:
+ *   - the QEMU process exits (pidfd becomes readable);
+ *   - libvirt reports the domain stopped (lifecycle event);
+ *   - the QMP monitor closes (direct transport);
+ *   - libvirtd stays away longer than reconnect_timeout_s;
+ *   - SIGTERM / SIGINT (the hook at `stopped`, systemd).
+ * Runtime files live in RUNSTATEDIR/memshare/domains/UUID/ and are removed
+ * on every clean exit; the hook removes them at `release` after a crash. */
+#include "ms-config.h"
+#include "ms-agent.h"
+#include "ms-error.h"
+#include "ms-log.h"
+#include "ms-qmp.h"
+#include "ms-util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib-unix.h>
+#include <glib/gstdio.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+struct _MsAgent {
+    MsAgentOptions opt;
+    GMainContext *context;
+    GMainLoop *loop;
+    int exit_status;
+
+    char *runtime_dir;
+    char *pidfile;
+    int lock_fd;
+
+    MsPolicy *policy;
+    char *domain_name;
+
+    virConnectPtr conn;
+    virDomainPtr dom;
+    int lifecycle_cb;
+    int metadata_cb;
+    guint reconnect_source;
+    gint64 disconnected_since;
+
+    MsQmpClient *qmp;
+    char *qemu_version;
+
+    pid_t qemu_pid;
+    int qemu_pidfd;
+    guint qemu_watch;
+
+    guint tick_source;
+    guint sigterm_source;
+    guint sigint_source;
+
+    /* Latest balloon figures (bytes). */
+    guint64 balloon_actual;
+    guint64 ticks;
+};
+
+static void ms_agent_quit(MsAgent *agent, int status, const char *why);
+static gboolean ms_agent_connect_libvirt(MsAgent *agent, GError **error);
+
+MsAgent *
+ms_agent_new(const MsAgentOptions *options)
+{
+    MsAgent *agent = g_new0(MsAgent, 1);
+    agent->opt.uuid = g_ascii_strdown(options->uuid, -1);
+    agent->opt.name = g_strdup(options->name);
+    agent->opt.connect_uri = g_strdup(options->connect_uri ? options->connect_uri : "qemu:///system");
+    agent->opt.qmp_socket = g_strdup(options->qmp_socket);
+    agent->opt.domain_xml = g_strdup(options->domain_xml);
+    agent->opt.qemu_pid = options->qemu_pid;
+    agent->opt.once = options->once;
+    agent->opt.reconnect_timeout_s = options->reconnect_timeout_s ? options->reconnect_timeout_s : 60;
+    agent->context = g_main_context_ref_thread_default();
+    agent->loop = g_main_loop_new(agent->context, FALSE);
+    agent->lock_fd = -1;
+    agent->qemu_pidfd = -1;
+    agent->lifecycle_cb = -1;
+    agent->metadata_cb = -1;
+    agent->domain_name = g_strdup(options->name ? options->name : options->uuid);
+    return agent;
+}
+
+static void
+ms_agent_remove_runtime_files(MsAgent *agent)
+{
+    if (agent->runtime_dir == NULL || agent->lock_fd < 0)
+        return;
+    g_autoptr(GDir) d = g_dir_open(agent->runtime_dir, 0, NULL);
+    const char *entry;
+    while (d && (entry = g_dir_read_name(d)) != NULL) {
+        g_autofree char *p = g_build_filename(agent->runtime_dir, entry, NULL);
+        g_unlink(p);
+    }
+    g_rmdir(agent->runtime_dir);
+}
+
+void
+ms_agent_free(MsAgent *agent)
+{
+    if (agent == NULL)
+        return;
+    g_clear_handle_id(&agent->tick_source, g_source_remove);
+    g_clear_handle_id(&agent->reconnect_source, g_source_remove);
+    g_clear_handle_id(&agent->qemu_watch, g_source_remove);
+    g_clear_handle_id(&agent->sigterm_source, g_source_remove);
+    g_clear_handle_id(&agent->sigint_source, g_source_remove);
+    g_clear_pointer(&agent->qmp, ms_qmp_client_free);
+    if (agent->conn) {
+        if (agent->lifecycle_cb >= 0)
+            virConnectDomainEventDeregisterAny(agent->conn, agent->lifecycle_cb);
+        if (agent->metadata_cb >= 0)
+            virConnectDomainEventDeregisterAny(agent->conn, agent->metadata_cb);
+    }
+    g_clear_pointer(&agent->dom, virDomainFree);
+    g_clear_pointer(&agent->conn, virConnectClose);
+    ms_agent_remove_runtime_files(agent);
+    if (agent->lock_fd >= 0)
+        close(agent->lock_fd);
+    if (agent->qemu_pidfd >= 0)
+        close(agent->qemu_pidfd);
+    g_clear_pointer(&agent->policy, ms_policy_free);
+    g_free(agent->runtime_dir);
+    g_free(agent->pidfile);
+    g_free(agent->qemu_version);
+    g_free(agent->domain_name);
+    g_free(agent->opt.uuid);
+    g_free(agent->opt.name);
+    g_free(agent->opt.connect_uri);
+    g_free(agent->opt.qmp_socket);
+    g_free(agent->opt.domain_xml);
+    g_main_loop_unref(agent->loop);
+    g_main_context_unref(agent->context);
+    g_free(agent);
+}
+
+/* One agent per domain: an exclusive flock on agent.pid. The lock, not the
+ * file's existence, is the truth, so a SIGKILLed agent never blocks its
+ * successor. */
+static gboolean
+ms_agent_take_lock(MsAgent *agent, gboolean *already_running, GError **error)
+{
+    g_autofree char *domains = g_build_filename(ms_runtime_dir(), "domains", NULL);
+    if (g_mkdir_with_parents(domains, 0755) < 0) {
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot create runtime directory '%s': %s",
+                    domains, g_strerror(errno));
+        return FALSE;
+    }
+    agent->runtime_dir = ms_domain_runtime_dir(agent->opt.uuid);
+    if (g_mkdir(agent->runtime_dir, 0750) < 0 && errno != EEXIST) {
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot create '%s': %s",
+                    agent->runtime_dir, g_strerror(errno));
+        return FALSE;
+    }
+    agent->pidfile = g_build_filename(agent->runtime_dir, "agent.pid", NULL);
+    int fd = open(agent->pidfile, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot open '%s': %s", agent->pidfile,
+                    g_strerror(errno));
+        return FALSE;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        close(fd);
+        if (errno == EWOULDBLOCK) {
+            *already_running = TRUE;
+            return TRUE;
+        }
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot lock '%s': %s", agent->pidfile,
+                    g_strerror(errno));
+        return FALSE;
+    }
+    g_autofree char *pid = g_strdup_printf("%d\n", (int)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, strlen(pid), 0) < 0) {
+        close(fd);
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot write '%s': %s", agent->pidfile,
+                    g_strerror(errno));
+        return FALSE;
+    }
+    agent->lock_fd = fd;
+    return TRUE;
+}
+
+/* ---- status publication ------------------------------------------------ */
+
+/* The status file is what memsharectl and the tests read: one GKeyFile,
+ * replaced atomically each tick so a reader never sees half of it. */
+static void
+ms_agent_publish_status(MsAgent *agent)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_key_file_set_string(kf, "agent", "domain", agent->domain_name);
+    g_key_file_set_string(kf, "agent", "uuid", agent->opt.uuid);
+    g_key_file_set_int64(kf, "agent", "pid", getpid());
+    g_key_file_set_string(kf, "agent", "transport", agent->opt.qmp_socket ? "socket" : "libvirt");
+    g_key_file_set_uint64(kf, "agent", "ticks", agent->ticks);
+    g_key_file_set_int64(kf, "agent", "updated", g_get_real_time() / G_USEC_PER_SEC);
+    if (agent->qemu_version)
+        g_key_file_set_string(kf, "qemu", "version", agent->qemu_version);
+    g_key_file_set_int64(kf, "qemu", "pid", agent->qemu_pid);
+    g_key_file_set_uint64(kf, "balloon", "actual", agent->balloon_actual);
+    if (agent->policy) {
+        g_key_file_set_uint64(kf, "domain", "memory", agent->policy->domain.memory_kib * 1024);
+        g_key_file_set_uint64(kf, "domain", "current-memory",
+                              agent->policy->domain.current_memory_kib * 1024);
+    }
+    gsize len = 0;
+    g_autofree char *data = g_key_file_to_data(kf, &len, NULL);
+    g_autofree char *path = g_build_filename(agent->runtime_dir, "status", NULL);
+    g_autoptr(GError) error = NULL;
+    if (!ms_file_write_atomic(path, data, len, 0644, &error))
+        g_warning("cannot publish status: %s", error->message);
+}
+
+/* ---- QMP ----------------------------------------------------------------- */
+
+static gboolean
+ms_agent_query_balloon(MsAgent *agent, GError **error)
+{
+    g_autoptr(JsonNode) ret = ms_qmp_client_execute(agent->qmp, "query-balloon", NULL, error);
+    if (ret == NULL)
+        return FALSE;
+    JsonObject *obj = JSON_NODE_HOLDS_OBJECT(ret) ? json_node_get_object(ret) : NULL;
+    JsonNode *actual = obj ? json_object_get_member(obj, "actual") : NULL;
+    if (actual == NULL || json_node_get_value_type(actual) != G_TYPE_INT64 ||
+        json_node_get_int(actual) < 0) {
+        g_set_error(error, MS_QMP_ERROR, MS_QMP_ERROR_PROTOCOL,
+                    "query-balloon: reply has no non-negative integer 'actual'");
+        return FALSE;
+    }
+    agent->balloon_actual = (guint64)json_node_get_int(actual);
+    return TRUE;
+}
+
+static void
+ms_agent_log_memdevs(MsAgent *agent)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(JsonNode) ret = ms_qmp_client_execute(agent->qmp, "query-memdev", NULL, &error);
+    if (ret == NULL) {
+        g_warning("query-memdev: %s", error->message);
+        return;
+    }
+    if (!JSON_NODE_HOLDS_ARRAY(ret)) {
+        g_warning("query-memdev: reply is not an array");
+        return;
+    }
+    JsonArray *arr = json_node_get_array(ret);
+    for (guint i = 0; i < json_array_get_length(arr); i++) {
+        JsonNode *n = json_array_get_element(arr, i);
+        if (!JSON_NODE_HOLDS_OBJECT(n))
+            continue;
+        JsonObject *o = json_node_get_object(n);
+        const char *id = json_object_get_string_member_with_default(o, "id", "?");
+        gint64 size = json_object_get_int_member_with_default(o, "size", -1);
+        gboolean merge = json_object_get_boolean_member_with_default(o, "merge", FALSE);
+        gboolean share = json_object_get_boolean_member_with_default(o, "share", FALSE);
+        g_message("memdev '%s': %" G_GINT64_FORMAT " MiB, merge=%s share=%s", id,
+                  size >= 0 ? size / (1024 * 1024) : -1, merge ? "on" : "off",
+                  share ? "on" : "off");
+    }
+    if (json_array_get_length(arr) == 0)
+        g_message("memdev: none reported (guest RAM not backed by a memdev object)");
+}
+
+static void
+ms_agent_qmp_event(MsQmpClient *client, const char *event, JsonObject *data, gint64 seconds,
+                   gint64 micros, gpointer user_data)
+{
+    MsAgent *agent = user_data;
+    if (g_str_equal(event, "BALLOON_CHANGE") && data != NULL &&
+        json_object_has_member(data, "actual")) {
+        gint64 actual = json_object_get_int_member(data, "actual");
+        if (actual >= 0) {
+            agent->balloon_actual = (guint64)actual;
+            g_debug("BALLOON_CHANGE: actual %" G_GINT64_FORMAT " MiB", actual / (1024 * 1024));
+        }
+    } else if (g_str_equal(event, "SHUTDOWN")) {
+        g_debug("guest shutdown event");
+    }
+}
+
+static void
+ms_agent_qmp_closed(MsQmpClient *client, const GError *reason, gpointer user_data)
+{
+    MsAgent *agent = user_data;
+    /* With libvirt's transport the connection close callback handles it. */
+    if (agent->opt.qmp_socket)
+        ms_agent_quit(agent, 0, reason ? reason->message : "QMP monitor closed");
+}
+
+static gboolean
+ms_agent_qmp_start(MsAgent *agent, GError **error)
+{
+    g_clear_pointer(&agent->qmp, ms_qmp_client_free);
+    if (agent->opt.qmp_socket)
+        agent->qmp = ms_qmp_client_new_socket(agent->opt.qmp_socket);
+    else
+        agent->qmp = ms_qmp_client_new_libvirt(agent->conn, agent->dom);
+    ms_qmp_client_set_event_handler(agent->qmp, ms_agent_qmp_event, agent);
+    ms_qmp_client_set_closed_handler(agent->qmp, ms_agent_qmp_closed, agent);
+    if (!ms_qmp_client_connect(agent->qmp, error))
+        return FALSE;
+    g_free(agent->qemu_version);
+    agent->qemu_version = g_strdup(ms_qmp_client_get_qemu_version(agent->qmp));
+    return TRUE;
+}
+
+/* ---- policy ---------------------------------------------------------------- */
+
+static gboolean
+ms_agent_load_policy_xml(MsAgent *agent, const char *xml, GError **error)
+{
+    g_autoptr(MsPolicy) policy = NULL;
+    MsOnError on_error = MS_ON_ERROR_REFUSE;
+    if (!ms_policy_parse_domain_xml(xml, -1, MS_POLICY_CHECK_NONE, NULL, &policy, &on_error, error))
+        return FALSE;
+    if (policy == NULL) {
+        g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND,
+                    "the domain XML carries no memshare policy (namespace %s)", MS_POLICY_NAMESPACE);
+        return FALSE;
+    }
+    if (policy->domain.name && g_strcmp0(policy->domain.name, agent->domain_name) != 0) {
+        g_free(agent->domain_name);
+        agent->domain_name = g_strdup(policy->domain.name);
+        ms_log_set_domain(agent->domain_name);
+    }
+    g_clear_pointer(&agent->policy, ms_policy_free);
+    agent->policy = g_steal_pointer(&policy);
+    return TRUE;
+}
+
+static gboolean
+ms_agent_load_policy(MsAgent *agent, GError **error)
+{
+    g_autofree char *xml = NULL;
+    if (agent->dom) {
+        xml = virDomainGetXMLDesc(agent->dom, 0);
+        if (xml == NULL) {
+            g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot read the domain XML: %s",
+                        virGetLastErrorMessage());
+            return FALSE;
+        }
+    } else if (agent->opt.domain_xml) {
+        if (!ms_file_read_bounded(agent->opt.domain_xml, 10 * 1024 * 1024, &xml, NULL, error))
+            return FALSE;
+    } else {
+        return TRUE; /* bare QEMU without a policy file: defaults only */
+    }
+    return ms_agent_load_policy_xml(agent, xml, error);
+}
+
+/* ---- periodic work ----------------------------------------------------------- */
+
+static gboolean
+ms_agent_tick(gpointer user_data)
+{
+    MsAgent *agent = user_data;
+    g_autoptr(GError) error = NULL;
+    if (agent->qmp == NULL)
+        return G_SOURCE_CONTINUE;
+    agent->ticks++;
+    if (!ms_agent_query_balloon(agent, &error))
+        g_debug("query-balloon: %s", error->message);
+    ms_agent_publish_status(agent);
+    return G_SOURCE_CONTINUE;
+}
+
+static void
+ms_agent_schedule_tick(MsAgent *agent)
+{
+    g_clear_handle_id(&agent->tick_source, g_source_remove);
+    guint64 period = agent->policy && agent->policy->stats.period_ms ? agent->policy->stats.period_ms
+                                                                     : 5000;
+    agent->tick_source = g_timeout_add_full(G_PRIORITY_DEFAULT, (guint)period, ms_agent_tick,
+                                            agent, NULL);
+}
+
+/* ---- stop conditions ------------------------------------------------------------ */
+
+static void
+ms_agent_quit(MsAgent *agent, int status, const char *why)
+{
+    if (g_main_loop_is_running(agent->loop)) {
+        g_message("stopping: %s", why);
+        agent->exit_status = status;
+        g_main_loop_quit(agent->loop);
+    }
+}
+
+static gboolean
+ms_agent_on_signal(gpointer user_data)
+{
+    ms_agent_quit(user_data, 0, "signal received");
+    return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+ms_agent_on_qemu_exit(int fd, GIOCondition cond, gpointer user_data)
+{
+    MsAgent *agent = user_data;
+    agent->qemu_watch = 0;
+    ms_agent_quit(agent, 0, "the QEMU process exited");
+    return G_SOURCE_REMOVE;
+}
+
+/* A pidfd tells us the moment QEMU exits, whoever killed it and whether or
+ * not libvirtd is around to say so. */
+static void
+ms_agent_watch_qemu(MsAgent *agent)
+{
+    if (agent->qemu_pid <= 0)
+        return;
+    int fd = (int)syscall(SYS_pidfd_open, agent->qemu_pid, 0);
+    if (fd < 0) {
+        g_warning("cannot watch QEMU pid %d: %s", (int)agent->qemu_pid, g_strerror(errno));
+        return;
+    }
+    agent->qemu_pidfd = fd;
+    agent->qemu_watch = g_unix_fd_add(fd, G_IO_IN, ms_agent_on_qemu_exit, agent);
+}
+
+/* libvirt callbacks run in libvirt's event thread; everything else in the
+ * agent is single-threaded, so hop to the main context first. */
+typedef struct {
+    MsAgent *agent;
+    int kind; /* 0 lifecycle, 1 metadata, 2 connection closed */
+    int event;
+    int detail;
+} MsAgentLibvirtEvent;
+
+static gboolean ms_agent_try_reconnect(gpointer user_data);
+
+static gboolean
+ms_agent_dispatch_libvirt_event(gpointer data)
+{
+    MsAgentLibvirtEvent *ev = data;
+    MsAgent *agent = ev->agent;
+    if (ev->kind == 0) {
+        if (ev->event == VIR_DOMAIN_EVENT_STOPPED)
+            ms_agent_quit(agent, 0, "libvirt reports the domain stopped");
+        else if (ev->event == VIR_DOMAIN_EVENT_SHUTDOWN)
+            g_message("guest is shutting down");
+    } else if (ev->kind == 1) {
+        g_autoptr(GError) error = NULL;
+        if (!ms_agent_load_policy(agent, &error)) {
+            /* Keep running with the policy we had: a bad edit must not
+             * undo a working configuration. */
+            g_warning("policy changed but the new one is invalid, keeping the old one: %s",
+                      error->message);
+        } else {
+            g_message("policy changed: reloaded (balloon %s, tracking %s, stats every %" G_GUINT64_FORMAT " ms)",
+                      agent->policy->balloon.mode == MS_BALLOON_KSM_SHARE ? "ksm-share" : "off",
+                      agent->policy->tracking.used_pages ? "on" : "off",
+                      agent->policy->stats.period_ms);
+            ms_agent_schedule_tick(agent);
+            ms_agent_publish_status(agent);
+        }
+    } else if (ev->kind == 2 && agent->reconnect_source == 0) {
+        g_warning("lost the connection to libvirtd; reconnecting for up to %u s",
+                  agent->opt.reconnect_timeout_s);
+        agent->disconnected_since = g_get_monotonic_time();
+        g_clear_pointer(&agent->qmp, ms_qmp_client_free);
+        agent->lifecycle_cb = agent->metadata_cb = -1;
+        g_clear_pointer(&agent->dom, virDomainFree);
+        g_clear_pointer(&agent->conn, virConnectClose);
+        agent->reconnect_source = g_timeout_add_seconds(1, ms_agent_try_reconnect, agent);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+static void
+ms_agent_post_libvirt_event(MsAgent *agent, int kind, int event, int detail)
+{
+    MsAgentLibvirtEvent *ev = g_new0(MsAgentLibvirtEvent, 1);
+    ev->agent = agent;
+    ev->kind = kind;
+    ev->event = event;
+    ev->detail = detail;
+    g_main_context_invoke_full(agent->context, G_PRIORITY_DEFAULT, ms_agent_dispatch_libvirt_event,
+                               ev, g_free);
+}
+
+static int
+ms_agent_lifecycle_cb(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
+{
+    ms_agent_post_libvirt_event(opaque, 0, event, detail);
+    return 0;
+}
+
+static void
+ms_agent_metadata_cb(virConnectPtr conn, virDomainPtr dom, int type, const char *nsuri,
+                     void *opaque)
+{
+    if (type == VIR_DOMAIN_METADATA_ELEMENT && g_strcmp0(nsuri, MS_POLICY_NAMESPACE) == 0)
+        ms_agent_post_libvirt_event(opaque, 1, type, 0);
+}
+
+static void
+ms_agent_close_cb(virConnectPtr conn, int reason, void *opaque)
+{
+    ms_agent_post_libvirt_event(opaque, 2, reason, 0);
+}
+
+static gboolean
+ms_agent_connect_libvirt(MsAgent *agent, GError **error)
+{
+    agent->conn = virConnectOpen(agent->opt.connect_uri);
+    if (agent->conn == NULL) {
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot connect to '%s': %s",
+                    agent->opt.connect_uri, virGetLastErrorMessage());
+        return FALSE;
+    }
+    agent->dom = virDomainLookupByUUIDString(agent->conn, agent->opt.uuid);
+    if (agent->dom == NULL) {
+        g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND, "no domain with UUID %s on '%s': %s",
+                    agent->opt.uuid, agent->opt.connect_uri, virGetLastErrorMessage());
+        return FALSE;
+    }
+    if (virConnectRegisterCloseCallback(agent->conn, ms_agent_close_cb, agent, NULL) < 0)
+        g_warning("cannot watch the libvirt connection: %s", virGetLastErrorMessage());
+    agent->lifecycle_cb = virConnectDomainEventRegisterAny(
+        agent->conn, agent->dom, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+        VIR_DOMAIN_EVENT_CALLBACK(ms_agent_lifecycle_cb), agent, NULL);
+    agent->metadata_cb = virConnectDomainEventRegisterAny(
+        agent->conn, agent->dom, VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
+        VIR_DOMAIN_EVENT_CALLBACK(ms_agent_metadata_cb), agent, NULL);
+    if (agent->lifecycle_cb < 0 || agent->metadata_cb < 0)
+        g_warning("cannot register for domain events: %s", virGetLastErrorMessage());
+
+    int state = 0, reason = 0;
+    if (virDomainGetState(agent->dom, &state, &reason, 0) < 0) {
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot read the domain state: %s",
+                    virGetLastErrorMessage());
+        return FALSE;
+    }
+    if (state == VIR_DOMAIN_SHUTOFF || state == VIR_DOMAIN_CRASHED) {
+        g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND, "the domain is not running");
+        return FALSE;
+    }
+    const char *name = virDomainGetName(agent->dom);
+    if (name && g_strcmp0(name, agent->domain_name) != 0) {
+        g_free(agent->domain_name);
+        agent->domain_name = g_strdup(name);
+        ms_log_set_domain(name);
+    }
+    return TRUE;
+}
+
+static gboolean
+ms_agent_try_reconnect(gpointer user_data)
+{
+    MsAgent *agent = user_data;
+    g_autoptr(GError) error = NULL;
+    if (ms_agent_connect_libvirt(agent, &error) && ms_agent_qmp_start(agent, &error)) {
+        g_message("reconnected to libvirtd after %.1f s",
+                  (g_get_monotonic_time() - agent->disconnected_since) / 1e6);
+        agent->reconnect_source = 0;
+        return G_SOURCE_REMOVE;
+    }
+    if (g_error_matches(error, MS_ERROR, MS_ERROR_NOT_FOUND)) {
+        agent->reconnect_source = 0;
+        ms_agent_quit(agent, 0, error->message);
+        return G_SOURCE_REMOVE;
+    }
+    g_clear_pointer(&agent->qmp, ms_qmp_client_free);
+    g_clear_pointer(&agent->dom, virDomainFree);
+    g_clear_pointer(&agent->conn, virConnectClose);
+    if (g_get_monotonic_time() - agent->disconnected_since >
+        (gint64)agent->opt.reconnect_timeout_s * G_USEC_PER_SEC) {
+        agent->reconnect_source = 0;
+        ms_agent_quit(agent, 1, "libvirtd did not come back");
+        return G_SOURCE_REMOVE;
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+/* libvirt writes QEMU's pid next to its status XML. */
+static pid_t
+ms_agent_find_qemu_pid(MsAgent *agent)
+{
+    if (agent->opt.qemu_pid > 0)
+        return agent->opt.qemu_pid;
+    if (strchr(agent->domain_name, '/') != NULL)
+        return 0;
+    g_autofree char *file = g_strdup_printf("%s.pid", agent->domain_name);
+    g_autofree char *path = g_build_filename(MS_RUNSTATEDIR, "libvirt", "qemu", file, NULL);
+    return ms_pidfile_read_live(path);
+}
+
+gboolean
+ms_agent_start(MsAgent *agent, gboolean *already_running, GError **error)
+{
+    *already_running = FALSE;
+    if (!ms_uuid_is_valid(agent->opt.uuid)) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "'%s' is not a valid domain UUID",
+                    agent->opt.uuid);
+        return FALSE;
+    }
+    if (!ms_agent_take_lock(agent, already_running, error))
+        return FALSE;
+    if (*already_running)
+        return TRUE;
+
+    if (agent->opt.qmp_socket == NULL) {
+        if (!ms_qmp_libvirt_event_loop_start(agent->context, error))
+            return FALSE;
+        if (!ms_agent_connect_libvirt(agent, error))
+            return FALSE;
+    }
+    if (!ms_agent_load_policy(agent, error))
+        return FALSE;
+    if (!ms_agent_qmp_start(agent, error))
+        return FALSE;
+
+    agent->qemu_pid = ms_agent_find_qemu_pid(agent);
+    g_autoptr(GError) local = NULL;
+    if (!ms_agent_query_balloon(agent, &local)) {
+        g_warning("no balloon: %s", local->message);
+        g_clear_error(&local);
+    }
+    g_message("attached: QEMU %s (pid %d), transport %s, balloon actual %" G_GUINT64_FORMAT " MiB",
+              agent->qemu_version ? agent->qemu_version : "?", (int)agent->qemu_pid,
+              agent->opt.qmp_socket ? "qmp-socket" : "libvirt",
+              agent->balloon_actual / (1024 * 1024));
+    ms_agent_log_memdevs(agent);
+    ms_agent_publish_status(agent);
+    return TRUE;
+}
+
+int
+ms_agent_run(MsAgent *agent)
+{
+    if (agent->opt.once)
+        return 0;
+    agent->sigterm_source = g_unix_signal_add(SIGTERM, ms_agent_on_signal, agent);
+    agent->sigint_source = g_unix_signal_add(SIGINT, ms_agent_on_signal, agent);
+    ms_agent_watch_qemu(agent);
+    ms_agent_schedule_tick(agent);
+    g_main_loop_run(agent->loop);
+    return agent->exit_status;
+}

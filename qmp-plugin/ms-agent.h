@@ -1,0 +1,39 @@
+/* qmp-plugin/ms-agent.h: the per-domain agent. Owns the agent's lifecycle
+ * (runtime directory and pid lock, libvirt connection and domain events, QMP
+ * client, QEMU process watch, the periodic tick) and calls the feature
+ * modules (used-page tracking, KSM rebalancing, images, stats) from it.
+ * memshare-agent.c only parses the command line. */
+#pragma once
+
+#include <glib.h>
+#include <sys/types.h>
+
+#include "ms-policy.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+    char *uuid;          /* required: keys the runtime directory */
+    char *name;          /* domain name, for messages (libvirt's wins) */
+    char *connect_uri;   /* libvirt transport (default qemu:///system) */
+    char *qmp_socket;    /* direct transport instead of libvirt */
+    char *domain_xml;    /* direct transport: a domain XML file with the policy */
+    pid_t qemu_pid;      /* 0: find it (libvirt pid file) */
+    gboolean once;       /* connect, query, publish once, exit (diagnostics) */
+    guint reconnect_timeout_s; /* how long libvirtd may be away (default 60) */
+} MsAgentOptions;
+
+typedef struct _MsAgent MsAgent;
+
+MsAgent *ms_agent_new(const MsAgentOptions *options);
+/* Takes the pid lock, connects, reads the policy, issues the first queries.
+ * Returns FALSE with error when the agent cannot work at all; returns TRUE
+ * and sets *already_running when another agent holds the lock. */
+gboolean ms_agent_start(MsAgent *agent, gboolean *already_running, GError **error);
+/* Runs the main loop until the domain stops, libvirtd is gone for good, or
+ * SIGTERM/SIGINT. Returns the process exit status. */
+int ms_agent_run(MsAgent *agent);
+void ms_agent_free(MsAgent *agent);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MsAgent, ms_agent_free)
+
+G_END_DECLS

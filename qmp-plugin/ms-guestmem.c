@@ -1,0 +1,1 @@
+/* qmp-plugin/ms-guestmem.c: placeholder, filled by its owner. */

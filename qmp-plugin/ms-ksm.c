@@ -1,0 +1,1 @@
+/* qmp-plugin/ms-ksm.c: placeholder, filled by its owner. */

@@ -1,0 +1,1 @@
+/* qmp-plugin/ms-pagemap.c: placeholder, filled by its owner. */

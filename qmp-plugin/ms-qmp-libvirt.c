@@ -1,0 +1,1 @@
+/* qmp-plugin/ms-qmp-libvirt.c: placeholder, filled by its owner. */

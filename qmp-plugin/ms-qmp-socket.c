@@ -1,0 +1,1 @@
+/* qmp-plugin/ms-qmp-socket.c: placeholder, filled by its owner. */

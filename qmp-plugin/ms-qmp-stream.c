@@ -1,0 +1,1 @@
+/* qmp-plugin/ms-qmp-stream.c: placeholder, filled by its owner. */

@@ -1,0 +1,1 @@
+/* qmp-plugin/ms-qmp.c: placeholder, filled by its owner. */

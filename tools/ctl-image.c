@@ -1,0 +1,1 @@
+/* tools/ctl-image.c: placeholder, filled by its owner. */

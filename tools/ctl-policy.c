@@ -1,0 +1,1 @@
+/* tools/ctl-policy.c: placeholder, filled by its owner. */

@@ -1,0 +1,26 @@
+/* tools/ctl.h: the command groups of memsharectl. Each group lives in its
+ * own ctl-GROUP.c and gets argv starting at the group name (argv[0] ==
+ * "policy"). Exit codes follow virsh/systemctl habits so scripts can rely on
+ * them: */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+enum {
+    MS_CTL_EXIT_OK = 0,
+    MS_CTL_EXIT_FAILURE = 1,  /* the operation failed (runtime error) */
+    MS_CTL_EXIT_USAGE = 2,    /* bad command line */
+    MS_CTL_EXIT_INVALID = 3,  /* input is invalid (policy, image tree) */
+    MS_CTL_EXIT_NOT_FOUND = 4,/* no such domain / image */
+};
+
+/* libvirt URI from -c/--connect, else $LIBVIRT_DEFAULT_URI, else NULL
+ * (libvirt's default). */
+const char *ms_ctl_connect_uri(void);
+
+int ms_ctl_policy(int argc, char **argv);
+int ms_ctl_image(int argc, char **argv);
+
+G_END_DECLS

@@ -1,0 +1,82 @@
+/* tools/memsharectl.c: memsharectl(1), the user's command. Parses the global
+ * options and dispatches to one command group (ctl-GROUP.c). */
+#include "ms-config.h"
+#include "ctl.h"
+#include "ms-log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *ms_ctl_uri;
+
+const char *
+ms_ctl_connect_uri(void)
+{
+    if (ms_ctl_uri)
+        return ms_ctl_uri;
+    return g_getenv("LIBVIRT_DEFAULT_URI");
+}
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} MsCtlGroup;
+
+static const MsCtlGroup ms_ctl_groups[] = {
+    { "policy", ms_ctl_policy, "validate, get, set or remove a domain's memshare policy" },
+    { "image", ms_ctl_image, "build, list, verify, remove and advise shared read-only images" },
+};
+
+static void
+ms_ctl_usage(FILE *f)
+{
+    fprintf(f, "Usage: memsharectl [-c URI] [-v] COMMAND [ARGS...]\n\nCommands:\n");
+    for (gsize i = 0; i < G_N_ELEMENTS(ms_ctl_groups); i++)
+        fprintf(f, "  %-10s %s\n", ms_ctl_groups[i].name, ms_ctl_groups[i].summary);
+    fprintf(f, "\nOptions:\n  -c, --connect URI  libvirt URI (default: libvirt's)\n"
+               "  -v, --verbose      debug messages\n  --version          print the version\n"
+               "\nExit status: 0 ok, 1 failure, 2 usage, 3 invalid input, 4 not found.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+    gboolean verbose = FALSE;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (g_str_equal(argv[i], "-c") || g_str_equal(argv[i], "--connect")) {
+            if (++i >= argc) {
+                fprintf(stderr, "memsharectl: %s needs a URI\n", argv[i - 1]);
+                return MS_CTL_EXIT_USAGE;
+            }
+            ms_ctl_uri = argv[i];
+        } else if (g_str_has_prefix(argv[i], "--connect=")) {
+            ms_ctl_uri = argv[i] + strlen("--connect=");
+        } else if (g_str_equal(argv[i], "-v") || g_str_equal(argv[i], "--verbose")) {
+            verbose = TRUE;
+        } else if (g_str_equal(argv[i], "--version")) {
+            printf("memsharectl %s\n", MS_VERSION);
+            return MS_CTL_EXIT_OK;
+        } else if (g_str_equal(argv[i], "-h") || g_str_equal(argv[i], "--help")) {
+            ms_ctl_usage(stdout);
+            return MS_CTL_EXIT_OK;
+        } else {
+            fprintf(stderr, "memsharectl: unknown option '%s'\n", argv[i]);
+            ms_ctl_usage(stderr);
+            return MS_CTL_EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        ms_ctl_usage(stderr);
+        return MS_CTL_EXIT_USAGE;
+    }
+    ms_log_init("memsharectl", NULL, verbose);
+    for (gsize g = 0; g < G_N_ELEMENTS(ms_ctl_groups); g++) {
+        if (g_str_equal(argv[i], ms_ctl_groups[g].name))
+            return ms_ctl_groups[g].run(argc - i, argv + i);
+    }
+    fprintf(stderr, "memsharectl: unknown command '%s'\n", argv[i]);
+    ms_ctl_usage(stderr);
+    return MS_CTL_EXIT_USAGE;
+}
