@@ -13,7 +13,9 @@
 #include "ms-agent.h"
 #include "ms-error.h"
 #include "ms-log.h"
+#include "ms-module.h"
 #include "ms-qmp.h"
+#include "ms-tracking.h"
 #include "ms-util.h"
 
 #include <errno.h>
@@ -58,13 +60,33 @@ struct _MsAgent {
     guint tick_source;
     guint sigterm_source;
     guint sigint_source;
+    guint sigusr1_source;
 
     /* Latest balloon figures (bytes). */
     guint64 balloon_actual;
     guint64 ticks;
+
+    MsAgentEnv env;
+    GKeyFile *status;      /* modules write their groups here */
+    GPtrArray *modules;    /* MsAgentModuleSlot* */
 };
 
+/* The feature modules, in the order they tick. */
+static const MsAgentModule *const ms_agent_module_table[] = {
+    &ms_tracking_module,
+    NULL,
+};
+
+typedef struct {
+    const MsAgentModule *module;
+    gpointer self;
+    guint source;
+    MsAgent *agent;
+} MsAgentModuleSlot;
+
 static void ms_agent_quit(MsAgent *agent, int status, const char *why);
+static void ms_agent_stop_modules(MsAgent *agent);
+static void ms_agent_start_modules(MsAgent *agent);
 static gboolean ms_agent_connect_libvirt(MsAgent *agent, GError **error);
 
 MsAgent *
@@ -86,6 +108,8 @@ ms_agent_new(const MsAgentOptions *options)
     agent->lifecycle_cb = -1;
     agent->metadata_cb = -1;
     agent->domain_name = g_strdup(options->name ? options->name : options->uuid);
+    agent->status = g_key_file_new();
+    agent->modules = g_ptr_array_new();
     return agent;
 }
 
@@ -103,6 +127,20 @@ ms_agent_remove_runtime_files(MsAgent *agent)
     g_rmdir(agent->runtime_dir);
 }
 
+static void
+ms_agent_stop_modules(MsAgent *agent)
+{
+    for (guint i = 0; i < agent->modules->len; i++) {
+        MsAgentModuleSlot *slot = g_ptr_array_index(agent->modules, i);
+        g_clear_handle_id(&slot->source, g_source_remove);
+        if (slot->module->stop && agent->qmp)
+            slot->module->stop(slot->self, &agent->env);
+        slot->module->free(slot->self);
+        g_free(slot);
+    }
+    g_ptr_array_set_size(agent->modules, 0);
+}
+
 void
 ms_agent_free(MsAgent *agent)
 {
@@ -113,6 +151,10 @@ ms_agent_free(MsAgent *agent)
     g_clear_handle_id(&agent->qemu_watch, g_source_remove);
     g_clear_handle_id(&agent->sigterm_source, g_source_remove);
     g_clear_handle_id(&agent->sigint_source, g_source_remove);
+    g_clear_handle_id(&agent->sigusr1_source, g_source_remove);
+    ms_agent_stop_modules(agent);
+    g_ptr_array_unref(agent->modules);
+    g_key_file_unref(agent->status);
     g_clear_pointer(&agent->qmp, ms_qmp_client_free);
     if (agent->conn) {
         if (agent->lifecycle_cb >= 0)
@@ -195,7 +237,7 @@ ms_agent_take_lock(MsAgent *agent, gboolean *already_running, GError **error)
 static void
 ms_agent_publish_status(MsAgent *agent)
 {
-    g_autoptr(GKeyFile) kf = g_key_file_new();
+    GKeyFile *kf = agent->status;
     g_key_file_set_string(kf, "agent", "domain", agent->domain_name);
     g_key_file_set_string(kf, "agent", "uuid", agent->opt.uuid);
     g_key_file_set_int64(kf, "agent", "pid", getpid());
@@ -357,6 +399,72 @@ ms_agent_load_policy(MsAgent *agent, GError **error)
     return ms_agent_load_policy_xml(agent, xml, error);
 }
 
+/* ---- feature modules ---------------------------------------------------------- */
+
+static void
+ms_agent_refresh_env(MsAgent *agent)
+{
+    agent->env.uuid = agent->opt.uuid;
+    agent->env.name = agent->domain_name;
+    agent->env.qemu_pid = agent->qemu_pid;
+    agent->env.qmp = agent->qmp;
+    agent->env.policy = agent->policy;
+    agent->env.runtime_dir = agent->runtime_dir;
+    agent->env.proc_root = "/proc";
+    agent->env.sys_root = "/sys";
+}
+
+static void ms_agent_publish_status(MsAgent *agent);
+
+static gboolean
+ms_agent_module_tick(gpointer data)
+{
+    MsAgentModuleSlot *slot = data;
+    MsAgent *agent = slot->agent;
+    if (agent->qmp == NULL)
+        return G_SOURCE_CONTINUE; /* libvirtd is away; try again next period */
+    g_autoptr(GError) error = NULL;
+    ms_agent_refresh_env(agent);
+    if (!slot->module->tick(slot->self, &agent->env, agent->status, &error)) {
+        /* A module's trouble is reported in the status and the log; the
+         * domain and the other modules carry on. */
+        g_warning("%s: %s", slot->module->name, error->message);
+        g_key_file_set_string(agent->status, slot->module->name, "error", error->message);
+    } else {
+        g_key_file_remove_key(agent->status, slot->module->name, "error", NULL);
+    }
+    ms_agent_publish_status(agent);
+    return G_SOURCE_CONTINUE;
+}
+
+static void
+ms_agent_start_modules(MsAgent *agent)
+{
+    ms_agent_refresh_env(agent);
+    for (gsize i = 0; ms_agent_module_table[i] != NULL; i++) {
+        const MsAgentModule *m = ms_agent_module_table[i];
+        guint64 period = m->period_ms(&agent->env);
+        if (period == 0)
+            continue;
+        g_autoptr(GError) error = NULL;
+        gpointer self = m->create(&agent->env, &error);
+        if (self == NULL) {
+            g_warning("%s: disabled: %s", m->name, error->message);
+            g_key_file_set_string(agent->status, m->name, "error", error->message);
+            continue;
+        }
+        MsAgentModuleSlot *slot = g_new0(MsAgentModuleSlot, 1);
+        slot->module = m;
+        slot->self = self;
+        slot->agent = agent;
+        slot->source = g_timeout_add_full(G_PRIORITY_DEFAULT, (guint)MIN(period, G_MAXUINT),
+                                          ms_agent_module_tick, slot, NULL);
+        g_ptr_array_add(agent->modules, slot);
+        g_message("%s: every %" G_GUINT64_FORMAT " ms", m->name, period);
+        ms_agent_module_tick(slot);
+    }
+}
+
 /* ---- periodic work ----------------------------------------------------------- */
 
 static gboolean
@@ -399,6 +507,31 @@ static gboolean
 ms_agent_on_signal(gpointer user_data)
 {
     ms_agent_quit(user_data, 0, "signal received");
+    return G_SOURCE_CONTINUE;
+}
+
+/* SIGUSR1: `memsharectl usedmap` asks for a fresh used-page bitmap. The
+ * request carries no path: the agent writes only inside its own runtime
+ * directory, and memsharectl copies the file where the user wants it. */
+static gboolean
+ms_agent_on_usedmap_request(gpointer user_data)
+{
+    MsAgent *agent = user_data;
+    g_autofree char *path = g_build_filename(agent->runtime_dir, "usedmap", NULL);
+    for (guint i = 0; i < agent->modules->len; i++) {
+        MsAgentModuleSlot *slot = g_ptr_array_index(agent->modules, i);
+        if (slot->module != &ms_tracking_module)
+            continue;
+        g_autoptr(GError) error = NULL;
+        if (!ms_tracking_write_usedmap(slot->self, path, &error))
+            g_warning("usedmap: %s", error->message);
+        else
+            g_message("usedmap written to %s", path);
+        return G_SOURCE_CONTINUE;
+    }
+    g_warning("usedmap requested but used-page tracking is off in the policy");
+    g_autofree char *err = g_build_filename(agent->runtime_dir, "usedmap.error", NULL);
+    ms_file_write_atomic(err, "used-page tracking is off in the domain's policy\n", -1, 0644, NULL);
     return G_SOURCE_CONTINUE;
 }
 
@@ -461,6 +594,8 @@ ms_agent_dispatch_libvirt_event(gpointer data)
                       agent->policy->tracking.used_pages ? "on" : "off",
                       agent->policy->stats.period_ms);
             ms_agent_schedule_tick(agent);
+            ms_agent_stop_modules(agent);
+            ms_agent_start_modules(agent);
             ms_agent_publish_status(agent);
         }
     } else if (ev->kind == 2 && agent->reconnect_source == 0) {
@@ -642,8 +777,10 @@ ms_agent_run(MsAgent *agent)
         return 0;
     agent->sigterm_source = g_unix_signal_add(SIGTERM, ms_agent_on_signal, agent);
     agent->sigint_source = g_unix_signal_add(SIGINT, ms_agent_on_signal, agent);
+    agent->sigusr1_source = g_unix_signal_add(SIGUSR1, ms_agent_on_usedmap_request, agent);
     ms_agent_watch_qemu(agent);
     ms_agent_schedule_tick(agent);
+    ms_agent_start_modules(agent);
     g_main_loop_run(agent->loop);
     return agent->exit_status;
 }

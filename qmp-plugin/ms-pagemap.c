@@ -1,1 +1,1112 @@
-/* qmp-plugin/ms-pagemap.c: placeholder, filled by its owner. */
+/* qmp-plugin/ms-pagemap.c: classifies guest pages from the QEMU process's
+ * page tables. Two readers feed one accounting: a pread of
+ * /proc/PID/pagemap over each RAM block with a linear pass, and the
+ * PAGEMAP_SCAN ioctl (Linux 6.7+), which returns only populated regions and
+ * needs pagemap PFNs only where KSM must be told from private data. Both
+ * end in the same bitmaps (populated, used) so that "freed by the guest"
+ * and the counts are computed once, the same way, whatever the reader. */
+#include "ms-pagemap.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "ms-error.h"
+#include "ms-pagemap-compat.h"
+#include "ms-util.h"
+
+G_DEFINE_QUARK(ms-pagemap-error-quark, ms_pagemap_error)
+
+/* 8 MiB of pagemap entries describe 4 GiB of guest RAM: one pread covers a
+ * typical guest, and the buffer stays small for a huge one. */
+#define MS_PAGEMAP_DEFAULT_CHUNK (8 * 1024 * 1024)
+#define MS_PAGEMAP_MAX_CHUNK (256 * 1024 * 1024)
+/* kpageflags is read in windows of up to this many PFNs (32 KiB). */
+#define MS_KPF_WINDOW 4096
+/* PAGEMAP_SCAN output regions per ioctl; the walk resumes at walk_end. */
+#define MS_SCAN_REGIONS 4096
+/* 4 PiB of guest RAM in 4 KiB pages. */
+#define MS_PAGEMAP_MAX_PAGES (G_GUINT64_CONSTANT(1) << 40)
+
+typedef struct {
+    guint64 pfn;
+    guint64 bit;
+} PendingPfn;
+
+typedef struct {
+    guint64 host_start;
+    guint64 size;
+    guint64 first_bit;   /* ram_offset / page_size */
+    char *memdev_id;
+} ScanBlock;
+
+struct _MsPagemapScanner {
+    pid_t pid;
+    char *proc_root;
+    int pagemap_fd;
+    int kpf_fd;               /* -1 if /proc/kpageflags is unreadable */
+    MsPagemapMethod method;   /* READ or SCAN */
+    guint64 zero_pfn;
+    guint64 page_size;
+    gsize chunk_entries;
+
+    ScanBlock *blocks;
+    guint n_blocks;
+    GArray *extents;          /* MsGuestMemExtent */
+
+    guint64 n_pages;
+    gsize n_words;
+    guint64 *populated;       /* this scan: present or swapped */
+    guint64 *building;        /* this scan: used (private, KSM, swapped) */
+    guint64 *used;            /* last completed scan */
+    guint64 *ever_used;
+    gboolean scanned;
+    gboolean window_open;
+
+    guint64 *entries;         /* reused pagemap buffer, chunk_entries long */
+    guint64 *kpf_buf;         /* MS_KPF_WINDOW */
+    GArray *pending;          /* PendingPfn */
+    struct page_region *regions;
+};
+
+const char *
+ms_page_class_name(MsPageClass cls)
+{
+    static const char *const names[MS_PAGE_N_CLASSES] = {
+        [MS_PAGE_UNPOPULATED] = "unpopulated",
+        [MS_PAGE_ZERO] = "zero",
+        [MS_PAGE_PRIVATE] = "private",
+        [MS_PAGE_KSM] = "ksm",
+        [MS_PAGE_SWAPPED] = "swapped",
+        [MS_PAGE_FREED] = "freed",
+    };
+    return (guint)cls < MS_PAGE_N_CLASSES ? names[cls] : "invalid";
+}
+
+const char *
+ms_pagemap_method_name(MsPagemapMethod method)
+{
+    switch (method) {
+    case MS_PAGEMAP_METHOD_READ: return "read";
+    case MS_PAGEMAP_METHOD_SCAN: return "scan";
+    case MS_PAGEMAP_METHOD_AUTO: break;
+    }
+    return "auto";
+}
+
+static inline MsPageClass
+classify_present(guint64 pfn, guint64 zero_pfn, gboolean have_kpf, guint64 kpf)
+{
+    if (zero_pfn != 0 && pfn == zero_pfn)
+        return MS_PAGE_ZERO;
+    if (have_kpf) {
+        /* KPF_ZERO_PAGE also covers the huge zero page, whose PFNs differ
+         * from the 4 KiB zero page's (THP read faults map it). */
+        if (kpf & MS_KPF_ZERO_PAGE)
+            return MS_PAGE_ZERO;
+        if (kpf & MS_KPF_KSM)
+            return MS_PAGE_KSM;
+    }
+    return MS_PAGE_PRIVATE;
+}
+
+MsPageClass
+ms_pagemap_classify_entry(guint64 entry, guint64 zero_pfn, gboolean have_kpf,
+                          guint64 kpf, gboolean ever_used)
+{
+    if (entry & MS_PM_PRESENT)
+        return classify_present(entry & MS_PM_PFN_MASK, zero_pfn, have_kpf, kpf);
+    if (entry & MS_PM_SWAPPED)
+        return MS_PAGE_SWAPPED;
+    return ever_used ? MS_PAGE_FREED : MS_PAGE_UNPOPULATED;
+}
+
+/* ---- bitmaps ---- */
+
+static inline void
+bit_set(guint64 *map, guint64 bit)
+{
+    map[bit >> 6] |= G_GUINT64_CONSTANT(1) << (bit & 63);
+}
+
+static inline gboolean
+bit_test(const guint64 *map, guint64 bit)
+{
+    return (map[bit >> 6] >> (bit & 63)) & 1;
+}
+
+static void
+bit_set_range(guint64 *map, guint64 first, guint64 count)
+{
+    guint64 end = first + count;
+    while (first < end && (first & 63)) {
+        bit_set(map, first);
+        first++;
+    }
+    while (first + 64 <= end) {
+        map[first >> 6] = G_MAXUINT64;
+        first += 64;
+    }
+    while (first < end) {
+        bit_set(map, first);
+        first++;
+    }
+}
+
+/* ---- probes ---- */
+
+static gboolean
+pread_full(int fd, void *buf, gsize len, guint64 offset, gsize *got)
+{
+    gsize done = 0;
+    while (done < len) {
+        ssize_t r = pread(fd, (char *)buf + done, len - done, (off_t)(offset + done));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            *got = done;
+            return FALSE;
+        }
+        if (r == 0)
+            break;
+        done += (gsize)r;
+    }
+    *got = done;
+    return TRUE;
+}
+
+guint64
+ms_pagemap_zero_pfn(void)
+{
+    static gsize cached = 0;   /* pfn + 1, so that "unknown" (0) caches too */
+    if (g_once_init_enter(&cached)) {
+        guint64 pfn = 0;
+        long ps = sysconf(_SC_PAGESIZE);
+        char *p = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+        if (p != MAP_FAILED && fd >= 0) {
+            /* A read fault on untouched private anonymous memory maps the
+             * shared zero page, where the kernel uses one: two such pages
+             * then share a PFN. Some kernels allocate a frame instead
+             * (seen on a 6.18 host): distinct PFNs mean "no zero page". */
+            (void)*(volatile char *)p;
+            (void)*(volatile char *)(p + ps);
+            guint64 e[2] = { 0, 0 };
+            gsize got = 0;
+            if (pread_full(fd, e, sizeof(e), ((guint64)(uintptr_t)p / ps) * 8, &got) &&
+                got == sizeof(e) && (e[0] & MS_PM_PRESENT) && (e[1] & MS_PM_PRESENT) &&
+                (e[0] & MS_PM_PFN_MASK) == (e[1] & MS_PM_PFN_MASK))
+                pfn = e[0] & MS_PM_PFN_MASK;
+        }
+        if (fd >= 0)
+            close(fd);
+        if (p != MAP_FAILED)
+            munmap(p, 2 * ps);
+        g_once_init_leave(&cached, (gsize)pfn + 1);
+    }
+    return (guint64)cached - 1;
+}
+
+gboolean
+ms_pagemap_pfns_visible(void)
+{
+    static gsize cached = 0;   /* 1 no, 2 yes */
+    if (g_once_init_enter(&cached)) {
+        gsize v = 1;
+        long ps = sysconf(_SC_PAGESIZE);
+        char *p = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+        if (p != MAP_FAILED && fd >= 0) {
+            *(volatile char *)p = 1;
+            guint64 e = 0;
+            gsize got = 0;
+            if (pread_full(fd, &e, sizeof(e), ((guint64)(uintptr_t)p / ps) * 8, &got) &&
+                got == sizeof(e) && (e & MS_PM_PRESENT) && (e & MS_PM_PFN_MASK))
+                v = 2;
+        }
+        if (fd >= 0)
+            close(fd);
+        if (p != MAP_FAILED)
+            munmap(p, ps);
+        g_once_init_leave(&cached, v);
+    }
+    return cached == 2;
+}
+
+/* 1 supported, 0 not (ENOTTY: no ioctl on pagemap at all, EINVAL: the
+ * kernel does not know PAGEMAP_SCAN), -1 another failure (errno). */
+static int
+probe_scan(int fd, guint64 addr, guint64 page_size)
+{
+    struct page_region r;
+    struct pm_scan_arg arg = {
+        .size = sizeof(arg),
+        .start = addr,
+        .end = addr + page_size,
+        .vec = (guint64)(uintptr_t)&r,
+        .vec_len = 1,
+        .category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+        .return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+    };
+    int ret;
+    do
+        ret = ioctl(fd, PAGEMAP_SCAN, &arg);
+    while (ret < 0 && errno == EINTR);
+    if (ret >= 0)
+        return 1;
+    if (errno == ENOTTY || errno == EINVAL || errno == EOPNOTSUPP)
+        return 0;
+    return -1;
+}
+
+gboolean
+ms_pagemap_scan_supported(void)
+{
+    static gsize cached = 0;   /* 1 no, 2 yes */
+    if (g_once_init_enter(&cached)) {
+        gsize v = 1;
+        int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            long ps = sysconf(_SC_PAGESIZE);
+            guint64 addr = (guint64)(uintptr_t)&cached & ~((guint64)ps - 1);
+            if (probe_scan(fd, addr, ps) == 1)
+                v = 2;
+            close(fd);
+        }
+        g_once_init_leave(&cached, v);
+    }
+    return cached == 2;
+}
+
+/* ---- scanner ---- */
+
+void
+ms_pagemap_scanner_free(MsPagemapScanner *s)
+{
+    if (!s)
+        return;
+    if (s->pagemap_fd >= 0)
+        close(s->pagemap_fd);
+    if (s->kpf_fd >= 0)
+        close(s->kpf_fd);
+    for (guint i = 0; i < s->n_blocks; i++)
+        g_free(s->blocks[i].memdev_id);
+    g_free(s->blocks);
+    if (s->extents)
+        g_array_unref(s->extents);
+    g_free(s->populated);
+    g_free(s->building);
+    g_free(s->used);
+    g_free(s->ever_used);
+    g_free(s->entries);
+    g_free(s->kpf_buf);
+    if (s->pending)
+        g_array_unref(s->pending);
+    g_free(s->regions);
+    g_free(s->proc_root);
+    g_free(s);
+}
+
+MsPagemapScanner *
+ms_pagemap_scanner_new(pid_t pid, GPtrArray *blocks, const MsGuestMemLayout *layout,
+                       const MsPagemapOptions *options, GError **error)
+{
+    MsPagemapOptions defaults = { 0 };
+    if (!options)
+        options = &defaults;
+    if (!blocks || blocks->len == 0) {
+        g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID,
+                    "QEMU process %d: no RAM blocks to scan", (int)pid);
+        return NULL;
+    }
+    g_autoptr(MsPagemapScanner) s = g_new0(MsPagemapScanner, 1);
+    s->pagemap_fd = -1;
+    s->kpf_fd = -1;
+    s->pid = pid;
+    s->proc_root = g_strdup(options->proc_root ? options->proc_root : "/proc");
+    s->page_size = (guint64)sysconf(_SC_PAGESIZE);
+    s->zero_pfn = options->zero_pfn ? options->zero_pfn : ms_pagemap_zero_pfn();
+    gsize chunk = options->chunk_bytes ? options->chunk_bytes : MS_PAGEMAP_DEFAULT_CHUNK;
+    chunk = CLAMP(chunk, 8, MS_PAGEMAP_MAX_CHUNK);
+    s->chunk_entries = chunk / 8;
+
+    /* Blocks must tile RAM-offset space in order: that is what makes the
+     * bitmap's order the guest-physical order. */
+    s->n_blocks = blocks->len;
+    s->blocks = g_new0(ScanBlock, blocks->len);
+    guint64 expect = 0;
+    for (guint i = 0; i < blocks->len; i++) {
+        const MsGuestMemBlock *b = g_ptr_array_index(blocks, i);
+        if (b->size == 0 || b->size % s->page_size || b->host_start % s->page_size ||
+            b->ram_offset != expect || b->host_start + b->size < b->host_start) {
+            g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID,
+                        "RAM block '%s': start 0x%" G_GINT64_MODIFIER "x, size %"
+                        G_GUINT64_FORMAT ", RAM offset %" G_GUINT64_FORMAT
+                        ": not page aligned or not following the previous block",
+                        b->memdev_id, b->host_start, b->size, b->ram_offset);
+            return NULL;
+        }
+        s->blocks[i] = (ScanBlock){ b->host_start, b->size,
+                                    b->ram_offset / s->page_size,
+                                    g_strdup(b->memdev_id) };
+        expect += b->size;
+    }
+    s->n_pages = expect / s->page_size;
+    if (s->n_pages > MS_PAGEMAP_MAX_PAGES) {
+        g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_TOO_BIG,
+                    "QEMU process %d: %" G_GUINT64_FORMAT " guest pages is too many",
+                    (int)pid, s->n_pages);
+        return NULL;
+    }
+
+    MsGuestMemLayout flat;
+    if (!layout) {
+        if (!ms_guestmem_layout_init(&flat, MS_GUESTMEM_MACHINE_FLAT, expect, 0, error))
+            return NULL;
+        layout = &flat;
+    }
+    if (layout->ram_size != expect) {
+        g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID,
+                    "layout RAM size %" G_GUINT64_FORMAT " differs from the blocks' %"
+                    G_GUINT64_FORMAT, layout->ram_size, expect);
+        return NULL;
+    }
+    s->extents = g_array_new(FALSE, FALSE, sizeof(MsGuestMemExtent));
+    for (guint i = 0; i < blocks->len; i++) {
+        const MsGuestMemBlock *b = g_ptr_array_index(blocks, i);
+        g_autoptr(GArray) ext = ms_guestmem_layout_extents(layout, b->ram_offset, b->size);
+        g_array_append_vals(s->extents, ext->data, ext->len);
+    }
+
+    g_autofree char *pm_path = g_strdup_printf("%s/%d/pagemap", s->proc_root, (int)pid);
+    s->pagemap_fd = open(pm_path, O_RDONLY | O_CLOEXEC);
+    if (s->pagemap_fd < 0) {
+        int e = errno;
+        g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_IO,
+                    "cannot open '%s': %s", pm_path, g_strerror(e));
+        return NULL;
+    }
+    g_autofree char *kpf_path = g_build_filename(s->proc_root, "kpageflags", NULL);
+    s->kpf_fd = open(kpf_path, O_RDONLY | O_CLOEXEC);
+    if (s->kpf_fd < 0)
+        g_debug("'%s' unreadable (%s): KSM pages will count as private",
+                kpf_path, g_strerror(errno));
+
+    s->method = options->method;
+    if (s->method != MS_PAGEMAP_METHOD_READ) {
+        int r = probe_scan(s->pagemap_fd, s->blocks[0].host_start, s->page_size);
+        if (r == 1) {
+            s->method = MS_PAGEMAP_METHOD_SCAN;
+        } else if (options->method == MS_PAGEMAP_METHOD_SCAN) {
+            g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_NOT_SUPPORTED,
+                        "PAGEMAP_SCAN on '%s': %s", pm_path,
+                        r == 0 ? "not supported by this kernel (Linux 6.7+ needed)"
+                               : g_strerror(errno));
+            return NULL;
+        } else {
+            s->method = MS_PAGEMAP_METHOD_READ;
+        }
+    }
+
+    s->n_words = (s->n_pages + 63) / 64;
+    s->populated = g_new0(guint64, s->n_words);
+    s->building = g_new0(guint64, s->n_words);
+    s->used = g_new0(guint64, s->n_words);
+    s->ever_used = g_new0(guint64, s->n_words);
+    /* Never larger than the biggest block needs. */
+    guint64 max_block_pages = 0;
+    for (guint i = 0; i < s->n_blocks; i++)
+        max_block_pages = MAX(max_block_pages, s->blocks[i].size / s->page_size);
+    s->chunk_entries = MIN(s->chunk_entries, max_block_pages);
+    s->entries = g_new(guint64, s->chunk_entries);
+    s->kpf_buf = g_new(guint64, MS_KPF_WINDOW);
+    s->pending = g_array_new(FALSE, FALSE, sizeof(PendingPfn));
+    if (s->method == MS_PAGEMAP_METHOD_SCAN)
+        s->regions = g_new(struct page_region, MS_SCAN_REGIONS);
+    return g_steal_pointer(&s);
+}
+
+MsPagemapMethod
+ms_pagemap_scanner_get_method(MsPagemapScanner *s)
+{
+    return s->method;
+}
+
+/* The QEMU process may unmap or remap a block (memdev deleted) or exit and
+ * have its pid reused; pagemap would then read as "nothing populated" and
+ * every page would look freed. One look at maps per scan catches it. */
+static gboolean
+check_blocks_mapped(MsPagemapScanner *s, GError **error)
+{
+    g_autofree char *path = g_strdup_printf("%s/%d/maps", s->proc_root, (int)s->pid);
+    g_autofree char *maps = NULL;
+    gsize len = 0;
+    g_autoptr(GError) local = NULL;
+    if (!ms_file_read_bounded(path, 64 * 1024 * 1024, &maps, &len, &local)) {
+        g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_IO,
+                    "QEMU process %d gone? %s", (int)s->pid, local->message);
+        return FALSE;
+    }
+    g_autoptr(GPtrArray) maps_list = ms_guestmem_parse_maps(maps, len, NULL, 0, error);
+    if (!maps_list)
+        return FALSE;
+    for (guint i = 0; i < s->n_blocks; i++) {
+        const ScanBlock *b = &s->blocks[i];
+        guint64 covered = b->host_start, end = b->host_start + b->size;
+        /* maps is sorted; a block may be split into several VMAs. */
+        for (guint j = 0; j < maps_list->len && covered < end; j++) {
+            MsGuestMemCandidate *c = g_ptr_array_index(maps_list, j);
+            if (c->start <= covered && c->end > covered)
+                covered = c->end;
+        }
+        if (covered < end) {
+            g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_IO,
+                        "QEMU process %d: RAM block '%s' at 0x%" G_GINT64_MODIFIER
+                        "x is no longer mapped (from 0x%" G_GINT64_MODIFIER "x)",
+                        (int)s->pid, b->memdev_id, b->host_start, covered);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+typedef struct {
+    guint64 pages[MS_PAGE_N_CLASSES];
+    guint64 soft_dirty;
+} Tally;
+
+static int
+pending_cmp(const void *a, const void *b)
+{
+    guint64 pa = ((const PendingPfn *)a)->pfn, pb = ((const PendingPfn *)b)->pfn;
+    return pa < pb ? -1 : pa > pb;
+}
+
+/* Looks up the frames of present pages in /proc/kpageflags, sorted by PFN
+ * and read in windows, so a run of nearby frames costs one pread. */
+static void
+resolve_pending(MsPagemapScanner *s, Tally *t)
+{
+    GArray *pend = s->pending;
+    if (pend->len == 0)
+        return;
+    PendingPfn *p = (PendingPfn *)pend->data;
+    gboolean sorted = TRUE;
+    for (guint i = 1; i < pend->len && sorted; i++)
+        sorted = p[i - 1].pfn <= p[i].pfn;
+    if (!sorted)
+        qsort(p, pend->len, sizeof(PendingPfn), pending_cmp);
+
+    guint i = 0;
+    while (i < pend->len) {
+        guint64 base = p[i].pfn;
+        guint j = i;
+        while (j < pend->len && p[j].pfn - base < MS_KPF_WINDOW)
+            j++;
+        gsize want = (gsize)(p[j - 1].pfn - base + 1);
+        gsize got = 0;
+        if (!pread_full(s->kpf_fd, s->kpf_buf, want * 8, base * 8, &got))
+            got = 0;   /* unreadable frames count as private, never fail a scan */
+        for (guint k = i; k < j; k++) {
+            gsize idx = (gsize)(p[k].pfn - base);
+            gboolean have = (idx + 1) * 8 <= got;
+            MsPageClass cls = classify_present(p[k].pfn, s->zero_pfn, have,
+                                               have ? s->kpf_buf[idx] : 0);
+            t->pages[cls]++;
+            if (cls != MS_PAGE_ZERO)
+                bit_set(s->building, p[k].bit);
+        }
+        i = j;
+    }
+    g_array_set_size(pend, 0);
+}
+
+/* The linear pass over pagemap entries of one stretch: first_bit is the
+ * bitmap position of entries[0]. */
+static void
+account_entries(MsPagemapScanner *s, const guint64 *entries, gsize n,
+                guint64 first_bit, Tally *t)
+{
+    gboolean kpf = s->kpf_fd >= 0;
+    for (gsize i = 0; i < n; i++) {
+        guint64 e = entries[i];
+        if (!(e & (MS_PM_PRESENT | MS_PM_SWAPPED)))
+            continue;
+        guint64 bit = first_bit + i;
+        bit_set(s->populated, bit);
+        if (e & MS_PM_SOFT_DIRTY)
+            t->soft_dirty++;
+        if (!(e & MS_PM_PRESENT)) {
+            t->pages[MS_PAGE_SWAPPED]++;
+            bit_set(s->building, bit);
+            continue;
+        }
+        guint64 pfn = e & MS_PM_PFN_MASK;
+        if (s->zero_pfn && pfn == s->zero_pfn) {
+            t->pages[MS_PAGE_ZERO]++;
+        } else if (kpf && pfn != 0) {
+            PendingPfn pp = { pfn, bit };
+            g_array_append_val(s->pending, pp);
+        } else {
+            t->pages[MS_PAGE_PRIVATE]++;
+            bit_set(s->building, bit);
+        }
+    }
+}
+
+static gboolean
+read_entries(MsPagemapScanner *s, const ScanBlock *b, guint64 va, gsize n,
+             GError **error)
+{
+    gsize got = 0;
+    if (!pread_full(s->pagemap_fd, s->entries, n * 8, (va / s->page_size) * 8, &got) ||
+        got != n * 8) {
+        int e = errno;
+        g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_IO,
+                    "QEMU process %d, RAM block '%s': pagemap read at 0x%"
+                    G_GINT64_MODIFIER "x returned %" G_GSIZE_FORMAT " of %"
+                    G_GSIZE_FORMAT " bytes (%s)", (int)s->pid, b->memdev_id,
+                    va, got, n * 8, got ? "short read" :
+                    (e ? g_strerror(e) : "end of file: process gone?"));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* Reads pagemap entries of [addr, addr + n pages) in chunks and accounts
+ * them. A short read means the process is gone: an error, never a guess. */
+static gboolean
+read_and_account(MsPagemapScanner *s, const ScanBlock *b, guint64 addr,
+                 guint64 n_pages, Tally *t, GError **error)
+{
+    guint64 done = 0;
+    while (done < n_pages) {
+        gsize n = (gsize)MIN(n_pages - done, (guint64)s->chunk_entries);
+        guint64 va = addr + done * s->page_size;
+        if (!read_entries(s, b, va, n, error))
+            return FALSE;
+        guint64 first_bit = b->first_bit + (va - b->host_start) / s->page_size;
+        account_entries(s, s->entries, n, first_bit, t);
+        resolve_pending(s, t);
+        done += n;
+    }
+    return TRUE;
+}
+
+/* Populated ranges whose frames must be looked up (present, not the zero
+ * page), gathered so that nearby ones share one pagemap pread: with many
+ * small regions a pread per region would cost more than the whole read. */
+typedef struct {
+    guint64 span_start, span_end;   /* host virtual, covers all ranges */
+    GArray *ranges;                 /* pairs of guint64: start, end */
+} PfnSpan;
+
+/* Regions closer than this (in pages) share a pread: 8 KiB of entries. */
+#define MS_SPAN_GAP 1024
+
+static gboolean
+span_flush(MsPagemapScanner *s, const ScanBlock *b, PfnSpan *sp, Tally *t,
+           GError **error)
+{
+    if (sp->ranges->len == 0)
+        return TRUE;
+    gsize n = (gsize)((sp->span_end - sp->span_start) / s->page_size);
+    if (!read_entries(s, b, sp->span_start, n, error))
+        return FALSE;
+    const guint64 *r = (const guint64 *)sp->ranges->data;
+    for (guint i = 0; i < sp->ranges->len; i += 2) {
+        gsize off = (gsize)((r[i] - sp->span_start) / s->page_size);
+        gsize cnt = (gsize)((r[i + 1] - r[i]) / s->page_size);
+        guint64 first_bit = b->first_bit + (r[i] - b->host_start) / s->page_size;
+        account_entries(s, s->entries + off, cnt, first_bit, t);
+    }
+    g_array_set_size(sp->ranges, 0);
+    /* Bound the pending list; sorting more at once buys little. */
+    if (s->pending->len >= s->chunk_entries)
+        resolve_pending(s, t);
+    return TRUE;
+}
+
+static gboolean
+span_add(MsPagemapScanner *s, const ScanBlock *b, PfnSpan *sp, guint64 start,
+         guint64 end, Tally *t, GError **error)
+{
+    while (start < end) {
+        /* A region longer than the buffer is cut into buffer-sized parts. */
+        guint64 part_end = MIN(end, start + s->chunk_entries * s->page_size);
+        if (sp->ranges->len > 0 &&
+            (start - sp->span_end > MS_SPAN_GAP * s->page_size ||
+             part_end - sp->span_start > s->chunk_entries * s->page_size)) {
+            if (!span_flush(s, b, sp, t, error))
+                return FALSE;
+        }
+        if (sp->ranges->len == 0)
+            sp->span_start = start;
+        sp->span_end = part_end;
+        g_array_append_val(sp->ranges, start);
+        g_array_append_val(sp->ranges, part_end);
+        start = part_end;
+    }
+    return TRUE;
+}
+
+static gboolean
+scan_block_scan(MsPagemapScanner *s, const ScanBlock *b, Tally *t, GError **error)
+{
+    guint64 end = b->host_start + b->size;
+    guint64 start = b->host_start;
+    gboolean kpf = s->kpf_fd >= 0;
+    g_autoptr(GArray) ranges = g_array_new(FALSE, FALSE, sizeof(guint64));
+    PfnSpan sp = { 0, 0, ranges };
+    while (start < end) {
+        struct pm_scan_arg arg = {
+            .size = sizeof(arg),
+            .start = start,
+            .end = end,
+            .vec = (guint64)(uintptr_t)s->regions,
+            .vec_len = MS_SCAN_REGIONS,
+            .category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+            .return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_PFNZERO |
+                           PAGE_IS_SOFT_DIRTY,
+        };
+        int n;
+        do
+            n = ioctl(s->pagemap_fd, PAGEMAP_SCAN, &arg);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            int e = errno;
+            g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_IO,
+                        "QEMU process %d, RAM block '%s': PAGEMAP_SCAN at 0x%"
+                        G_GINT64_MODIFIER "x: %s", (int)s->pid, b->memdev_id,
+                        start, g_strerror(e));
+            return FALSE;
+        }
+        if (n > MS_SCAN_REGIONS) {
+            g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_IO,
+                        "PAGEMAP_SCAN returned %d regions for %d slots", n,
+                        MS_SCAN_REGIONS);
+            return FALSE;
+        }
+        for (int i = 0; i < n; i++) {
+            const struct page_region *r = &s->regions[i];
+            if (r->start < start || r->end > end || r->end <= r->start ||
+                r->start % s->page_size || r->end % s->page_size) {
+                g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_IO,
+                            "PAGEMAP_SCAN returned region 0x%llx-0x%llx outside "
+                            "0x%" G_GINT64_MODIFIER "x-0x%" G_GINT64_MODIFIER "x",
+                            (unsigned long long)r->start, (unsigned long long)r->end,
+                            start, end);
+                return FALSE;
+            }
+            guint64 first = b->first_bit + (r->start - b->host_start) / s->page_size;
+            guint64 count = (r->end - r->start) / s->page_size;
+            if ((r->categories & PAGE_IS_PRESENT) &&
+                !(r->categories & PAGE_IS_PFNZERO) && kpf) {
+                /* Only frames tell KSM pages from private ones. */
+                if (!span_add(s, b, &sp, r->start, r->end, t, error))
+                    return FALSE;
+                continue;
+            }
+            bit_set_range(s->populated, first, count);
+            if (r->categories & PAGE_IS_SOFT_DIRTY)
+                t->soft_dirty += count;
+            if (r->categories & PAGE_IS_PRESENT) {
+                if (r->categories & PAGE_IS_PFNZERO) {
+                    t->pages[MS_PAGE_ZERO] += count;
+                } else {
+                    t->pages[MS_PAGE_PRIVATE] += count;
+                    bit_set_range(s->building, first, count);
+                }
+            } else {
+                t->pages[MS_PAGE_SWAPPED] += count;
+                bit_set_range(s->building, first, count);
+            }
+        }
+        /* Only a full output vector means the walk stopped early. A walk
+         * that completes can leave walk_end stale (seen on 6.18 when the
+         * kernel's internal 512-region batches ran more than once): trusting
+         * it would scan the tail again and count it twice. */
+        if ((guint64)n < MS_SCAN_REGIONS)
+            break;
+        guint64 next = MAX(arg.walk_end, s->regions[n - 1].end);
+        if (next <= start || next > end) {
+            g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_IO,
+                        "PAGEMAP_SCAN stopped at 0x%llx, outside 0x%" G_GINT64_MODIFIER
+                        "x-0x%" G_GINT64_MODIFIER "x", (unsigned long long)next,
+                        start, end);
+            return FALSE;
+        }
+        start = next;
+    }
+    if (!span_flush(s, b, &sp, t, error))
+        return FALSE;
+    resolve_pending(s, t);
+    return TRUE;
+}
+
+gboolean
+ms_pagemap_scanner_scan(MsPagemapScanner *s, MsPageCounts *counts, GError **error)
+{
+    if (!check_blocks_mapped(s, error))
+        return FALSE;
+    memset(s->populated, 0, s->n_words * 8);
+    memset(s->building, 0, s->n_words * 8);
+    g_array_set_size(s->pending, 0);
+    Tally t = { { 0 }, 0 };
+    for (guint i = 0; i < s->n_blocks; i++) {
+        const ScanBlock *b = &s->blocks[i];
+        gboolean ok = s->method == MS_PAGEMAP_METHOD_SCAN
+                      ? scan_block_scan(s, b, &t, error)
+                      : read_and_account(s, b, b->host_start, b->size / s->page_size,
+                                         &t, error);
+        if (!ok)
+            return FALSE;
+    }
+
+    guint64 populated = 0, freed = 0, freed_since_last = 0;
+    for (gsize w = 0; w < s->n_words; w++) {
+        populated += __builtin_popcountll(s->populated[w]);
+        freed += __builtin_popcountll(s->ever_used[w] & ~s->populated[w]);
+        freed_since_last += __builtin_popcountll(s->used[w] & ~s->populated[w]);
+    }
+    guint64 sum = t.pages[MS_PAGE_ZERO] + t.pages[MS_PAGE_PRIVATE] +
+                  t.pages[MS_PAGE_KSM] + t.pages[MS_PAGE_SWAPPED];
+    if (sum != populated) {
+        /* Only a kernel returning overlapping regions could do this. */
+        g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_IO,
+                    "QEMU process %d: %" G_GUINT64_FORMAT " pages classified (zero %"
+                    G_GUINT64_FORMAT ", private %" G_GUINT64_FORMAT ", KSM %"
+                    G_GUINT64_FORMAT ", swapped %" G_GUINT64_FORMAT ") but %"
+                    G_GUINT64_FORMAT " populated", (int)s->pid, sum,
+                    t.pages[MS_PAGE_ZERO], t.pages[MS_PAGE_PRIVATE], t.pages[MS_PAGE_KSM],
+                    t.pages[MS_PAGE_SWAPPED], populated);
+        return FALSE;
+    }
+
+    MsPageCounts c = { 0 };
+    c.page_size = s->page_size;
+    c.total_pages = s->n_pages;
+    memcpy(c.pages, t.pages, sizeof(c.pages));
+    c.pages[MS_PAGE_FREED] = freed;
+    c.pages[MS_PAGE_UNPOPULATED] = s->n_pages - populated - freed;
+    c.freed_since_last = s->scanned ? freed_since_last : 0;
+    c.soft_dirty_pages = t.soft_dirty;
+    c.soft_dirty_valid = s->window_open;
+    c.kpageflags_known = s->kpf_fd >= 0;
+    c.method = s->method;
+
+    for (gsize w = 0; w < s->n_words; w++)
+        s->ever_used[w] |= s->building[w];
+    guint64 *tmp = s->used;
+    s->used = s->building;
+    s->building = tmp;
+    s->scanned = TRUE;
+    *counts = c;
+    return TRUE;
+}
+
+gboolean
+ms_pagemap_soft_dirty_supported(void)
+{
+    static gsize cached = 0;   /* 1 no, 2 yes */
+    if (g_once_init_enter(&cached)) {
+        gsize v = 1;
+        long ps = sysconf(_SC_PAGESIZE);
+        char *p = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+        if (p != MAP_FAILED && fd >= 0) {
+            /* A new VMA is soft-dirty as a whole (VM_SOFTDIRTY) wherever
+             * the kernel tracks soft-dirty at all. */
+            *(volatile char *)p = 1;
+            guint64 e = 0;
+            gsize got = 0;
+            if (pread_full(fd, &e, sizeof(e), ((guint64)(uintptr_t)p / ps) * 8, &got) &&
+                got == sizeof(e) && (e & MS_PM_SOFT_DIRTY))
+                v = 2;
+        }
+        if (fd >= 0)
+            close(fd);
+        if (p != MAP_FAILED)
+            munmap(p, ps);
+        g_once_init_leave(&cached, v);
+    }
+    return cached == 2;
+}
+
+gboolean
+ms_pagemap_scanner_start_window(MsPagemapScanner *s, GError **error)
+{
+    /* Only the real /proc speaks for the running kernel; fixture trees are
+     * taken at their word. */
+    if (g_str_equal(s->proc_root, "/proc") && !ms_pagemap_soft_dirty_supported()) {
+        g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_NOT_SUPPORTED,
+                    "this kernel does not track soft-dirty pages "
+                    "(CONFIG_MEM_SOFT_DIRTY is off): no working-set window");
+        return FALSE;
+    }
+    g_autofree char *path = g_strdup_printf("%s/%d/clear_refs", s->proc_root, (int)s->pid);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "4", 1) != 1) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_IO,
+                    "cannot clear soft-dirty bits via '%s': %s", path, g_strerror(e));
+        return FALSE;
+    }
+    close(fd);
+    s->window_open = TRUE;
+    return TRUE;
+}
+
+const guint8 *
+ms_pagemap_scanner_get_used_bitmap(MsPagemapScanner *s, guint64 *n_pages)
+{
+    if (!s->scanned)
+        return NULL;
+    if (n_pages)
+        *n_pages = s->n_pages;
+    /* guint64 words on a little-endian host are LSB-first bytes. */
+    G_STATIC_ASSERT(G_BYTE_ORDER == G_LITTLE_ENDIAN);
+    return (const guint8 *)s->used;
+}
+
+GArray *
+ms_pagemap_scanner_get_extents(MsPagemapScanner *s)
+{
+    return s->extents;
+}
+
+/* ---- usedmap file ---- */
+
+#define USEDMAP_MAGIC "MSUSEDMP"
+#define USEDMAP_VERSION 1
+#define USEDMAP_HEADER 32
+#define USEDMAP_EXTENT 16
+#define USEDMAP_MAX_EXTENTS 65536
+
+guint32
+ms_pagemap_crc32(guint32 crc, const guint8 *buf, gsize len)
+{
+    static guint32 table[256];
+    static gsize init = 0;
+    if (g_once_init_enter(&init)) {
+        for (guint32 i = 0; i < 256; i++) {
+            guint32 c = i;
+            for (int k = 0; k < 8; k++)
+                c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
+            table[i] = c;
+        }
+        g_once_init_leave(&init, 1);
+    }
+    crc = ~crc;
+    for (gsize i = 0; i < len; i++)
+        crc = table[(crc ^ buf[i]) & 0xff] ^ (crc >> 8);
+    return ~crc;
+}
+
+static void
+put_le32(GByteArray *b, guint32 v)
+{
+    guint32 le = GUINT32_TO_LE(v);
+    g_byte_array_append(b, (const guint8 *)&le, 4);
+}
+
+static void
+put_le64(GByteArray *b, guint64 v)
+{
+    guint64 le = GUINT64_TO_LE(v);
+    g_byte_array_append(b, (const guint8 *)&le, 8);
+}
+
+static inline gboolean
+bytes_bit(const guint8 *map, guint64 bit)
+{
+    return (map[bit >> 3] >> (bit & 7)) & 1;
+}
+
+gboolean
+ms_pagemap_write_usedmap(const char *path, guint32 page_size, const GArray *extents,
+                         const guint8 *bitmap, guint64 scan_time_us, GError **error)
+{
+    if (page_size == 0 || (page_size & (page_size - 1)) || !extents ||
+        extents->len > USEDMAP_MAX_EXTENTS) {
+        g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID,
+                    "usedmap '%s': bad page size %u or extent count", path, page_size);
+        return FALSE;
+    }
+    g_autoptr(GByteArray) b = g_byte_array_new();
+    g_byte_array_append(b, (const guint8 *)USEDMAP_MAGIC, 8);
+    put_le32(b, USEDMAP_VERSION);
+    put_le32(b, page_size);
+    put_le32(b, extents->len);
+    put_le32(b, 0);
+    put_le64(b, scan_time_us);
+    for (guint i = 0; i < extents->len; i++) {
+        const MsGuestMemExtent *e = &g_array_index(extents, MsGuestMemExtent, i);
+        if (e->length % page_size || e->gpa % page_size) {
+            g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID,
+                        "usedmap '%s': extent %u (0x%" G_GINT64_MODIFIER "x + %"
+                        G_GUINT64_FORMAT ") is not page aligned", path, i, e->gpa,
+                        e->length);
+            return FALSE;
+        }
+        put_le64(b, e->gpa);
+        put_le64(b, e->length / page_size);
+    }
+    guint64 src = 0;
+    for (guint i = 0; i < extents->len; i++) {
+        const MsGuestMemExtent *e = &g_array_index(extents, MsGuestMemExtent, i);
+        guint64 n = e->length / page_size;
+        gsize bytes = (gsize)((n + 7) / 8);
+        gsize padded = (bytes + 7) & ~(gsize)7;
+        guint off = b->len;
+        g_byte_array_set_size(b, b->len + padded);
+        memset(b->data + off, 0, padded);
+        if ((src & 7) == 0) {
+            memcpy(b->data + off, bitmap + src / 8, bytes);
+            if (n & 7)
+                b->data[off + bytes - 1] &= (guint8)((1u << (n & 7)) - 1);
+        } else {
+            for (guint64 k = 0; k < n; k++)
+                if (bytes_bit(bitmap, src + k))
+                    b->data[off + k / 8] |= (guint8)(1u << (k & 7));
+        }
+        src += n;
+    }
+    put_le32(b, ms_pagemap_crc32(0, b->data, b->len));
+    return ms_file_write_atomic(path, (const char *)b->data, b->len, 0644, error);
+}
+
+gboolean
+ms_pagemap_scanner_write_usedmap(MsPagemapScanner *s, const char *path, GError **error)
+{
+    const guint8 *bm = ms_pagemap_scanner_get_used_bitmap(s, NULL);
+    if (!bm) {
+        g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID,
+                    "usedmap '%s': no scan yet", path);
+        return FALSE;
+    }
+    return ms_pagemap_write_usedmap(path, (guint32)s->page_size, s->extents, bm,
+                                    (guint64)g_get_real_time(), error);
+}
+
+void
+ms_usedmap_free(MsUsedmap *map)
+{
+    if (!map)
+        return;
+    if (map->extents)
+        g_array_unref(map->extents);
+    g_free(map->bitmap);
+    g_free(map);
+}
+
+static guint32
+get_le32(const guint8 *p)
+{
+    guint32 v;
+    memcpy(&v, p, 4);
+    return GUINT32_FROM_LE(v);
+}
+
+static guint64
+get_le64(const guint8 *p)
+{
+    guint64 v;
+    memcpy(&v, p, 8);
+    return GUINT64_FROM_LE(v);
+}
+
+MsUsedmap *
+ms_pagemap_parse_usedmap(const guint8 *buf, gsize len, GError **error)
+{
+    if (len < USEDMAP_HEADER + 4 || memcmp(buf, USEDMAP_MAGIC, 8) != 0) {
+        g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID,
+                    "usedmap: not a memshare used-page map (bad magic or %" G_GSIZE_FORMAT
+                    " bytes)", len);
+        return NULL;
+    }
+    guint32 crc = get_le32(buf + len - 4);
+    if (crc != ms_pagemap_crc32(0, buf, len - 4)) {
+        g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID,
+                    "usedmap: checksum mismatch (file damaged or truncated)");
+        return NULL;
+    }
+    guint32 version = get_le32(buf + 8);
+    guint32 page_size = get_le32(buf + 12);
+    guint32 n_ext = get_le32(buf + 16);
+    if (version != USEDMAP_VERSION) {
+        g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID,
+                    "usedmap: version %u, only %d is known", version, USEDMAP_VERSION);
+        return NULL;
+    }
+    if (page_size < 512 || (page_size & (page_size - 1)) || n_ext > USEDMAP_MAX_EXTENTS) {
+        g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID,
+                    "usedmap: page size %u or %u extents out of range", page_size, n_ext);
+        return NULL;
+    }
+    gsize pos = USEDMAP_HEADER;
+    if ((guint64)n_ext * USEDMAP_EXTENT > len - 4 - pos) {
+        g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID,
+                    "usedmap: %u extents do not fit in %" G_GSIZE_FORMAT " bytes", n_ext, len);
+        return NULL;
+    }
+    g_autoptr(MsUsedmap) m = g_new0(MsUsedmap, 1);
+    m->page_size = page_size;
+    m->scan_time_us = get_le64(buf + 24);
+    m->extents = g_array_new(FALSE, FALSE, sizeof(MsGuestMemExtent));
+    guint64 bitmap_bytes = 0;
+    for (guint i = 0; i < n_ext; i++, pos += USEDMAP_EXTENT) {
+        MsGuestMemExtent e;
+        e.gpa = get_le64(buf + pos);
+        guint64 n = get_le64(buf + pos + 8);
+        if (n == 0 || n > MS_PAGEMAP_MAX_PAGES || m->n_pages + n > MS_PAGEMAP_MAX_PAGES) {
+            g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID,
+                        "usedmap: extent %u has %" G_GUINT64_FORMAT " pages", i, n);
+            return NULL;
+        }
+        e.length = n * page_size;
+        e.ram_offset = m->n_pages * page_size;
+        g_array_append_val(m->extents, e);
+        m->n_pages += n;
+        bitmap_bytes += (((n + 7) / 8) + 7) & ~G_GUINT64_CONSTANT(7);
+    }
+    if (bitmap_bytes != len - 4 - pos) {
+        g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID,
+                    "usedmap: %" G_GSIZE_FORMAT " bitmap bytes, extents need %"
+                    G_GUINT64_FORMAT, len - 4 - pos, bitmap_bytes);
+        return NULL;
+    }
+    m->bitmap = g_malloc0((gsize)((m->n_pages + 7) / 8));
+    guint64 dst = 0;
+    for (guint i = 0; i < n_ext; i++) {
+        guint64 n = g_array_index(m->extents, MsGuestMemExtent, i).length / page_size;
+        gsize bytes = (gsize)((n + 7) / 8);
+        const guint8 *src = buf + pos;
+        for (gsize k = bytes * 8; k-- > n;) {
+            if (bytes_bit(src, k)) {
+                g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID,
+                            "usedmap: extent %u has bits set past its %" G_GUINT64_FORMAT
+                            " pages", i, n);
+                return NULL;
+            }
+        }
+        if ((dst & 7) == 0) {
+            memcpy(m->bitmap + dst / 8, src, bytes);
+        } else {
+            for (guint64 k = 0; k < n; k++)
+                if (bytes_bit(src, k))
+                    m->bitmap[(dst + k) / 8] |= (guint8)(1u << ((dst + k) & 7));
+        }
+        dst += n;
+        pos += (bytes + 7) & ~(gsize)7;
+    }
+    return g_steal_pointer(&m);
+}

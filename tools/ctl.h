@@ -22,5 +22,7 @@ const char *ms_ctl_connect_uri(void);
 
 int ms_ctl_policy(int argc, char **argv);
 int ms_ctl_image(int argc, char **argv);
+/* domstats and usedmap (argv[0] says which) */
+int ms_ctl_stats(int argc, char **argv);
 
 G_END_DECLS

@@ -1,0 +1,120 @@
+#!/bin/bash
+# tests/hook/test-hook.sh: the hook binary as libvirt calls it (arguments,
+# domain XML on stdin), without libvirtd: domains without a policy are left
+# alone; an invalid policy stops `prepare` unless on-error='ignore'; at
+# `started` the agent is launched detached (own session, no inherited
+# descriptors, libvirt's pipes closed) and the hook returns at once; at
+# `release` the agent is stopped and the runtime directory removed.
+#   usage: test-hook.sh HOOK
+set -euo pipefail
+source "$(dirname "$0")/../lib/tap.sh"
+hook=$1
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d /tmp/ms-hook.XXXXXX)
+trap 'pkill -f "$tmp/probe" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+export MEMSHARE_RUNTIME_DIR=$tmp/run MEMSHARE_CONFIG=$tmp/memshare.conf
+uuid=0f4a5c1e-9d7b-4d1a-8a62-3c2b1f0e9d88
+
+# The probe agent sleeps so the hook's return proves it does not wait.
+cat > "$tmp/probe" <<PROBE
+#!/bin/bash
+export PROBE_OUT=$tmp/probe.out
+mkdir -p $tmp/run/domains/$uuid
+echo \$\$ > $tmp/run/domains/$uuid/agent.pid
+bash $here/probe-agent.sh "\$@"
+exec sleep 300
+PROBE
+chmod +x "$tmp/probe"
+cat > "$MEMSHARE_CONFIG" <<CONF
+[agent]
+path=$tmp/probe
+launcher=detached
+log-dir=$tmp/log
+CONF
+
+domain() { # domain NAME POLICY-ATTRS POLICY-BODY
+    cat <<XML
+<domain type='qemu'>
+  <name>$1</name>
+  <uuid>$uuid</uuid>
+  <memory unit='KiB'>1048576</memory>
+  <currentMemory unit='KiB'>1048576</currentMemory>
+  <os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type></os>
+  <devices><memballoon model='virtio'><alias name='balloon0'/></memballoon></devices>
+  ${3:+<metadata><memshare:policy xmlns:memshare='https://memshare.dev/xmlns/policy/1.0' $2>$3</memshare:policy></metadata>}
+</domain>
+XML
+}
+
+# 1. no policy: nothing at all happens
+domain plain "" "" > "$tmp/plain.xml"
+for op in prepare started stopped release; do
+    out=$("$hook" plain $op begin - < "$tmp/plain.xml" 2>&1); rc=$?
+    check "no policy, $op: exit 0, silent" test "$rc" = 0 -a -z "$out"
+done
+check "no policy: no runtime directory created" test ! -e "$tmp/run"
+check "no policy: no agent launched" test ! -e "$tmp/probe.out"
+
+# 2. invalid policy refuses prepare with a message naming domain and element
+domain web1 "" "<memshare:balloon mode='ksm-share' floor='2GiB'/>" > "$tmp/bad.xml"
+set +e; out=$("$hook" web1 prepare begin - < "$tmp/bad.xml" 2>&1); rc=$?; set -e
+check "invalid policy: prepare exits 1" test "$rc" = 1
+check "invalid policy: message names domain and element" \
+    grep -q "domain 'web1'.*<balloon floor='2GiB'>" <<< "$out"
+echo "# $out"
+
+# 3. on-error='ignore': prepare passes, started launches nothing
+domain web1 "on-error='ignore'" "<memshare:balloon mode='ksm-share' floor='2GiB'/>" > "$tmp/ign.xml"
+set +e; out=$("$hook" web1 prepare begin - < "$tmp/ign.xml" 2>&1); rc=$?; set -e
+check "on-error=ignore: prepare exits 0" test "$rc" = 0
+check "on-error=ignore: says it starts without memshare" grep -q "without memshare" <<< "$out"
+"$hook" web1 started begin - < "$tmp/ign.xml" 2>/dev/null
+sleep 0.3
+check "on-error=ignore: no agent launched" test ! -e "$tmp/probe.out"
+
+# 4. valid policy: started launches the agent detached and returns at once
+domain web2 "" "<memshare:tracking used-pages='on'/>" > "$tmp/good.xml"
+check "valid policy: prepare exits 0" "$hook" web2 prepare begin - < "$tmp/good.xml"
+# libvirt reads the hook's stdout/stderr until EOF: run the hook with pipes
+# and require EOF while the (sleeping) agent still runs.
+start=$(date +%s%N)
+"$hook" web2 started begin - < "$tmp/good.xml" 2>&1 | cat > "$tmp/started.out"
+elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+echo "# started hook returned, pipes closed, after $elapsed_ms ms"
+check "started: hook's pipes reach EOF while the agent lives" wait_for 5 test -s "$tmp/probe.out"
+check "started: hook printed nothing" test ! -s "$tmp/started.out"
+check "agent got --uuid and --name" grep -q -- "--uuid $uuid --name web2 --connect qemu:///system" "$tmp/probe.out"
+agent_pid=$(cat "$tmp/run/domains/$uuid/agent.pid")
+sid=$(sed -n 's/^sid: \([0-9]*\).*/\1/p' "$tmp/probe.out")
+check "agent runs in its own session" test "$sid" != "$(ps -o sid= -p $$ | tr -d ' ')"
+check "agent inherited only stdin/stdout/stderr (+ its own)" grep -Eq "^fds: 0 1 2 (255 )?$" "$tmp/probe.out"
+check "agent stdin is /dev/null" grep -q "^stdin: /dev/null" "$tmp/probe.out"
+check "agent stdout goes to its log file" grep -q "^stdout: $tmp/log/$uuid.log" "$tmp/probe.out"
+check "agent environment is clean (no MEMSHARE_CONFIG leak)" bash -c "! grep -q MEMSHARE_CONFIG '$tmp/probe.out'"
+
+# 5. reconnect with a live agent: no second agent
+rm -f "$tmp/probe.out"
+"$hook" web2 reconnect begin - < "$tmp/good.xml"
+sleep 0.3
+check "reconnect with a live agent launches nothing" test ! -e "$tmp/probe.out"
+
+# 6. stopped + release end the agent and remove the runtime directory
+"$hook" web2 stopped end - < "$tmp/good.xml"
+"$hook" web2 release end - < "$tmp/good.xml"
+check "release: agent gone" wait_for 3 bash -c "! kill -0 $agent_pid"
+check "release: runtime directory removed" test ! -e "$tmp/run/domains/$uuid"
+
+# 7. reconnect with the agent gone: relaunched
+"$hook" web2 reconnect begin - < "$tmp/good.xml"
+check "reconnect without an agent relaunches it" wait_for 5 test -s "$tmp/probe.out"
+"$hook" web2 release end - < "$tmp/good.xml"
+
+# 8. hostile input: a UUID that is a path, oversized stdin
+sed "s#<uuid>$uuid</uuid>#<uuid>../../../etc</uuid>#" "$tmp/good.xml" > "$tmp/evil.xml"
+set +e; "$hook" evil prepare begin - < "$tmp/evil.xml" >/dev/null 2>&1; rc=$?; set -e
+check "a UUID that is not a UUID is refused at prepare" test "$rc" = 1
+check "and nothing is created from it" test ! -e "$tmp/etc" -a ! -e "$tmp/run/etc"
+head -c $((11 * 1024 * 1024)) /dev/zero | tr '\0' 'x' > "$tmp/huge.xml"
+set +e; "$hook" huge prepare begin - < "$tmp/huge.xml" >/dev/null 2>&1; rc=$?; set -e
+check "oversized domain XML does not block a start" test "$rc" = 0
+done_testing

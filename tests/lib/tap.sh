@@ -1,0 +1,21 @@
+# tests/lib/tap.sh: minimal TAP helpers for the shell tests. Each check
+# prints "ok N - what" or "not ok N - what"; done_testing prints the plan and
+# fails the script if any check failed.
+_tap_n=0
+_tap_failed=0
+ok() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $*"; }
+not_ok() { _tap_n=$((_tap_n + 1)); _tap_failed=$((_tap_failed + 1)); echo "not ok $_tap_n - $*"; }
+# check "description" command...: ok when the command succeeds
+check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+# wait_for SECONDS command...: polls every 0.1 s until the command succeeds
+wait_for() {
+    local limit=$1; shift
+    local end=$(( $(date +%s%N) + limit * 1000000000 ))
+    while [ "$(date +%s%N)" -lt "$end" ]; do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    "$@" >/dev/null 2>&1
+}
+bail() { echo "Bail out! $*"; exit 1; }
+done_testing() { echo "1..$_tap_n"; [ "$_tap_failed" -eq 0 ]; }
