@@ -1,0 +1,58 @@
+#!/bin/bash
+# bench/hook/bench-virsh-start.sh: what the memshare hook adds to
+# `virsh start`, measured in one run with a private libvirtd: phases with
+# the hook installed and phases without it alternate (libvirtd restarted
+# between them, so drift of the machine hits both sides alike); in each
+# phase the same domains are started (--paused: the guest CPU would only add
+# TCG noise) and destroyed. Prints medians and the added time.
+#   usage: bench-virsh-start.sh BUILDDIR [PHASES] [STARTS_PER_PHASE]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(cd "$1" && pwd); phases=${2:-4}; starts=${3:-8}
+export MS_GUEST_KERNEL=$build/tests/guest/vmlinuz MS_GUEST_INITRD=$build/tests/guest/initramfs.img
+source "$here/../../tests/lib/vmenv.sh"
+source "$here/../../tests/lib/domain.sh"
+dir=$(mktemp -d /tmp/ms-bench.XXXXXX)
+vmenv_setup "$dir"; vmenv_trap
+vmenv_exec bash -c "cat > /etc/memshare/memshare.conf" <<CONF
+[agent]
+path=$build/qmp-plugin/memshare-agent
+launcher=detached
+CONF
+NS=https://memshare.dev/xmlns/policy/1.0
+domain_xml plain 11111111-2222-4333-8444-555555555501 256 256 idle "$dir/p.serial" > "$dir/plain.xml"
+domain_xml pol 11111111-2222-4333-8444-555555555502 256 256 idle "$dir/q.serial" \
+    "<memshare:policy xmlns:memshare='$NS'><memshare:stats period='5s'/></memshare:policy>" > "$dir/pol.xml"
+results=$dir/results.txt
+: > "$results"
+for ph in $(seq "$phases"); do
+    for mode in nohook hook; do
+        vmenv_exec rm -f /etc/libvirt/hooks/qemu.d/memshare
+        [ $mode = hook ] && vmenv_install_hook "$build/hooks/memshare-hook"
+        vmenv_restart_libvirtd
+        for d in plain pol; do vmenv_exec virsh -q define "$dir/$d.xml" >/dev/null; done
+        for i in $(seq "$starts"); do
+            for d in plain pol; do
+                t0=$(date +%s%N)
+                vmenv_exec virsh -q start --paused $d >/dev/null
+                echo "$mode $d $(( ($(date +%s%N) - t0) / 1000 ))" >> "$results"
+                vmenv_exec virsh -q destroy $d >/dev/null
+            done
+        done
+    done
+done
+python3 - "$results" <<'PY'
+import sys, statistics
+rows = [l.split() for l in open(sys.argv[1])]
+med = {}
+for mode in ("nohook", "hook"):
+    for d in ("plain", "pol"):
+        v = [int(r[2]) / 1000 for r in rows if r[0] == mode and r[1] == d]
+        med[(mode, d)] = statistics.median(v)
+print("| domain | without hook (median ms) | with hook (median ms) | added ms | ratio |")
+print("|---|---|---|---|---|")
+for d, label in (("plain", "no memshare policy"), ("pol", "memshare policy (agent launched)")):
+    a, b = med[("nohook", d)], med[("hook", d)]
+    print(f"| {label} | {a:.1f} | {b:.1f} | {b-a:+.1f} | {b/a:.3f} |")
+print(f"n = {len(rows)//4} starts per cell")
+PY

@@ -1,0 +1,79 @@
+/* policies/ms-alloc.h: THE balloon allocation function. Pure: no I/O, no
+ * clock; every agent computing from the same snapshot gets the same answer
+ * bit for bit (domains are processed in uuid order). Formulas and safety
+ * rules: docs/balloon.md. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef enum {
+    MS_ALLOC_EQUAL,
+    MS_ALLOC_WEIGHTED,
+    MS_ALLOC_CONTRIBUTION,
+} MsAllocMode;
+
+typedef enum {
+    MS_ALLOC_REASON_SHARE,        /* base + its share of the pool */
+    MS_ALLOC_REASON_AT_FLOOR,
+    MS_ALLOC_REASON_AT_CEILING,
+    MS_ALLOC_REASON_SHORTAGE,     /* host below reserve: shrink only */
+    MS_ALLOC_REASON_STUCK,        /* balloon not moving: keep current */
+    MS_ALLOC_REASON_HYSTERESIS,   /* change too small: keep current */
+    MS_ALLOC_REASON_STEP_LIMITED,
+} MsAllocReason;
+
+typedef struct {
+    guint64 saved_bytes;          /* KSM saving; negative profit given as 0 */
+    guint64 mem_available_bytes;  /* host MemAvailable */
+    guint64 reserve_bytes;        /* MemAvailable never pushed below this */
+} MsAllocHost;
+
+typedef struct {
+    char uuid[37];
+    guint64 weight;
+    guint64 base;
+    guint64 floor;
+    guint64 ceiling;              /* min(policy ceiling, <memory>) */
+    guint64 contribution_bytes;
+    guint64 current_target;
+    guint64 working_set_floor;    /* 0 = unknown */
+    gboolean stuck;
+} MsAllocDomain;
+
+typedef struct {
+    MsAllocMode mode;
+    guint64 max_step;             /* 0 = unlimited */
+    guint64 hysteresis;
+} MsAllocParams;
+
+typedef struct {
+    guint64 target;
+    guint64 ideal;                /* before hysteresis and step limit */
+    MsAllocReason reason;
+} MsAllocResult;
+
+const char *ms_alloc_reason_name(MsAllocReason r);
+const char *ms_alloc_mode_name(MsAllocMode m);
+gboolean ms_alloc_mode_from_string(const char *s, MsAllocMode *out);
+
+/* The pool the growing domains may share (see docs/balloon.md). */
+guint64 ms_alloc_distributable(const MsAllocHost *host,
+                               const MsAllocDomain *domains, gsize n);
+
+/* results[i] belongs to domains[i]; input order does not matter. */
+void ms_alloc_compute(const MsAllocHost *host, const MsAllocParams *params,
+                      const MsAllocDomain *domains, gsize n,
+                      MsAllocResult *results);
+
+/* Publication of one agent's inputs (RUNSTATEDIR/memshare/domains/UUID/inputs):
+ * "key=value" lines. Unknown keys ignored, missing or duplicated ones and
+ * malformed values are errors; input bounded to MS_ALLOC_INPUT_MAX. */
+#define MS_ALLOC_INPUT_MAX 4096
+char *ms_alloc_input_to_keyfile(const MsAllocDomain *d, MsAllocMode mode);
+gboolean ms_alloc_input_from_keyfile(const char *buf, gsize len, const char *what,
+                                     MsAllocDomain *d, MsAllocMode *mode,
+                                     GError **error);
+
+G_END_DECLS

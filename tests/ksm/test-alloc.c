@@ -1,0 +1,245 @@
+/* tests/ksm/test-alloc.c: policies/ms-alloc against data/alloc-cases.txt,
+ * with the invariants checked on every case and on 10000 random snapshots. */
+#include <stdio.h>
+#include <string.h>
+#include "ms-alloc.h"
+
+#define MiB G_GUINT64_CONSTANT(1048576)
+
+typedef struct {
+    char *name;
+    MsAllocHost host;
+    MsAllocParams params;
+    GArray *doms;      /* MsAllocDomain */
+    GArray *expect;    /* guint64 target */
+    GPtrArray *reason; /* char * */
+} Case;
+
+static void
+case_free(gpointer p)
+{
+    Case *c = p;
+    g_free(c->name);
+    g_array_unref(c->doms);
+    g_array_unref(c->expect);
+    g_ptr_array_unref(c->reason);
+    g_free(c);
+}
+
+/* The invariants every allocation must hold. */
+static void
+check_invariants(const MsAllocHost *host, const MsAllocParams *params,
+                 const MsAllocDomain *d, gsize n, const MsAllocResult *r)
+{
+    guint64 dist = ms_alloc_distributable(host, d, n);
+    guint64 grown = 0;
+    gboolean shortage = host->mem_available_bytes < host->reserve_bytes;
+    for (gsize i = 0; i < n; i++) {
+        guint64 lo = MIN(MAX(d[i].floor, d[i].working_set_floor), d[i].ceiling);
+        if (d[i].stuck) {
+            g_assert_cmpuint(r[i].target, ==, d[i].current_target);
+            g_assert_cmpint(r[i].reason, ==, MS_ALLOC_REASON_STUCK);
+        } else {
+            g_assert_cmpuint(r[i].target, >=, lo);
+            g_assert_cmpuint(r[i].target, <=, d[i].ceiling);
+            g_assert_cmpuint(r[i].ideal, >=, lo);
+            g_assert_cmpuint(r[i].ideal, <=, d[i].ceiling);
+            /* growth only towards the ideal, unless a floor demands it */
+            if (r[i].target > d[i].current_target && r[i].target > lo)
+                g_assert_cmpuint(r[i].target, <=, r[i].ideal);
+            if (shortage && r[i].target > d[i].current_target)
+                g_assert_cmpuint(r[i].target, <=, MAX(lo, d[i].current_target));
+            if (params->max_step && d[i].current_target >= lo &&
+                d[i].current_target <= d[i].ceiling) {
+                guint64 diff = r[i].target > d[i].current_target
+                    ? r[i].target - d[i].current_target : d[i].current_target - r[i].target;
+                g_assert_cmpuint(diff, <=, params->max_step);
+            }
+        }
+        guint64 above = MAX(d[i].base, lo);
+        if (!d[i].stuck && r[i].ideal > above)
+            grown += r[i].ideal - above;
+        if (d[i].stuck && d[i].current_target > d[i].base)
+            grown += d[i].current_target - d[i].base;
+        else if (!d[i].stuck && lo > d[i].base)
+            grown += lo - d[i].base;
+    }
+    /* floors above base are a requirement that may exceed the pool */
+    guint64 required = 0;
+    for (gsize i = 0; i < n; i++) {
+        guint64 lo = MIN(MAX(d[i].floor, d[i].working_set_floor), d[i].ceiling);
+        if (d[i].stuck && d[i].current_target > d[i].base)
+            required += d[i].current_target - d[i].base;
+        else if (!d[i].stuck && lo > d[i].base)
+            required += lo - d[i].base;
+    }
+    g_assert_cmpuint(grown, <=, MAX(dist, required));
+
+    /* determinism: reversed input, same per-domain output */
+    g_autofree MsAllocDomain *rev = g_new(MsAllocDomain, n);
+    g_autofree MsAllocResult *rr = g_new0(MsAllocResult, n);
+    for (gsize i = 0; i < n; i++)
+        rev[i] = d[n - 1 - i];
+    ms_alloc_compute(host, params, rev, n, rr);
+    for (gsize i = 0; i < n; i++) {
+        g_assert_cmpuint(rr[n - 1 - i].target, ==, r[i].target);
+        g_assert_cmpint(rr[n - 1 - i].reason, ==, r[i].reason);
+    }
+}
+
+static GPtrArray *
+load_cases(void)
+{
+    g_autofree char *path = g_test_build_filename(G_TEST_DIST, "data", "alloc-cases.txt", NULL);
+    g_autofree char *text = NULL;
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    GPtrArray *cases = g_ptr_array_new_with_free_func(case_free);
+    Case *c = NULL;
+    for (guint i = 0; lines[i]; i++) {
+        char *l = g_strstrip(lines[i]);
+        char a[64], b[64];
+        guint64 x, y, z;
+        if (*l == '\0' || *l == '#')
+            continue;
+        if (sscanf(l, "case %63s", a) == 1) {
+            c = g_new0(Case, 1);
+            c->name = g_strdup(a);
+            c->doms = g_array_new(FALSE, TRUE, sizeof(MsAllocDomain));
+            c->expect = g_array_new(FALSE, TRUE, sizeof(guint64));
+            c->reason = g_ptr_array_new_with_free_func(g_free);
+        } else if (sscanf(l, "host %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, &x, &y, &z) == 3) {
+            c->host = (MsAllocHost){ x * MiB, y * MiB, z * MiB };
+        } else if (sscanf(l, "params %63s %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, a, &x, &y) == 3) {
+            g_assert_true(ms_alloc_mode_from_string(a, &c->params.mode));
+            c->params.max_step = x * MiB;
+            c->params.hysteresis = y * MiB;
+        } else if (g_str_has_prefix(l, "dom ")) {
+            MsAllocDomain d = { 0 };
+            guint64 w, base, fl, ce, co, cu, ws, st, t;
+            int n = sscanf(l, "dom %36s %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
+                           " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
+                           " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " => %" G_GUINT64_FORMAT " %63s",
+                           d.uuid, &w, &base, &fl, &ce, &co, &cu, &ws, &st, &t, b);
+            g_assert_cmpint(n, ==, 11);
+            d.weight = w; d.base = base * MiB; d.floor = fl * MiB; d.ceiling = ce * MiB;
+            d.contribution_bytes = co * MiB; d.current_target = cu * MiB;
+            d.working_set_floor = ws * MiB; d.stuck = st != 0;
+            t *= MiB;
+            g_array_append_val(c->doms, d);
+            g_array_append_val(c->expect, t);
+            g_ptr_array_add(c->reason, g_strdup(b));
+        } else if (strcmp(l, "end") == 0) {
+            g_ptr_array_add(cases, c);
+            c = NULL;
+        } else {
+            g_error("%s: cannot parse line '%s'", path, l);
+        }
+    }
+    return cases;
+}
+
+static void
+test_case(gconstpointer data)
+{
+    const Case *c = data;
+    gsize n = c->doms->len;
+    g_autofree MsAllocResult *r = g_new0(MsAllocResult, n);
+    const MsAllocDomain *d = (const MsAllocDomain *)(void *)c->doms->data;
+    ms_alloc_compute(&c->host, &c->params, d, n, r);
+    for (gsize i = 0; i < n; i++) {
+        g_test_message("%s %s: target %" G_GUINT64_FORMAT " MiB (%s)", c->name, d[i].uuid,
+                       r[i].target / MiB, ms_alloc_reason_name(r[i].reason));
+        g_assert_cmpuint(r[i].target, ==, g_array_index(c->expect, guint64, i));
+        g_assert_cmpstr(ms_alloc_reason_name(r[i].reason), ==, g_ptr_array_index(c->reason, i));
+    }
+    check_invariants(&c->host, &c->params, d, n, r);
+}
+
+static void
+test_random(void)
+{
+    GRand *rand = g_rand_new_with_seed(20261122);
+    for (int iter = 0; iter < 10000; iter++) {
+        gsize n = g_rand_int_range(rand, 1, 9);
+        MsAllocHost host = {
+            g_rand_int_range(rand, 0, 4096) * MiB,
+            g_rand_int_range(rand, 0, 8192) * MiB,
+            g_rand_int_range(rand, 0, 4096) * MiB,
+        };
+        MsAllocParams params = {
+            (MsAllocMode)g_rand_int_range(rand, 0, 3),
+            g_rand_boolean(rand) ? g_rand_int_range(rand, 1, 512) * MiB : 0,
+            g_rand_boolean(rand) ? g_rand_int_range(rand, 1, 64) * MiB : 0,
+        };
+        g_autofree MsAllocDomain *d = g_new0(MsAllocDomain, n);
+        g_autofree MsAllocResult *r = g_new0(MsAllocResult, n);
+        for (gsize i = 0; i < n; i++) {
+            g_snprintf(d[i].uuid, sizeof d[i].uuid, "%08x-0000-0000-0000-%012x",
+                       g_rand_int(rand), (guint)i);
+            d[i].weight = g_rand_int_range(rand, 0, 10);
+            d[i].base = g_rand_int_range(rand, 256, 4096) * MiB;
+            d[i].floor = g_rand_int_range(rand, 128, 4096) * MiB;
+            d[i].ceiling = g_rand_int_range(rand, 256, 8192) * MiB;
+            d[i].contribution_bytes = g_rand_boolean(rand) ? g_rand_int_range(rand, 0, 1024) * MiB : 0;
+            d[i].current_target = g_rand_int_range(rand, 128, 8192) * MiB;
+            d[i].working_set_floor = g_rand_boolean(rand) ? g_rand_int_range(rand, 0, 4096) * MiB : 0;
+            d[i].stuck = g_rand_int_range(rand, 0, 10) == 0;
+        }
+        ms_alloc_compute(&host, &params, d, n, r);
+        check_invariants(&host, &params, d, n, r);
+    }
+    g_rand_free(rand);
+}
+
+static void
+test_keyfile(void)
+{
+    MsAllocDomain d = { "0a1b2c3d-0000-4000-8000-000000000001", 3, 1 * MiB, 2, 3, 4, 5, 6, TRUE };
+    g_autofree char *text = ms_alloc_input_to_keyfile(&d, MS_ALLOC_WEIGHTED);
+    MsAllocDomain back;
+    MsAllocMode mode;
+    g_autoptr(GError) error = NULL;
+    g_assert_true(ms_alloc_input_from_keyfile(text, strlen(text), "inputs", &back, &mode, &error));
+    g_assert_no_error(error);
+    g_assert_cmpstr(back.uuid, ==, d.uuid);
+    g_assert_cmpuint(back.weight, ==, 3);
+    g_assert_cmpuint(back.base, ==, MiB);
+    g_assert_cmpuint(back.floor, ==, 2);
+    g_assert_cmpuint(back.ceiling, ==, 3);
+    g_assert_cmpuint(back.contribution_bytes, ==, 4);
+    g_assert_cmpuint(back.current_target, ==, 5);
+    g_assert_cmpuint(back.working_set_floor, ==, 6);
+    g_assert_true(back.stuck);
+    g_assert_cmpint(mode, ==, MS_ALLOC_WEIGHTED);
+    static const struct { const char *in; const char *msg; } bad[] = {
+        { "uuid=x\n", "is missing" },
+        { "uuid=x\nuuid=y\n", "appears twice" },
+        { "garbage\n", "not key=value" },
+        { "uuid=nope\nmode=equal\nweight=1\nbase=1\nfloor=1\nceiling=1\ncontribution=1\ncurrent=1\nws_floor=1\nstuck=0\n", "not a UUID" },
+        { "uuid=0a1b2c3d-0000-4000-8000-000000000001\nmode=fair\nweight=1\nbase=1\nfloor=1\nceiling=1\ncontribution=1\ncurrent=1\nws_floor=1\nstuck=0\n", "unknown division mode 'fair'" },
+        { "uuid=0a1b2c3d-0000-4000-8000-000000000001\nmode=equal\nweight=1\nbase=-1\nfloor=1\nceiling=1\ncontribution=1\ncurrent=1\nws_floor=1\nstuck=0\n", "base" },
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_clear_error(&error);
+        g_assert_false(ms_alloc_input_from_keyfile(bad[i].in, strlen(bad[i].in), "inputs", &back, &mode, &error));
+        g_assert_nonnull(error);
+        g_test_message("%s", error->message);
+        g_assert_nonnull(strstr(error->message, bad[i].msg));
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_autoptr(GPtrArray) cases = load_cases();
+    for (guint i = 0; i < cases->len; i++) {
+        Case *c = g_ptr_array_index(cases, i);
+        g_autofree char *p = g_strdup_printf("/alloc/case/%s", c->name);
+        g_test_add_data_func(p, c, test_case);
+    }
+    g_test_add_func("/alloc/random", test_random);
+    g_test_add_func("/alloc/keyfile", test_keyfile);
+    return g_test_run();
+}
