@@ -78,6 +78,10 @@ typedef struct {
         guint64 period_ms;      /* default 5000 */
         guint64 max_step_kib;   /* default 64 MiB */
         guint64 hysteresis_kib; /* default 16 MiB */
+        /* Which of base/floor/ceiling the user wrote; the others are
+         * derived (from <currentMemory>, base, <memory>) and are 0 in a
+         * standalone policy, where there is no domain to derive them from. */
+        gboolean base_set, floor_set, ceiling_set;
     } balloon;
 
     struct {

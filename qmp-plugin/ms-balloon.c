@@ -1,0 +1,1 @@
+/* qmp-plugin/ms-balloon.c: placeholder (being written) */

@@ -1,0 +1,1 @@
+/* qmp-plugin/ms-export.c: placeholder (being written) */
