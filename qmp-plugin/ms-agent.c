@@ -14,6 +14,7 @@
 #include "ms-error.h"
 #include "ms-log.h"
 #include "ms-module.h"
+#include "ms-images.h"
 #include "ms-qmp.h"
 #include "ms-tracking.h"
 #include "ms-util.h"
@@ -74,6 +75,7 @@ struct _MsAgent {
 /* The feature modules, in the order they tick. */
 static const MsAgentModule *const ms_agent_module_table[] = {
     &ms_tracking_module,
+    &ms_images_module,
     NULL,
 };
 
@@ -408,6 +410,7 @@ ms_agent_refresh_env(MsAgent *agent)
     agent->env.name = agent->domain_name;
     agent->env.qemu_pid = agent->qemu_pid;
     agent->env.qmp = agent->qmp;
+    agent->env.libvirt_domain = agent->dom;
     agent->env.policy = agent->policy;
     agent->env.runtime_dir = agent->runtime_dir;
     agent->env.proc_root = "/proc";

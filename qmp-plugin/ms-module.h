@@ -22,6 +22,10 @@ typedef struct {
     const char *name;        /* domain name, for messages */
     pid_t qemu_pid;          /* 0 if unknown */
     MsQmpClient *qmp;        /* may be replaced after a libvirtd restart */
+    /* virDomainPtr when the agent talks through libvirt, NULL for a bare
+     * QEMU. Modules use it where libvirt must know about a change (a disk
+     * attached through libvirt stays in its live XML). */
+    void *libvirt_domain;
     const MsPolicy *policy;
     const char *runtime_dir; /* RUNSTATEDIR/memshare/domains/UUID */
     const char *proc_root;   /* "/proc" (tests may point elsewhere) */

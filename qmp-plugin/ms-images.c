@@ -1,0 +1,691 @@
+/* qmp-plugin/ms-images.c: the shared-image module of the agent. For each
+ * <shared-image> of the policy it resolves the name inside the image store
+ * (never a path from the metadata), verifies the blob's sha256, and attaches
+ * it read-only:
+ *   dax: object-add memory-backend-file (mem-path = the blob, share=on,
+ *        readonly=on: one host page-cache copy for every guest, and the
+ *        mapping cannot write the file) + device_add virtio-pmem-pci on a free
+ *        PCIe root port. libvirt 9.0 cannot express this safely
+ *        (platform-facts.md), so it goes through QMP;
+ *   blk: a <disk> with <readonly/><shareable/> through virDomainAttachDevice
+ *        when the agent talks to libvirt (so it stays in libvirt's live XML),
+ *        blockdev-add + device_add virtio-blk-pci for a bare QEMU.
+ * It records what is attached in RUNTIME_DIR/images ("NAME SHA256 MODE" per
+ * line), which `memsharectl image remove` reads to refuse removing an image
+ * in use, and reports in the status file's [images] group. Attaching is
+ * idempotent: an agent that restarts finds its devices by id and does not
+ * attach twice. Nothing is detached at stop: the guest may have the image
+ * mounted, and the devices go away with QEMU. */
+#include "ms-images.h"
+#include "ms-error.h"
+#include "ms-util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#define MS_IMAGES_PERIOD_MS 30000
+#define MS_IMAGES_MANIFEST_MAX (1024 * 1024)
+/* virtio-pmem regions are hot-plugged memory: the guest kernel maps them
+ * in 2 MiB subsections, so the backend size must be a multiple of that. */
+#define MS_IMAGES_DAX_ALIGN (2 * 1024 * 1024)
+
+typedef struct {
+    char *name;
+    char *mount;
+    MsImageMode mode;
+    guint index;           /* position in the policy: device ids derive from it */
+    char *sha256;
+    guint64 size;
+    char *blob;            /* STORE/blobs/sha256-HEX.img */
+    gboolean attached;
+    char *error;           /* last error, logged once per change */
+} MsImageSlot;
+
+typedef struct {
+    GPtrArray *slots;      /* MsImageSlot* */
+    char *store;
+} MsImages;
+
+static void
+ms_image_slot_free(MsImageSlot *s)
+{
+    if (s == NULL)
+        return;
+    g_free(s->name);
+    g_free(s->mount);
+    g_free(s->sha256);
+    g_free(s->blob);
+    g_free(s->error);
+    g_free(s);
+}
+
+static void
+ms_images_free(gpointer p)
+{
+    MsImages *m = p;
+    if (m == NULL)
+        return;
+    g_clear_pointer(&m->slots, g_ptr_array_unref);
+    g_free(m->store);
+    g_free(m);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MsImages, ms_images_free)
+
+static guint64
+ms_images_period(const MsAgentEnv *env)
+{
+    if (env->policy == NULL || env->policy->images == NULL || env->policy->images->len == 0)
+        return 0;
+    return MS_IMAGES_PERIOD_MS;
+}
+
+/* MEMSHARE_IMAGE_STORE (tests), else [images] store= in memshare.conf. */
+static char *
+ms_images_store_path(void)
+{
+    const char *env = g_getenv("MEMSHARE_IMAGE_STORE");
+    if (env && *env)
+        return g_strdup(env);
+    g_autoptr(GKeyFile) kf = ms_config_load(NULL);
+    g_autofree char *v = kf ? g_key_file_get_string(kf, "images", "store", NULL) : NULL;
+    if (v && *v)
+        return g_steal_pointer(&v);
+    return g_strdup("/var/lib/memshare/images");
+}
+
+static gboolean
+ms_images_name_ok(const char *name)
+{
+    gsize n = strlen(name);
+    if (n == 0 || n > 64 || !g_ascii_isalnum(name[0]))
+        return FALSE;
+    for (gsize i = 0; i < n; i++)
+        if (!g_ascii_isalnum(name[i]) && !strchr("._-", name[i]))
+            return FALSE;
+    return TRUE;
+}
+
+static gboolean
+ms_images_hex64(const char *s)
+{
+    if (s == NULL || strlen(s) != 64)
+        return FALSE;
+    for (const char *p = s; *p; p++)
+        if (!g_ascii_isxdigit(*p) || g_ascii_isupper(*p))
+            return FALSE;
+    return TRUE;
+}
+
+/* Opens DIR/NAME without following a symlink at either step: the store is
+ * root's, but a name must never lead out of it. */
+static int
+ms_images_openat(int dirfd, const char *name, int flags, const char *what, GError **error)
+{
+    int fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        g_set_error(error, MS_ERROR, e == ENOENT ? MS_ERROR_NOT_FOUND : MS_ERROR_FAILED,
+                    "%s: %s", what, e == ELOOP ? "is a symbolic link (refused)" : g_strerror(e));
+    }
+    return fd;
+}
+
+/* Resolves the image inside the store and verifies its blob. */
+static gboolean
+ms_images_resolve(MsImages *m, MsImageSlot *s, GError **error)
+{
+    if (!ms_images_name_ok(s->name)) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "'%s' is not a valid image name", s->name);
+        return FALSE;
+    }
+    g_autofree char *mname = g_strconcat(s->name, ".json", NULL);
+    g_autofree char *mpath = g_build_filename(m->store, "names", mname, NULL);
+    int store_fd = open(m->store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (store_fd < 0) {
+        int e = errno;
+        g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND, "image store %s: %s", m->store, g_strerror(e));
+        return FALSE;
+    }
+    int names_fd = ms_images_openat(store_fd, "names", O_RDONLY | O_DIRECTORY, mpath, error);
+    int man_fd = names_fd < 0 ? -1 : ms_images_openat(names_fd, mname, O_RDONLY, mpath, error);
+    int blobs_fd = man_fd < 0 ? -1 : ms_images_openat(store_fd, "blobs", O_RDONLY | O_DIRECTORY,
+                                                       m->store, error);
+    gboolean ok = FALSE;
+    int blob_fd = -1;
+    g_autofree char *text = NULL;
+    g_autofree guint8 *buf = NULL;
+    g_autofree char *bname = NULL;
+    g_autoptr(JsonParser) parser = NULL;
+    g_autoptr(GChecksum) ck = NULL;
+    g_autoptr(GError) jerr = NULL;
+    if (blobs_fd < 0)
+        goto out;
+
+    struct stat st;
+    if (fstat(man_fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > MS_IMAGES_MANIFEST_MAX) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "%s: not a regular file of at most 1 MiB", mpath);
+        goto out;
+    }
+    text = g_malloc(st.st_size + 1);
+    ssize_t n = pread(man_fd, text, st.st_size, 0);
+    if (n != st.st_size) {
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%s: short read", mpath);
+        goto out;
+    }
+    text[n] = '\0';
+    parser = json_parser_new();
+    if (!json_parser_load_from_data(parser, text, n, &jerr) ||
+        !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser))) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "%s: not a JSON object%s%s", mpath,
+                    jerr ? ": " : "", jerr ? jerr->message : "");
+        goto out;
+    }
+    JsonObject *o = json_node_get_object(json_parser_get_root(parser));
+    const char *sha = json_object_has_member(o, "sha256") ?
+                      json_node_get_string(json_object_get_member(o, "sha256")) : NULL;
+    if (!ms_images_hex64(sha)) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "%s: no valid \"sha256\" (64 lowercase hex digits)", mpath);
+        goto out;
+    }
+    g_free(s->sha256);
+    s->sha256 = g_strdup(sha);
+
+    bname = g_strdup_printf("sha256-%s.img", s->sha256);
+    g_free(s->blob);
+    s->blob = g_build_filename(m->store, "blobs", bname, NULL);
+    blob_fd = ms_images_openat(blobs_fd, bname, O_RDONLY, s->blob, error);
+    if (blob_fd < 0)
+        goto out;
+    /* Shared by every guest: it must not be writable by anyone but root,
+     * whatever QEMU's mapping says. */
+    if (fstat(blob_fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 0222) != 0) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
+                    "%s: must be a regular, read-only (0444) file owned by root", s->blob);
+        goto out;
+    }
+    s->size = st.st_size;
+
+    /* The digest is checked before every attach: a blob changed behind the
+     * store's back must never reach a guest. */
+    ck = g_checksum_new(G_CHECKSUM_SHA256);
+    buf = g_malloc(1 << 20);
+    for (;;) {
+        ssize_t r = read(blob_fd, buf, 1 << 20);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%s: %s", s->blob, g_strerror(e));
+            goto out;
+        }
+        if (r == 0)
+            break;
+        g_checksum_update(ck, buf, r);
+    }
+    if (strcmp(g_checksum_get_string(ck), s->sha256) != 0) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "%s: sha256 %s does not match the manifest (%s)",
+                    s->blob, g_checksum_get_string(ck), s->sha256);
+        goto out;
+    }
+    ok = TRUE;
+
+out:
+    if (blob_fd >= 0)
+        close(blob_fd);
+    if (blobs_fd >= 0)
+        close(blobs_fd);
+    if (man_fd >= 0)
+        close(man_fd);
+    if (names_fd >= 0)
+        close(names_fd);
+    close(store_fd);
+    return ok;
+}
+
+GPtrArray *
+ms_images_hotplug_buses(JsonNode *query_pci, GError **error)
+{
+    if (query_pci == NULL || !JSON_NODE_HOLDS_ARRAY(query_pci)) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "query-pci: reply is not an array");
+        return NULL;
+    }
+    g_autoptr(GPtrArray) empty = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) unknown = g_ptr_array_new_with_free_func(g_free);
+    JsonArray *buses = json_node_get_array(query_pci);
+    for (guint b = 0; b < json_array_get_length(buses); b++) {
+        JsonNode *bn = json_array_get_element(buses, b);
+        if (!JSON_NODE_HOLDS_OBJECT(bn))
+            continue;
+        JsonObject *bus = json_node_get_object(bn);
+        if (!json_object_has_member(bus, "devices") ||
+            !JSON_NODE_HOLDS_ARRAY(json_object_get_member(bus, "devices")))
+            continue;
+        JsonArray *devs = json_object_get_array_member(bus, "devices");
+        for (guint d = 0; d < json_array_get_length(devs); d++) {
+            JsonNode *dn = json_array_get_element(devs, d);
+            if (!JSON_NODE_HOLDS_OBJECT(dn))
+                continue;
+            JsonObject *dev = json_node_get_object(dn);
+            if (!json_object_has_member(dev, "pci_bridge") || !json_object_has_member(dev, "qdev_id"))
+                continue;
+            JsonNode *br = json_object_get_member(dev, "pci_bridge");
+            JsonNode *idn = json_object_get_member(dev, "qdev_id");
+            if (!JSON_NODE_HOLDS_OBJECT(br) || !JSON_NODE_HOLDS_VALUE(idn) ||
+                json_node_get_value_type(idn) != G_TYPE_STRING)
+                continue;
+            const char *id = json_node_get_string(idn);
+            if (id == NULL || *id == '\0')
+                continue;
+            /* QEMU lists the devices behind a bridge only once the guest
+             * firmware numbered its bus: a bridge without "devices" may
+             * be occupied all the same. Known-empty ones come first; the
+             * others are tried, and device_add refuses an occupied slot. */
+            JsonObject *bro = json_node_get_object(br);
+            JsonNode *sub = json_object_has_member(bro, "devices") ? json_object_get_member(bro, "devices") : NULL;
+            if (sub && JSON_NODE_HOLDS_ARRAY(sub)) {
+                if (json_array_get_length(json_node_get_array(sub)) == 0)
+                    g_ptr_array_add(empty, g_strdup(id));
+            } else {
+                g_ptr_array_add(unknown, g_strdup(id));
+            }
+        }
+    }
+    for (guint i = 0; i < unknown->len; i++)
+        g_ptr_array_add(empty, g_strdup(g_ptr_array_index(unknown, i)));
+    if (empty->len == 0) {
+        g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND,
+                    "no free PCIe root port to hot-plug into (add <controller type='pci' model='pcie-root-port'/>)");
+        return NULL;
+    }
+    return g_steal_pointer(&empty);
+}
+
+static JsonNode *
+ms_images_qmp(const MsAgentEnv *env, const char *cmd, JsonBuilder *args, GError **error)
+{
+    g_autoptr(JsonNode) root = args ? json_builder_get_root(args) : NULL;
+    return ms_qmp_client_execute(env->qmp, cmd, root ? json_node_get_object(root) : NULL, error);
+}
+
+/* Is /objects/ID there, backed by PATH? (an earlier agent attached it) */
+static gboolean
+ms_images_object_has_path(const MsAgentEnv *env, const char *id, const char *path, gboolean *exists)
+{
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "path");
+    g_autofree char *qom = g_strdup_printf("/objects/%s", id);
+    json_builder_add_string_value(b, qom);
+    json_builder_set_member_name(b, "property");
+    json_builder_add_string_value(b, "mem-path");
+    json_builder_end_object(b);
+    g_autoptr(JsonNode) r = ms_images_qmp(env, "qom-get", b, NULL);
+    *exists = r != NULL;
+    return r && JSON_NODE_HOLDS_VALUE(r) && json_node_get_value_type(r) == G_TYPE_STRING &&
+           g_strcmp0(json_node_get_string(r), path) == 0;
+}
+
+/* Candidate buses for a hot-plugged PCI device; a single NULL entry on
+ * i440fx, whose root bus takes hotplug itself. */
+static GPtrArray *
+ms_images_hotplug_candidates(const MsAgentEnv *env, GError **error)
+{
+    const char *machine = env->policy->domain.machine;
+    if (machine && !strstr(machine, "q35")) {
+        GPtrArray *one = g_ptr_array_new_with_free_func(g_free);
+        g_ptr_array_add(one, NULL);
+        return one;
+    }
+    g_autoptr(JsonNode) pci = ms_images_qmp(env, "query-pci", NULL, error);
+    if (pci == NULL)
+        return NULL;
+    return ms_images_hotplug_buses(pci, error);
+}
+
+/* device_add on the first candidate bus that takes it. */
+static gboolean
+ms_images_device_add(const MsAgentEnv *env, JsonBuilder *(*build)(const MsImageSlot *, const char *),
+                     const MsImageSlot *s, GError **error)
+{
+    g_autoptr(GPtrArray) buses = ms_images_hotplug_candidates(env, error);
+    if (buses == NULL)
+        return FALSE;
+    g_autoptr(GError) last = NULL;
+    for (guint i = 0; i < buses->len; i++) {
+        g_autoptr(JsonBuilder) d = build(s, g_ptr_array_index(buses, i));
+        g_clear_error(&last);
+        g_autoptr(JsonNode) r = ms_images_qmp(env, "device_add", d, &last);
+        if (r != NULL)
+            return TRUE;
+        if (!g_error_matches(last, MS_QMP_ERROR, MS_QMP_ERROR_COMMAND))
+            break;   /* the monitor itself failed: do not try further */
+    }
+    g_propagate_prefixed_error(error, g_steal_pointer(&last), "device_add (tried %u bus%s): ",
+                               buses->len, buses->len == 1 ? "" : "es");
+    return FALSE;
+}
+
+static JsonBuilder *
+ms_images_pmem_args(const MsImageSlot *s, const char *bus)
+{
+    g_autofree char *obj = g_strdup_printf("ms-img%u", s->index);
+    g_autofree char *dev = g_strdup_printf("ms-pmem%u", s->index);
+    JsonBuilder *d = json_builder_new();
+    json_builder_begin_object(d);
+    json_builder_set_member_name(d, "driver");
+    json_builder_add_string_value(d, "virtio-pmem-pci");
+    json_builder_set_member_name(d, "id");
+    json_builder_add_string_value(d, dev);
+    json_builder_set_member_name(d, "memdev");
+    json_builder_add_string_value(d, obj);
+    if (bus) {
+        json_builder_set_member_name(d, "bus");
+        json_builder_add_string_value(d, bus);
+    }
+    json_builder_end_object(d);
+    return d;
+}
+
+static JsonBuilder *
+ms_images_vblk_args(const MsImageSlot *s, const char *bus)
+{
+    g_autofree char *node = g_strdup_printf("ms-blk%u", s->index);
+    g_autofree char *dev = g_strdup_printf("ms-vblk%u", s->index);
+    g_autofree char *serial = g_strdup_printf("ms-%.17s", s->sha256);
+    JsonBuilder *d = json_builder_new();
+    json_builder_begin_object(d);
+    json_builder_set_member_name(d, "driver");
+    json_builder_add_string_value(d, "virtio-blk-pci");
+    json_builder_set_member_name(d, "id");
+    json_builder_add_string_value(d, dev);
+    json_builder_set_member_name(d, "drive");
+    json_builder_add_string_value(d, node);
+    json_builder_set_member_name(d, "share-rw");
+    json_builder_add_boolean_value(d, TRUE);
+    json_builder_set_member_name(d, "serial");
+    json_builder_add_string_value(d, serial);
+    if (bus) {
+        json_builder_set_member_name(d, "bus");
+        json_builder_add_string_value(d, bus);
+    }
+    json_builder_end_object(d);
+    return d;
+}
+
+static gboolean
+ms_images_attach_dax(const MsAgentEnv *env, MsImageSlot *s, GError **error)
+{
+    g_autofree char *obj = g_strdup_printf("ms-img%u", s->index);
+    gboolean exists;
+
+    if (ms_images_object_has_path(env, obj, s->blob, &exists))
+        return TRUE;   /* attached by an earlier agent */
+    if (exists) {
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED,
+                    "QEMU object %s exists but maps another file (the policy changed while running)", obj);
+        return FALSE;
+    }
+    if (s->size == 0 || s->size % MS_IMAGES_DAX_ALIGN != 0) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
+                    "%s: size %" G_GUINT64_FORMAT " is not a multiple of 2 MiB, as virtio-pmem needs "
+                    "(rebuild it with memsharectl image build)", s->blob, s->size);
+        return FALSE;
+    }
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "qom-type");
+    json_builder_add_string_value(b, "memory-backend-file");
+    json_builder_set_member_name(b, "id");
+    json_builder_add_string_value(b, obj);
+    json_builder_set_member_name(b, "mem-path");
+    json_builder_add_string_value(b, s->blob);
+    json_builder_set_member_name(b, "size");
+    json_builder_add_int_value(b, (gint64)s->size);
+    /* share=on: every guest maps the same host page-cache pages;
+     * readonly=on: QEMU opens and maps the file read-only, so no guest
+     * write can reach it (libvirt's nvdimm <readonly/> does not do this). */
+    json_builder_set_member_name(b, "share");
+    json_builder_add_boolean_value(b, TRUE);
+    json_builder_set_member_name(b, "readonly");
+    json_builder_add_boolean_value(b, TRUE);
+    json_builder_end_object(b);
+    g_autoptr(JsonNode) r1 = ms_images_qmp(env, "object-add", b, error);
+    if (r1 == NULL)
+        return FALSE;
+
+    if (!ms_images_device_add(env, ms_images_pmem_args, s, error)) {
+        /* leave nothing half-attached */
+        g_autoptr(JsonBuilder) del = json_builder_new();
+        json_builder_begin_object(del);
+        json_builder_set_member_name(del, "id");
+        json_builder_add_string_value(del, obj);
+        json_builder_end_object(del);
+        g_autoptr(JsonNode) r3 = ms_images_qmp(env, "object-del", del, NULL);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* The blk path through libvirt: the disk then is part of libvirt's live
+ * XML (virsh domblklist shows it) and libvirt detaches it at stop. */
+static gboolean
+ms_images_attach_blk_libvirt(const MsAgentEnv *env, MsImageSlot *s, GError **error)
+{
+    virDomainPtr dom = env->libvirt_domain;
+    char *live = virDomainGetXMLDesc(dom, 0);
+    if (live == NULL) {
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot read the live domain XML: %s",
+                    virGetLastErrorMessage());
+        return FALSE;
+    }
+    g_autofree char *escaped = g_markup_escape_text(s->blob, -1);
+    g_autofree char *needle = g_strdup_printf("<source file='%s'", escaped);
+    gboolean present = strstr(live, needle) != NULL;
+    char target[8] = { 0 };
+    /* the first vdX libvirt does not use yet (vda is usually the root disk) */
+    for (char c = 'b'; c <= 'z' && !present; c++) {
+        g_autofree char *t = g_strdup_printf("dev='vd%c'", c);
+        if (strstr(live, t) == NULL) {
+            g_snprintf(target, sizeof(target), "vd%c", c);
+            break;
+        }
+    }
+    free(live);
+    if (present)
+        return TRUE;
+    if (target[0] == '\0') {
+        g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND, "no free virtio disk name (vdb..vdz all used)");
+        return FALSE;
+    }
+    /* serial: virtio-blk keeps 20 bytes; the digest prefix names the
+     * content, so a guest can tell images apart besides the label. */
+    g_autofree char *xml = g_strdup_printf(
+        "<disk type='file' device='disk'>"
+        "<driver name='qemu' type='raw'/>"
+        "<source file='%s'/>"
+        "<target dev='%s' bus='virtio'/>"
+        "<readonly/><shareable/>"
+        "<serial>ms-%.17s</serial>"
+        "<alias name='ua-ms-blk%u'/>"
+        "</disk>", escaped, target, s->sha256, s->index);
+    if (virDomainAttachDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "virDomainAttachDeviceFlags: %s",
+                    virGetLastErrorMessage());
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean
+ms_images_attach_blk_qmp(const MsAgentEnv *env, MsImageSlot *s, GError **error)
+{
+    g_autofree char *node = g_strdup_printf("ms-blk%u", s->index);
+
+    g_autoptr(JsonNode) named = ms_images_qmp(env, "query-named-block-nodes", NULL, NULL);
+    if (named && JSON_NODE_HOLDS_ARRAY(named)) {
+        JsonArray *a = json_node_get_array(named);
+        for (guint i = 0; i < json_array_get_length(a); i++) {
+            JsonNode *e = json_array_get_element(a, i);
+            if (JSON_NODE_HOLDS_OBJECT(e) &&
+                g_strcmp0(json_object_get_string_member_with_default(json_node_get_object(e), "node-name", ""),
+                          node) == 0)
+                return TRUE;
+        }
+    }
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "driver");
+    json_builder_add_string_value(b, "raw");
+    json_builder_set_member_name(b, "node-name");
+    json_builder_add_string_value(b, node);
+    json_builder_set_member_name(b, "read-only");
+    json_builder_add_boolean_value(b, TRUE);
+    json_builder_set_member_name(b, "file");
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "driver");
+    json_builder_add_string_value(b, "file");
+    json_builder_set_member_name(b, "filename");
+    json_builder_add_string_value(b, s->blob);
+    json_builder_set_member_name(b, "read-only");
+    json_builder_add_boolean_value(b, TRUE);
+    json_builder_end_object(b);
+    json_builder_end_object(b);
+    g_autoptr(JsonNode) r1 = ms_images_qmp(env, "blockdev-add", b, error);
+    if (r1 == NULL)
+        return FALSE;
+
+    if (!ms_images_device_add(env, ms_images_vblk_args, s, error)) {
+        g_autoptr(JsonBuilder) del = json_builder_new();
+        json_builder_begin_object(del);
+        json_builder_set_member_name(del, "node-name");
+        json_builder_add_string_value(del, node);
+        json_builder_end_object(del);
+        g_autoptr(JsonNode) r3 = ms_images_qmp(env, "blockdev-del", del, NULL);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static gpointer
+ms_images_create(const MsAgentEnv *env, GError **error)
+{
+    (void)error;
+    g_autoptr(MsImages) m = g_new0(MsImages, 1);
+    m->store = ms_images_store_path();
+    m->slots = g_ptr_array_new_with_free_func((GDestroyNotify)ms_image_slot_free);
+    for (guint i = 0; i < env->policy->images->len; i++) {
+        const MsSharedImage *img = g_ptr_array_index(env->policy->images, i);
+        MsImageSlot *s = g_new0(MsImageSlot, 1);
+        s->name = g_strdup(img->name);
+        s->mount = g_strdup(img->mount);
+        s->mode = img->mode;
+        s->index = i;
+        g_ptr_array_add(m->slots, s);
+    }
+    return g_steal_pointer(&m);
+}
+
+static void
+ms_images_write_runtime(MsImages *m, const MsAgentEnv *env)
+{
+    GString *s = g_string_new(NULL);
+    for (guint i = 0; i < m->slots->len; i++) {
+        MsImageSlot *sl = g_ptr_array_index(m->slots, i);
+        if (sl->attached)
+            g_string_append_printf(s, "%s %s %s\n", sl->name, sl->sha256,
+                                   sl->mode == MS_IMAGE_DAX ? "dax" : "blk");
+    }
+    g_autofree char *path = g_build_filename(env->runtime_dir, "images", NULL);
+    g_autoptr(GError) error = NULL;
+    if (!ms_file_write_atomic(path, s->str, s->len, 0644, &error))
+        g_warning("images: %s", error->message);
+    g_string_free(s, TRUE);
+}
+
+static gboolean
+ms_images_tick(gpointer self, const MsAgentEnv *env, GKeyFile *status, GError **error)
+{
+    MsImages *m = self;
+    guint attached = 0, failed = 0;
+    guint64 bytes = 0;
+    gboolean changed = FALSE;
+    g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+
+    for (guint i = 0; i < m->slots->len; i++) {
+        MsImageSlot *s = g_ptr_array_index(m->slots, i);
+        const char *mode = s->mode == MS_IMAGE_DAX ? "dax" : "blk";
+        g_autofree char *kmode = g_strdup_printf("%s.mode", s->name);
+        g_autofree char *kstate = g_strdup_printf("%s.state", s->name);
+        g_autofree char *kerr = g_strdup_printf("%s.error", s->name);
+        g_autofree char *ksize = g_strdup_printf("%s.size", s->name);
+        g_key_file_set_string(status, "images", kmode, mode);
+
+        if (!s->attached) {
+            g_autoptr(GError) local = NULL;
+            gboolean ok = ms_images_resolve(m, s, &local);
+            if (ok) {
+                if (s->mode == MS_IMAGE_DAX)
+                    ok = ms_images_attach_dax(env, s, &local);
+                else if (env->libvirt_domain)
+                    ok = ms_images_attach_blk_libvirt(env, s, &local);
+                else
+                    ok = ms_images_attach_blk_qmp(env, s, &local);
+            }
+            if (ok) {
+                s->attached = TRUE;
+                changed = TRUE;
+                g_clear_pointer(&s->error, g_free);
+                g_message("image '%s' attached (%s, %" G_GUINT64_FORMAT " MiB, sha256 %.12s)",
+                          s->name, mode, s->size >> 20, s->sha256);
+            } else if (g_strcmp0(s->error, local->message) != 0) {
+                /* logged once per distinct error: a missing image is
+                 * retried every period without flooding the log */
+                g_warning("image '%s' (%s) not attached: %s", s->name, mode, local->message);
+                g_free(s->error);
+                s->error = g_strdup(local->message);
+            }
+        }
+        if (s->attached) {
+            attached++;
+            bytes += s->size;
+            g_ptr_array_add(names, g_strdup(s->name));
+            g_key_file_set_string(status, "images", kstate, "attached");
+            g_key_file_set_uint64(status, "images", ksize, s->size);
+            g_key_file_remove_key(status, "images", kerr, NULL);
+        } else {
+            failed++;
+            g_key_file_set_string(status, "images", kstate, "failed");
+            g_key_file_set_string(status, "images", kerr, s->error ? s->error : "unknown");
+        }
+    }
+    g_ptr_array_add(names, NULL);
+    g_key_file_set_uint64(status, "images", "count", m->slots->len);
+    g_key_file_set_uint64(status, "images", "attached", attached);
+    g_key_file_set_uint64(status, "images", "bytes", bytes);
+    g_autofree char *joined = g_strjoinv(",", (char **)names->pdata);
+    g_key_file_set_string(status, "images", "names", joined);
+    if (changed)
+        ms_images_write_runtime(m, env);
+    if (failed) {
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%u of %u shared images not attached", failed,
+                    m->slots->len);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+const MsAgentModule ms_images_module = {
+    .name = "images",
+    .create = ms_images_create,
+    .period_ms = ms_images_period,
+    .tick = ms_images_tick,
+    .stop = NULL,
+    .free = ms_images_free,
+};
