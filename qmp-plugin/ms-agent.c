@@ -15,6 +15,7 @@
 #include "ms-log.h"
 #include "ms-module.h"
 #include "ms-images.h"
+#include "ms-ksmtune.h"
 #include "ms-qmp.h"
 #include "ms-tracking.h"
 #include "ms-util.h"
@@ -76,6 +77,7 @@ struct _MsAgent {
 static const MsAgentModule *const ms_agent_module_table[] = {
     &ms_tracking_module,
     &ms_images_module,
+    &ms_ksmtune_module,
     NULL,
 };
 
