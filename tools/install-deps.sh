@@ -15,7 +15,9 @@ PKGS=(
     # test guest builder: kernel comes from `apt-get download`, userland from busybox
     busybox-static cpio kmod xz-utils zstd gzip e2fsprogs
     # tests
-    systemd tmux procps util-linux iproute2 python3 jq
+    systemd tmux procps util-linux iproute2 python3 jq attr
+    # sanitizers, fuzzing, memory checking (tools/test.sh, tools/fuzz.sh)
+    clang valgrind
 )
 
 export DEBIAN_FRONTEND=noninteractive
