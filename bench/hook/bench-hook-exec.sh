@@ -23,7 +23,7 @@ $1
 XML
 }
 gen "" > "$tmp/plain.xml"
-gen "<metadata><memshare:policy xmlns:memshare='https://memshare.dev/xmlns/policy/1.0'><memshare:balloon mode='ksm-share' weight='2'/><memshare:tracking used-pages='on'/></memshare:policy></metadata>" > "$tmp/policy.xml"
+gen "<metadata><memshare:policy xmlns:memshare='https://memshare.dev/xmlns/policy/1.0'><memshare:balloon mode='ksm-share' division='weighted' weight='2'/><memshare:tracking used-pages='on'/></memshare:policy></metadata>" > "$tmp/policy.xml"
 
 python3 - "$hook" "$rounds" "$tmp" <<'PY'
 import subprocess, sys, time, statistics

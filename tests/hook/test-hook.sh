@@ -55,6 +55,12 @@ done
 check "no policy: no runtime directory created" test ! -e "$tmp/run"
 check "no policy: no agent launched" test ! -e "$tmp/probe.out"
 
+# 1b. what libvirt runs for every domain loads nothing but libc: the
+# dynamic loading of glib/libxml2/libsystemd is what a plain domain would pay
+libs=$(ldd "$hook" | awk '{print $1}' | grep -Ev '^(linux-vdso|/lib64/ld-linux|libc\.so)' || true)
+check "hook front end links only libc (got: ${libs:-nothing else})" test -z "$libs"
+check "the full hook sits next to it" test -x "$(dirname "$(readlink -f "$hook")")/memshare-hook-full"
+
 # 2. invalid policy refuses prepare with a message naming domain and element
 domain web1 "" "<memshare:balloon mode='ksm-share' floor='2GiB'/>" > "$tmp/bad.xml"
 set +e; out=$("$hook" web1 prepare begin - < "$tmp/bad.xml" 2>&1); rc=$?; set -e
