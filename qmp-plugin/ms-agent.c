@@ -14,6 +14,7 @@
 #include "ms-error.h"
 #include "ms-log.h"
 #include "ms-module.h"
+#include "ms-history.h"
 #include "ms-images.h"
 #include "ms-ksmtune.h"
 #include "ms-qmp.h"
@@ -71,6 +72,7 @@ struct _MsAgent {
     MsAgentEnv env;
     GKeyFile *status;      /* modules write their groups here */
     GPtrArray *modules;    /* MsAgentModuleSlot* */
+    GHashTable *warned;    /* what -> last write error logged */
 };
 
 /* The feature modules, in the order they tick. */
@@ -114,6 +116,7 @@ ms_agent_new(const MsAgentOptions *options)
     agent->domain_name = g_strdup(options->name ? options->name : options->uuid);
     agent->status = g_key_file_new();
     agent->modules = g_ptr_array_new();
+    agent->warned = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     return agent;
 }
 
@@ -158,6 +161,7 @@ ms_agent_free(MsAgent *agent)
     g_clear_handle_id(&agent->sigusr1_source, g_source_remove);
     ms_agent_stop_modules(agent);
     g_ptr_array_unref(agent->modules);
+    g_hash_table_unref(agent->warned);
     g_key_file_unref(agent->status);
     g_clear_pointer(&agent->qmp, ms_qmp_client_free);
     if (agent->conn) {
@@ -238,6 +242,24 @@ ms_agent_take_lock(MsAgent *agent, gboolean *already_running, GError **error)
 
 /* The status file is what memsharectl and the tests read: one GKeyFile,
  * replaced atomically each tick so a reader never sees half of it. */
+/* A runtime directory that is full or unwritable would otherwise log one
+ * line per period for hours: log when the trouble starts, changes or ends. */
+static void
+ms_agent_warn_once(MsAgent *agent, const char *what, const char *message)
+{
+    const char *prev = g_hash_table_lookup(agent->warned, what);
+    if (g_strcmp0(prev, message) == 0)
+        return;
+    if (message)
+        g_warning("cannot write %s: %s", what, message);
+    else
+        g_message("%s written again", what);
+    if (message)
+        g_hash_table_replace(agent->warned, g_strdup(what), g_strdup(message));
+    else
+        g_hash_table_remove(agent->warned, what);
+}
+
 static void
 ms_agent_publish_status(MsAgent *agent)
 {
@@ -262,7 +284,23 @@ ms_agent_publish_status(MsAgent *agent)
     g_autofree char *path = g_build_filename(agent->runtime_dir, "status", NULL);
     g_autoptr(GError) error = NULL;
     if (!ms_file_write_atomic(path, data, len, 0644, &error))
-        g_warning("cannot publish status: %s", error->message);
+        ms_agent_warn_once(agent, "status", error->message);
+    else
+        ms_agent_warn_once(agent, "status", NULL);
+}
+
+/* One line per stats period into the bounded timeline that `memsharectl
+ * plot` draws. A full disk costs the history, never the domain. */
+static void
+ms_agent_append_history(MsAgent *agent)
+{
+    g_autofree char *path = g_build_filename(agent->runtime_dir, "history", NULL);
+    g_autofree char *line = ms_history_format_line(agent->status, g_get_real_time() / G_USEC_PER_SEC);
+    g_autoptr(GError) error = NULL;
+    if (!ms_history_append(path, line, MS_HISTORY_DEFAULT_LIMIT, &error))
+        ms_agent_warn_once(agent, "history", error->message);
+    else
+        ms_agent_warn_once(agent, "history", NULL);
 }
 
 /* ---- QMP ----------------------------------------------------------------- */
@@ -483,6 +521,7 @@ ms_agent_tick(gpointer user_data)
     if (!ms_agent_query_balloon(agent, &error))
         g_debug("query-balloon: %s", error->message);
     ms_agent_publish_status(agent);
+    ms_agent_append_history(agent);
     return G_SOURCE_CONTINUE;
 }
 
