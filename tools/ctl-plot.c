@@ -120,10 +120,10 @@ typedef struct {
 
 static const Panel panels[] = {
     { "balloon (MiB)", { "balloon.actual", "balloon.target", "balloon.base", NULL },
-      { "actual", "target", "base", NULL } },
+      { "actual", "target", "base", NULL }, { FALSE } },
     { "KSM (MiB)", { "balloon.contribution", "balloon.host-saved", NULL }, { "contribution", "saved on the host", NULL },
       { FALSE, TRUE } },
-    { "guest pages in use (MiB)", { "tracking.used", NULL }, { "used", NULL } },
+    { "guest pages in use (MiB)", { "tracking.used", NULL }, { "used", NULL }, { FALSE } },
 };
 
 static gboolean
