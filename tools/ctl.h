@@ -22,6 +22,8 @@ const char *ms_ctl_connect_uri(void);
 
 int ms_ctl_policy(int argc, char **argv);
 int ms_ctl_image(int argc, char **argv);
+/* image advise (tools/ctl-advise.c), dispatched by ms_ctl_image; argv[0] == "advise" */
+int ms_ctl_image_advise(int argc, char **argv);
 /* domstats and usedmap (argv[0] says which) */
 int ms_ctl_stats(int argc, char **argv);
 int ms_ctl_plot(int argc, char **argv);
