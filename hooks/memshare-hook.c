@@ -232,6 +232,8 @@ ms_hook_spawn_detached(const MsHookConfig *cfg, const char *name, const char *uu
         g_ptr_array_add(argv, (char *)"--qemu-pid");
         g_ptr_array_add(argv, pidarg);
     }
+    /* no systemd to restart it: the agent supervises itself */
+    g_ptr_array_add(argv, (char *)"--respawn");
     g_ptr_array_add(argv, NULL);
 
     /* Everything the child needs is prepared before fork: after it, only

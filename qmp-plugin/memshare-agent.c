@@ -2,13 +2,86 @@
  * (memshare-agent(8)). The hook starts it as
  *   memshare-agent --uuid UUID --name NAME --connect URI [--qemu-pid PID]
  * and systemd as memshare-agent --uuid %i; tests drive a bare QEMU with
- *   memshare-agent --uuid UUID --qmp-socket PATH [--domain-xml FILE]. */
+ *   memshare-agent --uuid UUID --qmp-socket PATH [--domain-xml FILE].
+ * With --respawn (what the hook's detached launcher uses where systemd's
+ * Restart=on-failure is not there) the process supervises the agent: an
+ * agent that dies of a signal or crashes is started again while its domain
+ * runs, a clean exit ends both. */
 #include "ms-config.h"
 #include "ms-agent.h"
 #include "ms-log.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Crash-looping is worse than no agent: at most this many restarts per
+ * minute, then the supervisor gives up and says so. */
+#define MS_RESPAWN_MAX 5
+#define MS_RESPAWN_WINDOW_US (60 * G_USEC_PER_SEC)
+
+static volatile sig_atomic_t ms_supervisor_stop;
+static volatile pid_t ms_supervised_child;
+
+static void
+ms_supervisor_on_term(int sig)
+{
+    ms_supervisor_stop = 1;
+    if (ms_supervised_child > 0)
+        kill(ms_supervised_child, sig);
+}
+
+/* Returns -1 in the child (which then runs the agent), else the exit
+ * status the supervisor should end with. */
+static int
+ms_supervise(const char *uuid, pid_t qemu_pid)
+{
+    struct sigaction sa = { .sa_handler = ms_supervisor_on_term };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    gint64 starts[MS_RESPAWN_MAX + 1] = { 0 };
+    guint n = 0;
+    for (;;) {
+        pid_t child = fork();
+        if (child < 0) {
+            g_critical("supervisor: fork: %s", g_strerror(errno));
+            return 1;
+        }
+        if (child == 0) {
+            signal(SIGTERM, SIG_DFL);
+            signal(SIGINT, SIG_DFL);
+            return -1;
+        }
+        ms_supervised_child = child;
+        starts[n++ % G_N_ELEMENTS(starts)] = g_get_monotonic_time();
+        int status = 0;
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+            ;
+        ms_supervised_child = 0;
+        if (ms_supervisor_stop)
+            return 0;
+        if (WIFEXITED(status) && WEXITSTATUS(status) <= 1)
+            return WEXITSTATUS(status); /* a clean stop, or nothing to attach to */
+        if (qemu_pid > 0 && kill(qemu_pid, 0) < 0 && errno == ESRCH)
+            return 0;                   /* the domain is gone: nothing to serve */
+        if (n > MS_RESPAWN_MAX &&
+            g_get_monotonic_time() - starts[n % G_N_ELEMENTS(starts)] < MS_RESPAWN_WINDOW_US) {
+            g_critical("supervisor: agent for %s died %d times within a minute; giving up", uuid,
+                       MS_RESPAWN_MAX + 1);
+            return 1;
+        }
+        if (WIFSIGNALED(status))
+            g_warning("supervisor: agent died of signal %d (%s); starting it again", WTERMSIG(status),
+                      strsignal(WTERMSIG(status)));
+        else
+            g_warning("supervisor: agent exited with status %d; starting it again", WEXITSTATUS(status));
+        g_usleep(G_USEC_PER_SEC / 2);
+    }
+}
 
 int
 main(int argc, char **argv)
@@ -17,7 +90,7 @@ main(int argc, char **argv)
     g_autofree char *domain_xml = NULL;
     gint64 qemu_pid = 0;
     gint reconnect_timeout = 60;
-    gboolean once = FALSE, verbose = FALSE, version = FALSE;
+    gboolean once = FALSE, verbose = FALSE, version = FALSE, respawn = FALSE;
     GOptionEntry entries[] = {
         { "uuid", 'u', 0, G_OPTION_ARG_STRING, &uuid, "UUID of the domain (required)", "UUID" },
         { "name", 'n', 0, G_OPTION_ARG_STRING, &name, "Domain name, for messages", "NAME" },
@@ -30,6 +103,8 @@ main(int argc, char **argv)
         { "reconnect-timeout", 0, 0, G_OPTION_ARG_INT, &reconnect_timeout,
           "Seconds to wait for libvirtd to come back (default 60)", "S" },
         { "once", 0, 0, G_OPTION_ARG_NONE, &once, "Attach, report, exit", NULL },
+        { "respawn", 0, 0, G_OPTION_ARG_NONE, &respawn,
+          "Supervise the agent: start it again if it dies while the domain runs", NULL },
         { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Debug messages", NULL },
         { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version", NULL },
         { NULL }
@@ -54,6 +129,11 @@ main(int argc, char **argv)
         return 2;
     }
     ms_log_init("memshare-agent", name ? name : uuid, verbose);
+    if (respawn && !once) {
+        int rc = ms_supervise(uuid, (pid_t)qemu_pid);
+        if (rc >= 0)
+            return rc;
+    }
 
     MsAgentOptions opt = {
         .uuid = uuid,
