@@ -12,7 +12,10 @@
 #include "ms-log.h"
 
 #include <errno.h>
+#include <linux/capability.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -22,6 +25,55 @@
  * minute, then the supervisor gives up and says so. */
 #define MS_RESPAWN_MAX 5
 #define MS_RESPAWN_WINDOW_US (60 * G_USEC_PER_SEC)
+
+/* The same least privilege as the systemd unit's CapabilityBoundingSet and
+ * NoNewPrivileges, applied by the agent itself so that the detached launch
+ * (no systemd) gets it too: reading QEMU's pagemap with PFNs and
+ * /proc/kpageflags needs CAP_SYS_ADMIN, QEMU's /proc entries under another
+ * uid CAP_SYS_PTRACE, and directory search CAP_DAC_READ_SEARCH. Everything
+ * else (DAC override, kill, chown, net admin...) is dropped for good. */
+static const int ms_agent_caps[] = { CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH };
+
+static gboolean
+ms_agent_drop_privileges(GError **error)
+{
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "PR_SET_NO_NEW_PRIVS: %s",
+                    g_strerror(errno));
+        return FALSE;
+    }
+    if (geteuid() != 0)
+        return TRUE; /* an unprivileged agent (tests) has nothing to drop */
+    guint64 keep = 0;
+    for (gsize i = 0; i < G_N_ELEMENTS(ms_agent_caps); i++)
+        keep |= G_GUINT64_CONSTANT(1) << ms_agent_caps[i];
+    for (int cap = 0; cap <= 63; cap++) {
+        if (keep & (G_GUINT64_CONSTANT(1) << cap))
+            continue;
+        /* EINVAL: beyond the kernel's last capability */
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL && errno != EPERM) {
+            g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "PR_CAPBSET_DROP %d: %s", cap,
+                        g_strerror(errno));
+            return FALSE;
+        }
+    }
+    struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+    struct __user_cap_data_struct data[2] = { { 0 } };
+    if (syscall(SYS_capget, &hdr, data) < 0) {
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "capget: %s", g_strerror(errno));
+        return FALSE;
+    }
+    guint64 have = ((guint64)data[1].permitted << 32) | data[0].permitted;
+    guint64 want = have & keep;
+    data[0].effective = data[0].permitted = (guint32)want;
+    data[1].effective = data[1].permitted = (guint32)(want >> 32);
+    data[0].inheritable = data[1].inheritable = 0;
+    if (syscall(SYS_capset, &hdr, data) < 0) {
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "capset: %s", g_strerror(errno));
+        return FALSE;
+    }
+    return TRUE;
+}
 
 static volatile sig_atomic_t ms_supervisor_stop;
 static volatile pid_t ms_supervised_child;
@@ -129,6 +181,10 @@ main(int argc, char **argv)
         return 2;
     }
     ms_log_init("memshare-agent", name ? name : uuid, verbose);
+    if (!ms_agent_drop_privileges(&error)) {
+        g_critical("cannot drop privileges: %s", error->message);
+        return 1;
+    }
     if (respawn && !once) {
         int rc = ms_supervise(uuid, (pid_t)qemu_pid);
         if (rc >= 0)

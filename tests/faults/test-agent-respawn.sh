@@ -40,6 +40,10 @@ rt=$MEMSHARE_RUNTIME_DIR/domains/$uuid
 agent_pid() { cat "$rt/agent.pid" 2>/dev/null; }
 check "agent attached" wait_for 10 grep -q "attached: QEMU" "$tmp/agent.log"
 a1=$(agent_pid)
+capeff=$(sed -n 's/^CapEff:\t*//p' /proc/$a1/status)
+check "agent runs with CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH only (CapEff $capeff)" \
+    test "$capeff" = 0000000000280004
+check "agent has no_new_privs" grep -q "^NoNewPrivs:.*1" /proc/$a1/status
 check "the agent is a child of the supervisor" test "$(ps -o ppid= -p "$a1" | tr -d ' ')" = "$sup"
 
 kill -9 "$a1"
