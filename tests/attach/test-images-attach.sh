@@ -1,0 +1,144 @@
+#!/bin/bash
+# tests/attach/test-images-attach.sh: the agent's shared-image module against
+# a bare QEMU (q35, memory hotplug slots, PCIe root ports): a `dax` image
+# becomes a virtio-pmem device whose backend maps the store's blob
+# read-only and shared; a `blk` image a read-only virtio-blk; an agent that
+# restarts does not attach twice; a corrupt blob, a missing image, a
+# symlinked manifest and a writable blob are refused with a message naming
+# them, and the domain keeps running. Runs without a guest kernel: QMP is
+# all the module talks to. (The guest-side mount is in the e2e tests.)
+#   env: MS_AGENT
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../lib/tap.sh"
+tmp=$(mktemp -d /tmp/ms-attach.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+    if [ "$_tap_failed" -gt 0 ]; then
+        for f in "$tmp"/*.log; do echo "# --- $f"; sed 's/^/# /' "$f" | tail -20; done
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+export MEMSHARE_RUNTIME_DIR=$tmp/run MEMSHARE_CONFIG=$tmp/none.conf MEMSHARE_IMAGE_STORE=$tmp/store
+qmp() {   # qmp SOCKET JSON...: one reply per command, on stdout (a second
+          # monitor: QEMU serves one client per QMP socket, the agent has the first)
+    python3 - "$@" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rw")
+def rd():
+    while True:
+        m = json.loads(f.readline())
+        if "event" not in m: return m
+rd(); f.write('{"execute":"qmp_capabilities"}\n'); f.flush(); rd()
+for c in sys.argv[2:]:
+    f.write(c + "\n"); f.flush(); print(json.dumps(rd()))
+PY
+}
+
+# A store with one good image, laid out as the store does (images/): blob
+# named by its digest, 0444, manifest by name.
+mkdir -p "$tmp/store/names" "$tmp/store/blobs"
+add_image() {   # add_image NAME FILE
+    local sha; sha=$(sha256sum "$2" | cut -d' ' -f1)
+    cp "$2" "$tmp/store/blobs/sha256-$sha.img"; chmod 0444 "$tmp/store/blobs/sha256-$sha.img"
+    printf '{"name": "%s", "sha256": "%s", "size": %d}\n' "$1" "$sha" "$(stat -c %s "$2")" > "$tmp/store/names/$1.json"
+    echo "$sha"
+}
+mkdir -p "$tmp/src/bin"; echo "hello from the image" > "$tmp/src/bin/hello"
+mke2fs -q -t ext4 -b 4096 -O ^has_journal -L usr -d "$tmp/src" "$tmp/usr.img" 8M
+sha=$(add_image usr "$tmp/usr.img")
+add_image usr2 "$tmp/usr.img" >/dev/null
+# a corrupt one: changed after it was stored, so its digest no longer matches
+truncate -s 8M "$tmp/c.img"; mke2fs -q -t ext4 -b 4096 -L corrupt "$tmp/c.img"
+sha2=$(add_image corrupt "$tmp/c.img")
+chmod u+w "$tmp/store/blobs/sha256-$sha2.img"
+printf 'garbage' | dd of="$tmp/store/blobs/sha256-$sha2.img" bs=1 seek=5000 conv=notrunc 2>/dev/null
+chmod 0444 "$tmp/store/blobs/sha256-$sha2.img"
+# a manifest that is a symlink (to a good one)
+ln -s usr.json "$tmp/store/names/linked.json"
+
+boot() {   # boot NAME -> QEMU with 2 hotplug slots and 3 free root ports
+    local n=$1
+    qemu-system-x86_64 -name "$n" -M q35 -accel tcg -m 256,slots=2,maxmem=1G \
+        -object memory-backend-ram,id=pc.ram,size=256M -machine memory-backend=pc.ram \
+        -nodefaults -display none -no-user-config \
+        -device pcie-root-port,id=pci.1,chassis=1 -device pcie-root-port,id=pci.2,chassis=2 \
+        -device pcie-root-port,id=pci.3,chassis=3 -device virtio-balloon-pci,id=balloon0,bus=pci.1 \
+        -qmp "unix:$tmp/$n.sock,server=on,wait=off" -qmp "unix:$tmp/$n.mon,server=on,wait=off" \
+        > "$tmp/$n.qemu.log" 2>&1 &
+    pids+=($!)
+    eval "qemu_$n=$!"
+    wait_for 20 test -S "$tmp/$n.sock" || bail "QEMU $n did not start"
+}
+domxml() {   # domxml NAME UUID POLICY-ELEMENTS
+    cat <<XML
+<domain type='qemu'><name>$1</name><uuid>$2</uuid>
+<maxMemory slots='2' unit='MiB'>1024</maxMemory><memory unit='MiB'>256</memory>
+<os><type arch='x86_64' machine='q35'>hvm</type></os><devices><memballoon model='virtio'/></devices>
+<metadata><memshare:policy xmlns:memshare='https://memshare.dev/xmlns/policy/1.0'>$3<memshare:stats period='1s'/></memshare:policy></metadata></domain>
+XML
+}
+agent() {   # agent NAME UUID
+    local qp; eval "qp=\$qemu_$1"
+    "$MS_AGENT" --uuid "$2" --qmp-socket "$tmp/$1.sock" --domain-xml "$tmp/$1.xml" --qemu-pid "$qp" \
+        >> "$tmp/$1.agent.log" 2>&1 &
+    pids+=($!)
+    eval "agent_$1=$!"
+}
+
+U1=5a0d1e6c-2f8b-4c59-9a43-0b7f7d1e2b01
+boot g1
+domxml g1 $U1 "<memshare:shared-image name='usr' mode='dax'/><memshare:shared-image name='usr2' mode='blk'/>" > "$tmp/g1.xml"
+agent g1 $U1
+check "dax image attached (agent log)" wait_for 15 grep -q "image 'usr' attached (dax" "$tmp/g1.agent.log"
+check "blk image attached (agent log)" wait_for 15 grep -q "image 'usr2' attached (blk" "$tmp/g1.agent.log"
+out=$(qmp "$tmp/g1.mon" '{"execute":"query-memory-devices"}' \
+    '{"execute":"qom-get","arguments":{"path":"/objects/ms-img0","property":"readonly"}}' \
+    '{"execute":"qom-get","arguments":{"path":"/objects/ms-img0","property":"share"}}' \
+    '{"execute":"qom-get","arguments":{"path":"/objects/ms-img0","property":"mem-path"}}' \
+    '{"execute":"query-block"}')
+echo "$out" | cut -c1-200 | sed 's/^/# /'
+check "a virtio-pmem device backed by ms-img0" grep -q '"type": "virtio-pmem".*"memdev": "/objects/ms-img0"' <<< "$(sed -n 1p <<< "$out")"
+check "its backend is readonly=on" test "$(sed -n 2p <<< "$out")" = '{"return": true}'
+check "and share=on" test "$(sed -n 3p <<< "$out")" = '{"return": true}'
+check "mapping the store's blob by digest" grep -q "blobs/sha256-$sha.img" <<< "$(sed -n 4p <<< "$out")"
+check "the blk image is a read-only block node" grep -q '"ro": true, "node-name": "ms-blk1"' <<< "$(sed -n 5p <<< "$out")"
+perms=$(grep "sha256-$sha.img" /proc/$qemu_g1/maps | awk '{print $2}' | sort -u | tr '\n' ' ')
+check "QEMU maps the blob shared and read-only only (maps: $perms)" test "$perms" = "r--s "
+rt=$MEMSHARE_RUNTIME_DIR/domains/$U1
+check "runtime 'images' lists both, with digest and mode" \
+    bash -c "grep -qx 'usr $sha dax' '$rt/images' && grep -qx 'usr2 $sha blk' '$rt/images'"
+check "status reports 2 attached, bytes" wait_for 5 bash -c "grep -q '^attached=2' '$rt/status' && grep -q '^bytes=16777216' '$rt/status'"
+
+# an agent that restarts does not attach twice
+kill -9 "$agent_g1"; sleep 0.3
+agent g1 $U1
+wait_for 10 bash -c "[ \$(grep -c \"image 'usr' attached\" '$tmp/g1.agent.log') -ge 2 ]"
+n=$(qmp "$tmp/g1.mon" '{"execute":"query-memory-devices"}' | grep -o '"type": "virtio-pmem"' | wc -l)
+check "restarted agent: still exactly one pmem device" test "$n" = 1
+n=$(qmp "$tmp/g1.mon" '{"execute":"query-block"}' | grep -o '"node-name": "ms-blk1"' | wc -l)
+check "restarted agent: still exactly one blk node" test "$n" = 1
+
+# refusals: each names the image and the reason; QEMU keeps running
+U2=5a0d1e6c-2f8b-4c59-9a43-0b7f7d1e2b02
+boot g2
+domxml g2 $U2 "<memshare:shared-image name='corrupt' mode='dax'/><memshare:shared-image name='missing' mode='blk'/><memshare:shared-image name='linked' mode='blk'/>" > "$tmp/g2.xml"
+agent g2 $U2
+check "corrupt blob refused: digest mismatch named" wait_for 15 grep -q "image 'corrupt' (dax) not attached: .*sha256-$sha2.img: sha256 .* does not match the manifest" "$tmp/g2.agent.log"
+check "missing image refused" grep -q "image 'missing' (blk) not attached: .*names/missing.json" "$tmp/g2.agent.log"
+check "symlinked manifest refused" grep -q "image 'linked' (blk) not attached: .*is a symbolic link (refused)" "$tmp/g2.agent.log"
+n=$(qmp "$tmp/g2.mon" '{"execute":"query-memory-devices"}' | grep -o virtio-pmem | wc -l)
+check "nothing was attached to g2" test "$n" = 0
+check "g2's QEMU still runs" kill -0 "$qemu_g2"
+check "status says 0 of 3 attached, with the errors" wait_for 5 bash -c "grep -q '^attached=0' '$MEMSHARE_RUNTIME_DIR/domains/$U2/status' && grep -q '^corrupt.error=.*does not match' '$MEMSHARE_RUNTIME_DIR/domains/$U2/status'"
+
+# a blob that became writable is refused too (shared by every guest)
+chmod 0644 "$tmp/store/blobs/sha256-$sha.img"
+U3=5a0d1e6c-2f8b-4c59-9a43-0b7f7d1e2b03
+boot g3
+domxml g3 $U3 "<memshare:shared-image name='usr' mode='dax'/>" > "$tmp/g3.xml"
+agent g3 $U3
+check "writable blob refused" wait_for 15 grep -q "must be a regular, read-only (0444) file owned by root" "$tmp/g3.agent.log"
+done_testing
