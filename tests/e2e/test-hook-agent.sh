@@ -58,7 +58,9 @@ fi
 wait_for 120 grep -q MS-GUEST-READY "$dir/ms1.serial" || echo "# guest not ready yet (continuing)"
 
 # --- policy changed while running: the agent re-reads it -----------------------
-policy "" "<memshare:tracking used-pages='on' period='2s'/><memshare:stats period='2s'/>" > "$dir/p2.xml"
+# virsh/libvirt put the element and its children into the namespace given
+# on the command line: the XML itself carries none
+echo "<policy><tracking used-pages='on' period='2s'/><stats period='2s'/></policy>" > "$dir/p2.xml"
 V metadata ms1 "$NS" --key memshare --set "$(cat "$dir/p2.xml")" --live >/dev/null
 check "agent noticed the metadata change" wait_for 5 grep -q "policy changed: reloaded" "$logs/$U1.log"
 
