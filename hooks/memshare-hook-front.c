@@ -59,12 +59,15 @@ main(int argc, char **argv)
                 /* Never block a domain because of our own limits. */
                 fprintf(stderr, "memshare: domain '%s': domain XML larger than %d MiB: ignored\n",
                         argv[1], MS_HOOK_FRONT_MAX_XML >> 20);
+                free(buf);
                 return 0;
             }
             cap *= 2;
             char *n = realloc(buf, cap + 1);
-            if (n == NULL)
+            if (n == NULL) {
+                free(buf);
                 return 0;
+            }
             buf = n;
         }
         ssize_t n = read(STDIN_FILENO, buf + len, cap - len);
@@ -73,6 +76,7 @@ main(int argc, char **argv)
         if (n < 0) {
             fprintf(stderr, "memshare: domain '%s': cannot read the domain XML: %s\n", argv[1],
                     strerror(errno));
+            free(buf);
             return 0;
         }
         if (n == 0)
@@ -80,8 +84,10 @@ main(int argc, char **argv)
         len += (size_t)n;
     }
     buf[len] = '\0';
-    if (memmem(buf, len, MS_POLICY_NS, strlen(MS_POLICY_NS)) == NULL)
+    if (memmem(buf, len, MS_POLICY_NS, strlen(MS_POLICY_NS)) == NULL) {
+        free(buf);
         return 0;
+    }
 
     /* A policy is there: from here on a failure at prepare must stop the
      * start (the policy may say on-error='refuse'), later ones must not. */
@@ -90,6 +96,7 @@ main(int argc, char **argv)
         dup2(fd, STDIN_FILENO) < 0) {
         fprintf(stderr, "memshare: domain '%s': cannot hand the domain XML on: %s\n", argv[1],
                 strerror(errno));
+        free(buf);
         return is_prepare ? 1 : 0;
     }
     close(fd);

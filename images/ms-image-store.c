@@ -1,1 +1,756 @@
-/* images/ms-image-store.c: placeholder, filled by its owner. */
+/* images/ms-image-store.c: the content-addressed image store (layout in
+ * ms-image-store.h and docs/images.md). Every access below STORE goes
+ * through openat(..., O_NOFOLLOW) from the store's directory fd: a name
+ * from a policy or the command line can never lead outside the store, and
+ * a planted symlink is refused rather than followed. Blobs are written to a
+ * temp file in blobs/, fsynced, made 0444 and renamed to their digest, so a
+ * blob under its final name is always complete and never changes. */
+#include "ms-image-store.h"
+#include "ms-error.h"
+#include "ms-util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-glib/json-glib.h>
+
+void
+ms_image_manifest_free(MsImageManifest *m)
+{
+    if (m == NULL)
+        return;
+    g_free(m->name);
+    g_free(m->sha256);
+    g_free(m->source);
+    g_strfreev(m->paths);
+    g_free(m->created);
+    g_free(m->label);
+    g_free(m->builder);
+    g_free(m);
+}
+
+gboolean
+ms_image_name_is_valid(const char *name)
+{
+    if (name == NULL)
+        return FALSE;
+    gsize n = strlen(name);
+    if (n == 0 || n > MS_IMAGE_NAME_LEN_MAX || !g_ascii_isalnum(name[0]))
+        return FALSE;
+    for (gsize i = 0; i < n; i++)
+        if (!g_ascii_isalnum(name[i]) && name[i] != '.' && name[i] != '_' && name[i] != '-')
+            return FALSE;
+    return TRUE;
+}
+
+static gboolean
+ms_is_sha256_hex(const char *s)
+{
+    if (s == NULL || strlen(s) != 64)
+        return FALSE;
+    for (const char *p = s; *p; p++)
+        if (!g_ascii_isdigit(*p) && !(*p >= 'a' && *p <= 'f'))
+            return FALSE;
+    return TRUE;
+}
+
+char *
+ms_image_store_default_path(void)
+{
+    const char *env = g_getenv("MEMSHARE_IMAGE_STORE");
+    if (env && *env)
+        return g_strdup(env);
+    g_autoptr(GKeyFile) kf = ms_config_load(NULL);
+    g_autofree char *v = kf ? g_key_file_get_string(kf, "images", "store", NULL) : NULL;
+    if (v && *v)
+        return g_steal_pointer(&v);
+    return g_strdup("/var/lib/memshare/images");
+}
+
+/* ------------------------------------------------------------------ */
+/* manifest                                                            */
+
+char *
+ms_image_manifest_to_json(const MsImageManifest *m)
+{
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "name");
+    json_builder_add_string_value(b, m->name);
+    json_builder_set_member_name(b, "sha256");
+    json_builder_add_string_value(b, m->sha256);
+    json_builder_set_member_name(b, "size");
+    json_builder_add_int_value(b, (gint64)m->size);
+    json_builder_set_member_name(b, "block-size");
+    json_builder_add_int_value(b, m->block_size);
+    json_builder_set_member_name(b, "files");
+    json_builder_add_int_value(b, (gint64)m->files);
+    json_builder_set_member_name(b, "source");
+    json_builder_add_string_value(b, m->source ? m->source : "");
+    json_builder_set_member_name(b, "paths");
+    json_builder_begin_array(b);
+    for (guint i = 0; m->paths && m->paths[i]; i++)
+        json_builder_add_string_value(b, m->paths[i]);
+    json_builder_end_array(b);
+    json_builder_set_member_name(b, "created");
+    json_builder_add_string_value(b, m->created ? m->created : "");
+    json_builder_set_member_name(b, "label");
+    json_builder_add_string_value(b, m->label ? m->label : "");
+    json_builder_set_member_name(b, "builder");
+    json_builder_add_string_value(b, m->builder ? m->builder : "");
+    json_builder_end_object(b);
+    g_autoptr(JsonGenerator) g = json_generator_new();
+    g_autoptr(JsonNode) root = json_builder_get_root(b);
+    json_generator_set_root(g, root);
+    json_generator_set_pretty(g, TRUE);
+    g_autofree char *text = json_generator_to_data(g, NULL);
+    return g_strconcat(text, "\n", NULL);
+}
+
+static const char *
+ms_json_string(JsonObject *o, const char *member)
+{
+    JsonNode *n = json_object_get_member(o, member);
+    if (n == NULL || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
+        return NULL;
+    return json_node_get_string(n);
+}
+
+static gboolean
+ms_json_uint(JsonObject *o, const char *member, guint64 *out)
+{
+    JsonNode *n = json_object_get_member(o, member);
+    if (n == NULL || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_INT64)
+        return FALSE;
+    gint64 v = json_node_get_int(n);
+    if (v < 0)
+        return FALSE;
+    *out = v;
+    return TRUE;
+}
+
+MsImageManifest *
+ms_image_manifest_parse(const char *data, gsize len, const char *what, GError **error)
+{
+    if (len > MS_IMAGE_MANIFEST_MAX) {
+        g_set_error(error, MS_ERROR, MS_ERROR_TOO_BIG, "%s: larger than %d bytes", what, MS_IMAGE_MANIFEST_MAX);
+        return NULL;
+    }
+    g_autoptr(JsonParser) p = json_parser_new();
+    g_autoptr(GError) jerr = NULL;
+    if (!json_parser_load_from_data(p, data, len, &jerr)) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "%s: not JSON: %s", what, jerr->message);
+        return NULL;
+    }
+    JsonNode *root = json_parser_get_root(p);
+    if (root == NULL || !JSON_NODE_HOLDS_OBJECT(root)) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "%s: not a JSON object", what);
+        return NULL;
+    }
+    JsonObject *o = json_node_get_object(root);
+    g_autoptr(MsImageManifest) m = g_new0(MsImageManifest, 1);
+    const char *name = ms_json_string(o, "name");
+    const char *sha = ms_json_string(o, "sha256");
+    guint64 bs = 0;
+    if (!ms_image_name_is_valid(name)) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "%s: \"name\" is missing or not a valid image name", what);
+        return NULL;
+    }
+    if (!ms_is_sha256_hex(sha)) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
+                    "%s: \"sha256\" is missing or not 64 lowercase hex digits", what);
+        return NULL;
+    }
+    if (!ms_json_uint(o, "size", &m->size) || !ms_json_uint(o, "files", &m->files) ||
+        !ms_json_uint(o, "block-size", &bs) || bs > 65536) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
+                    "%s: \"size\", \"files\" and \"block-size\" must be non-negative integers", what);
+        return NULL;
+    }
+    m->name = g_strdup(name);
+    m->sha256 = g_strdup(sha);
+    m->block_size = bs;
+    m->source = g_strdup(ms_json_string(o, "source"));
+    m->created = g_strdup(ms_json_string(o, "created"));
+    m->label = g_strdup(ms_json_string(o, "label"));
+    m->builder = g_strdup(ms_json_string(o, "builder"));
+    g_autoptr(GStrvBuilder) sb = g_strv_builder_new();
+    JsonNode *pn = json_object_get_member(o, "paths");
+    if (pn && JSON_NODE_HOLDS_ARRAY(pn)) {
+        JsonArray *a = json_node_get_array(pn);
+        for (guint i = 0; i < json_array_get_length(a); i++) {
+            JsonNode *e = json_array_get_element(a, i);
+            if (JSON_NODE_HOLDS_VALUE(e) && json_node_get_value_type(e) == G_TYPE_STRING)
+                g_strv_builder_add(sb, json_node_get_string(e));
+        }
+    }
+    m->paths = g_strv_builder_end(sb);
+    return g_steal_pointer(&m);
+}
+
+/* ------------------------------------------------------------------ */
+/* safe access                                                         */
+
+static int
+ms_store_openat(int dirfd, const char *name, int flags, const char *what, GError **error)
+{
+    int fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        struct stat st;
+        /* O_DIRECTORY on a symlink says ENOTDIR, not ELOOP */
+        if (e == ENOTDIR && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+            e = ELOOP;
+        g_set_error(error, MS_ERROR, e == ENOENT ? MS_ERROR_NOT_FOUND : MS_ERROR_FAILED, "%s: %s", what,
+                    e == ELOOP ? "is a symbolic link (refused)" : g_strerror(e));
+    }
+    return fd;
+}
+
+static void
+ms_close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+typedef int MsFd;
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(MsFd, ms_close_fd)
+
+/* Opens STORE (and creates it and its subdirectories if asked). */
+static int
+ms_store_open(const char *store, gboolean create, GError **error)
+{
+    if (create) {
+        if (g_mkdir_with_parents(store, 0755) < 0) {
+            int e = errno;
+            g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "image store %s: cannot create: %s", store,
+                        g_strerror(e));
+            return -1;
+        }
+    }
+    int fd = open(store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        g_set_error(error, MS_ERROR, e == ENOENT ? MS_ERROR_NOT_FOUND : MS_ERROR_FAILED, "image store %s: %s",
+                    store, g_strerror(e));
+        return -1;
+    }
+    if (create) {
+        for (guint i = 0; i < 2; i++) {
+            const char *sub = i ? "names" : "blobs";
+            if (mkdirat(fd, sub, 0755) < 0 && errno != EEXIST) {
+                int e = errno;
+                g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "image store %s: cannot create %s/: %s", store,
+                            sub, g_strerror(e));
+                close(fd);
+                return -1;
+            }
+        }
+    }
+    return fd;
+}
+
+/* Serialises writers; readers (lookup, verify, the agent) need no lock
+ * because everything they read is replaced by rename. */
+static int
+ms_store_lock(int store_fd, const char *store, GError **error)
+{
+    int fd = ms_store_openat(store_fd, ".lock", O_RDWR | O_CREAT, store, error);
+    if (fd < 0)
+        return -1;
+    if (flock(fd, LOCK_EX) < 0) {
+        int e = errno;
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "image store %s: cannot lock: %s", store, g_strerror(e));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static gboolean
+ms_read_fd_bounded(int fd, gsize max, char **out, gsize *len, const char *what, GError **error)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "%s: not a regular file", what);
+        return FALSE;
+    }
+    if ((guint64)st.st_size > max) {
+        g_set_error(error, MS_ERROR, MS_ERROR_TOO_BIG, "%s: larger than %zu bytes", what, max);
+        return FALSE;
+    }
+    g_autofree char *buf = g_malloc(max + 1);
+    gsize got = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + got, max + 1 - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%s: %s", what, g_strerror(e));
+            return FALSE;
+        }
+        if (r == 0)
+            break;
+        got += r;
+        if (got > max) {
+            g_set_error(error, MS_ERROR, MS_ERROR_TOO_BIG, "%s: larger than %zu bytes", what, max);
+            return FALSE;
+        }
+    }
+    buf[got] = '\0';
+    *out = g_steal_pointer(&buf);
+    *len = got;
+    return TRUE;
+}
+
+static MsImageManifest *
+ms_store_read_manifest(int store_fd, const char *store, const char *name, GError **error)
+{
+    if (!ms_image_name_is_valid(name)) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
+                    "'%s' is not a valid image name (letters, digits, '.', '_', '-'; "
+                    "first a letter or digit; at most 64)", name);
+        return NULL;
+    }
+    g_autofree char *mname = g_strconcat(name, ".json", NULL);
+    g_autofree char *mpath = g_build_filename(store, "names", mname, NULL);
+    g_auto(MsFd) names_fd = ms_store_openat(store_fd, "names", O_RDONLY | O_DIRECTORY, mpath, error);
+    if (names_fd < 0)
+        return NULL;
+    g_autoptr(GError) local = NULL;
+    g_auto(MsFd) fd = ms_store_openat(names_fd, mname, O_RDONLY, mpath, &local);
+    if (fd < 0) {
+        if (g_error_matches(local, MS_ERROR, MS_ERROR_NOT_FOUND))
+            g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND, "image '%s': no such image in %s", name, store);
+        else
+            g_propagate_error(error, g_steal_pointer(&local));
+        return NULL;
+    }
+    g_autofree char *text = NULL;
+    gsize len = 0;
+    if (!ms_read_fd_bounded(fd, MS_IMAGE_MANIFEST_MAX, &text, &len, mpath, error))
+        return NULL;
+    g_autoptr(MsImageManifest) m = ms_image_manifest_parse(text, len, mpath, error);
+    if (m == NULL)
+        return NULL;
+    if (strcmp(m->name, name) != 0) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "%s: names image '%s', not '%s'", mpath, m->name, name);
+        return NULL;
+    }
+    return g_steal_pointer(&m);
+}
+
+/* Opens the blob of M read-only, refusing symlinks and anything but a
+ * regular file. */
+static int
+ms_store_open_blob(int store_fd, const char *store, const MsImageManifest *m, char **path, GError **error)
+{
+    g_autofree char *bname = g_strdup_printf("sha256-%s.img", m->sha256);
+    g_autofree char *bpath = g_build_filename(store, "blobs", bname, NULL);
+    g_auto(MsFd) blobs_fd = ms_store_openat(store_fd, "blobs", O_RDONLY | O_DIRECTORY, bpath, error);
+    if (blobs_fd < 0)
+        return -1;
+    int fd = ms_store_openat(blobs_fd, bname, O_RDONLY, bpath, error);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "%s: not a regular file", bpath);
+        close(fd);
+        return -1;
+    }
+    if (path)
+        *path = g_steal_pointer(&bpath);
+    return fd;
+}
+
+MsImageManifest *
+ms_image_store_lookup(const char *store, const char *name, char **blob_path, GError **error)
+{
+    g_auto(MsFd) store_fd = ms_store_open(store, FALSE, error);
+    if (store_fd < 0)
+        return NULL;
+    g_autoptr(MsImageManifest) m = ms_store_read_manifest(store_fd, store, name, error);
+    if (m == NULL)
+        return NULL;
+    g_autofree char *bpath = NULL;
+    g_auto(MsFd) fd = ms_store_open_blob(store_fd, store, m, &bpath, error);
+    if (fd < 0)
+        return NULL;
+    if (blob_path)
+        *blob_path = g_steal_pointer(&bpath);
+    return g_steal_pointer(&m);
+}
+
+gboolean
+ms_image_store_verify(const char *store, const char *name, GError **error)
+{
+    g_auto(MsFd) store_fd = ms_store_open(store, FALSE, error);
+    if (store_fd < 0)
+        return FALSE;
+    g_autoptr(MsImageManifest) m = ms_store_read_manifest(store_fd, store, name, error);
+    if (m == NULL)
+        return FALSE;
+    g_autofree char *bpath = NULL;
+    g_auto(MsFd) fd = ms_store_open_blob(store_fd, store, m, &bpath, error);
+    if (fd < 0)
+        return FALSE;
+    char sha[65];
+    guint64 size = 0;
+    if (!ms_image_sha256_fd(fd, sha, &size, bpath, error))
+        return FALSE;
+    if (strcmp(sha, m->sha256) != 0) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "image '%s': %s has sha256 %s, the manifest says %s",
+                    name, bpath, sha, m->sha256);
+        return FALSE;
+    }
+    if (size != m->size) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
+                    "image '%s': %s has %" G_GUINT64_FORMAT " bytes, the manifest says %" G_GUINT64_FORMAT,
+                    name, bpath, size, m->size);
+        return FALSE;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (st.st_mode & 0222)) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "image '%s': %s is writable (mode %04o, must be 0444)",
+                    name, bpath, (unsigned)(st.st_mode & 07777));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static int
+ms_manifest_cmp(gconstpointer a, gconstpointer b)
+{
+    const MsImageManifest *x = *(MsImageManifest *const *)a, *y = *(MsImageManifest *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+/* Names of NAMES_FD's manifests, sorted ("NAME" without ".json"). */
+static GPtrArray *
+ms_store_names(int store_fd, const char *store, GError **error)
+{
+    g_autofree char *npath = g_build_filename(store, "names", NULL);
+    int fd = ms_store_openat(store_fd, "names", O_RDONLY | O_DIRECTORY, npath, error);
+    if (fd < 0)
+        return NULL;
+    DIR *d = fdopendir(fd);
+    if (d == NULL) {
+        int e = errno;
+        close(fd);
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%s: %s", npath, g_strerror(e));
+        return NULL;
+    }
+    g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func(g_free);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (!g_str_has_suffix(de->d_name, ".json"))
+            continue;
+        g_autofree char *n = g_strndup(de->d_name, strlen(de->d_name) - 5);
+        if (ms_image_name_is_valid(n))
+            g_ptr_array_add(out, g_steal_pointer(&n));
+    }
+    closedir(d);
+    return g_steal_pointer(&out);
+}
+
+GPtrArray *
+ms_image_store_list(const char *store, GPtrArray **problems, GError **error)
+{
+    g_auto(MsFd) store_fd = ms_store_open(store, FALSE, error);
+    if (store_fd < 0)
+        return NULL;
+    g_autoptr(GPtrArray) names = ms_store_names(store_fd, store, error);
+    if (names == NULL)
+        return NULL;
+    g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func((GDestroyNotify)ms_image_manifest_free);
+    for (guint i = 0; i < names->len; i++) {
+        g_autoptr(GError) local = NULL;
+        MsImageManifest *m = ms_store_read_manifest(store_fd, store, g_ptr_array_index(names, i), &local);
+        if (m)
+            g_ptr_array_add(out, m);
+        else if (problems) {
+            if (*problems == NULL)
+                *problems = g_ptr_array_new_with_free_func(g_free);
+            g_ptr_array_add(*problems, g_strdup(local->message));
+        }
+    }
+    g_ptr_array_sort(out, ms_manifest_cmp);
+    return g_steal_pointer(&out);
+}
+
+/* ------------------------------------------------------------------ */
+/* what running domains use                                            */
+
+/* A domain directory counts while its agent runs. Without an agent.pid we
+ * cannot tell, so it counts too: deleting a blob a guest maps is worse
+ * than keeping one too long. A stale pid file means the domain is gone. */
+static gboolean
+ms_domain_dir_live(const char *dir)
+{
+    g_autofree char *pidfile = g_build_filename(dir, "agent.pid", NULL);
+    if (!g_file_test(pidfile, G_FILE_TEST_EXISTS))
+        return TRUE;
+    return ms_pidfile_read_live(pidfile) > 0;
+}
+
+void
+ms_image_store_in_use(GHashTable **names, GHashTable **digests)
+{
+    g_autoptr(GHashTable) n = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_autoptr(GHashTable) d = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_autofree char *root = g_build_filename(ms_runtime_dir(), "domains", NULL);
+    g_autoptr(GDir) dir = g_dir_open(root, 0, NULL);
+    const char *ent;
+    while (dir && (ent = g_dir_read_name(dir)) != NULL) {
+        g_autofree char *ddir = g_build_filename(root, ent, NULL);
+        g_autofree char *file = g_build_filename(ddir, "images", NULL);
+        g_autofree char *text = NULL;
+        if (!ms_file_read_bounded(file, MS_SMALL_FILE_MAX, &text, NULL, NULL))
+            continue;
+        if (!ms_domain_dir_live(ddir))
+            continue;
+        g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+        for (guint i = 0; lines[i]; i++) {
+            g_auto(GStrv) f = g_strsplit_set(g_strstrip(lines[i]), " \t", -1);
+            if (g_strv_length(f) < 2 || !ms_image_name_is_valid(f[0])) {
+                if (*lines[i])
+                    g_debug("%s: line %u ignored (not \"NAME SHA256 MODE\")", file, i + 1);
+                continue;
+            }
+            g_hash_table_add(n, g_strdup(f[0]));
+            if (ms_is_sha256_hex(f[1]))
+                g_hash_table_add(d, g_strdup(f[1]));
+        }
+    }
+    if (names)
+        *names = g_steal_pointer(&n);
+    if (digests)
+        *digests = g_steal_pointer(&d);
+}
+
+/* ------------------------------------------------------------------ */
+/* writers                                                             */
+
+static int
+ms_store_gc_locked(int store_fd, const char *store, GError **error)
+{
+    g_autoptr(GPtrArray) names = ms_store_names(store_fd, store, error);
+    if (names == NULL)
+        return -1;
+    g_autoptr(GHashTable) keep = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    for (guint i = 0; i < names->len; i++) {
+        g_autoptr(GError) local = NULL;
+        g_autoptr(MsImageManifest) m = ms_store_read_manifest(store_fd, store, g_ptr_array_index(names, i),
+                                                              &local);
+        if (m == NULL) {
+            /* cannot tell which blob it names: collect nothing */
+            g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "not collecting blobs: %s", local->message);
+            return -1;
+        }
+        g_hash_table_add(keep, g_strdup_printf("sha256-%s.img", m->sha256));
+    }
+    g_autoptr(GHashTable) used = NULL;
+    ms_image_store_in_use(NULL, &used);
+
+    g_autofree char *bdir = g_build_filename(store, "blobs", NULL);
+    int fd = ms_store_openat(store_fd, "blobs", O_RDONLY | O_DIRECTORY, bdir, error);
+    if (fd < 0)
+        return -1;
+    DIR *d = fdopendir(fd);
+    if (d == NULL) {
+        close(fd);
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%s: cannot read", bdir);
+        return -1;
+    }
+    int removed = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *e = de->d_name;
+        gboolean blob = g_str_has_prefix(e, "sha256-") && g_str_has_suffix(e, ".img") && strlen(e) == 7 + 64 + 4;
+        /* temp files of an interrupted add: nobody else writes while we
+         * hold the lock */
+        gboolean temp = g_str_has_prefix(e, ".tmp-");
+        if (!blob && !temp)
+            continue;
+        if (blob) {
+            g_autofree char *hex = g_strndup(e + 7, 64);
+            if (g_hash_table_contains(keep, e) || g_hash_table_contains(used, hex))
+                continue;
+        }
+        if (unlinkat(dirfd(d), e, 0) == 0)
+            removed++;
+        else
+            g_warning("%s/%s: cannot remove: %s", bdir, e, g_strerror(errno));
+    }
+    closedir(d);
+    return removed;
+}
+
+int
+ms_image_store_gc(const char *store, GError **error)
+{
+    g_auto(MsFd) store_fd = ms_store_open(store, FALSE, error);
+    if (store_fd < 0)
+        return -1;
+    g_auto(MsFd) lock = ms_store_lock(store_fd, store, error);
+    if (lock < 0)
+        return -1;
+    return ms_store_gc_locked(store_fd, store, error);
+}
+
+static char *
+ms_iso_time(gint64 t)
+{
+    g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(t);
+    return dt ? g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ") : g_strdup("");
+}
+
+MsImageManifest *
+ms_image_store_add(const char *store, const char *name, const char *source, const MsImageBuildOptions *opts,
+                   GPtrArray **warnings, GError **error)
+{
+    if (!ms_image_name_is_valid(name)) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
+                    "'%s' is not a valid image name (letters, digits, '.', '_', '-'; "
+                    "first a letter or digit; at most 64)", name);
+        return NULL;
+    }
+    g_auto(MsFd) store_fd = ms_store_open(store, TRUE, error);
+    if (store_fd < 0)
+        return NULL;
+    g_auto(MsFd) lock = ms_store_lock(store_fd, store, error);
+    if (lock < 0)
+        return NULL;
+
+    /* the blobs directory itself must not be a symlink */
+    g_autofree char *bdir = g_build_filename(store, "blobs", NULL);
+    g_auto(MsFd) blobs_fd = ms_store_openat(store_fd, "blobs", O_RDONLY | O_DIRECTORY, bdir, error);
+    if (blobs_fd < 0)
+        return NULL;
+    g_autofree char *ndir = g_build_filename(store, "names", NULL);
+    g_auto(MsFd) names_fd = ms_store_openat(store_fd, "names", O_RDONLY | O_DIRECTORY, ndir, error);
+    if (names_fd < 0)
+        return NULL;
+
+    MsImageBuildOptions o = opts ? *opts : (MsImageBuildOptions){ 0 };
+    char label[MS_IMAGE_LABEL_MAX + 1];
+    g_strlcpy(label, name, sizeof(label));
+    o.label = label;
+
+    g_autofree char *tmpname = g_strdup_printf(".tmp-%s-%d.img", name, (int)getpid());
+    g_autofree char *tmp = g_build_filename(bdir, tmpname, NULL);
+    MsImageBuildResult r = { 0 };
+    if (!ms_image_build(source, tmp, &o, &r, error))
+        return NULL;
+    if (warnings)
+        *warnings = g_steal_pointer(&r.warnings);
+
+    g_autofree char *bname = g_strdup_printf("sha256-%s.img", r.sha256);
+    struct stat st;
+    if (fstatat(blobs_fd, bname, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        /* same bytes already stored: blobs are never rewritten */
+        unlinkat(blobs_fd, tmpname, 0);
+        if (!S_ISREG(st.st_mode)) {
+            g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "%s/%s: exists and is not a regular file", bdir, bname);
+            ms_image_build_result_clear(&r);
+            return NULL;
+        }
+    } else {
+        if (chmod(tmp, 0444) < 0 || renameat(blobs_fd, tmpname, blobs_fd, bname) < 0) {
+            int e = errno;
+            unlinkat(blobs_fd, tmpname, 0);
+            g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%s/%s: %s", bdir, bname, g_strerror(e));
+            ms_image_build_result_clear(&r);
+            return NULL;
+        }
+        fsync(blobs_fd);
+    }
+
+    g_autoptr(MsImageManifest) m = g_new0(MsImageManifest, 1);
+    m->name = g_strdup(name);
+    m->sha256 = g_strdup(r.sha256);
+    m->size = r.size;
+    m->block_size = MS_IMAGE_BLOCK_SIZE;
+    m->files = r.files;
+    g_autofree char *cwd = g_get_current_dir();
+    m->source = g_path_is_absolute(source) ? g_strdup(source) : g_build_filename(cwd, source, NULL);
+    g_autoptr(GStrvBuilder) sb = g_strv_builder_new();
+    for (guint i = 0; opts && opts->paths && opts->paths[i]; i++) {
+        g_autofree char *p = ms_image_path_normalize(opts->paths[i], NULL);
+        if (p)
+            g_strv_builder_add(sb, p);
+    }
+    m->paths = g_strv_builder_end(sb);
+    {
+        /* the image's own epoch, so the manifest is reproducible too */
+        gint64 epoch = opts && opts->epoch ? opts->epoch : 0;
+        const char *sde = g_getenv("SOURCE_DATE_EPOCH");
+        if (epoch == 0 && sde && *sde)
+            epoch = g_ascii_strtoll(sde, NULL, 10);
+        m->created = ms_iso_time(epoch ? epoch : 1);
+    }
+    m->label = g_strdup(label);
+    m->builder = g_strdup(MS_IMAGE_BUILDER_VERSION);
+    ms_image_build_result_clear(&r);
+
+    g_autofree char *json = ms_image_manifest_to_json(m);
+    g_autofree char *mname = g_strconcat(name, ".json", NULL);
+    g_autofree char *mpath = g_build_filename(ndir, mname, NULL);
+    if (!ms_file_write_atomic(mpath, json, -1, 0644, error))
+        return NULL;
+    fsync(names_fd);
+
+    /* the name's previous blob, if nothing else uses it */
+    g_autoptr(GError) gerr = NULL;
+    if (ms_store_gc_locked(store_fd, store, &gerr) < 0)
+        g_debug("image store %s: %s", store, gerr->message);
+    return g_steal_pointer(&m);
+}
+
+gboolean
+ms_image_store_remove(const char *store, const char *name, GError **error)
+{
+    g_auto(MsFd) store_fd = ms_store_open(store, FALSE, error);
+    if (store_fd < 0)
+        return FALSE;
+    g_auto(MsFd) lock = ms_store_lock(store_fd, store, error);
+    if (lock < 0)
+        return FALSE;
+    g_autoptr(MsImageManifest) m = ms_store_read_manifest(store_fd, store, name, error);
+    if (m == NULL)
+        return FALSE;
+    g_autoptr(GHashTable) used = NULL;
+    ms_image_store_in_use(&used, NULL);
+    if (g_hash_table_contains(used, name)) {
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED,
+                    "image '%s' is in use by a running domain (listed in %s/domains/*/images)", name,
+                    ms_runtime_dir());
+        return FALSE;
+    }
+    g_autofree char *ndir = g_build_filename(store, "names", NULL);
+    g_auto(MsFd) names_fd = ms_store_openat(store_fd, "names", O_RDONLY | O_DIRECTORY, ndir, error);
+    if (names_fd < 0)
+        return FALSE;
+    g_autofree char *mname = g_strconcat(name, ".json", NULL);
+    if (unlinkat(names_fd, mname, 0) < 0) {
+        int e = errno;
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%s/%s: cannot remove: %s", ndir, mname, g_strerror(e));
+        return FALSE;
+    }
+    fsync(names_fd);
+    g_autoptr(GError) gerr = NULL;
+    if (ms_store_gc_locked(store_fd, store, &gerr) < 0)
+        g_debug("image store %s: %s", store, gerr->message);
+    return TRUE;
+}

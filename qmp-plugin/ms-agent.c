@@ -14,6 +14,7 @@
 #include "ms-error.h"
 #include "ms-log.h"
 #include "ms-module.h"
+#include "ms-export.h"
 #include "ms-history.h"
 #include "ms-images.h"
 #include "ms-ksmtune.h"
@@ -73,6 +74,7 @@ struct _MsAgent {
     GKeyFile *status;      /* modules write their groups here */
     GPtrArray *modules;    /* MsAgentModuleSlot* */
     GHashTable *warned;    /* what -> last write error logged */
+    MsExportConfig export; /* [stats]: Prometheus textfile, live metadata */
 };
 
 /* The feature modules, in the order they tick. */
@@ -172,6 +174,9 @@ ms_agent_free(MsAgent *agent)
     }
     g_clear_pointer(&agent->dom, virDomainFree);
     g_clear_pointer(&agent->conn, virConnectClose);
+    if (agent->export.prometheus_dir && agent->lock_fd >= 0)
+        ms_export_remove_prometheus_file(agent->export.prometheus_dir, agent->opt.uuid, NULL);
+    ms_export_config_clear(&agent->export);
     ms_agent_remove_runtime_files(agent);
     if (agent->lock_fd >= 0)
         close(agent->lock_fd);
@@ -205,6 +210,17 @@ ms_agent_take_lock(MsAgent *agent, gboolean *already_running, GError **error)
         return FALSE;
     }
     agent->runtime_dir = ms_domain_runtime_dir(agent->opt.uuid);
+    {
+        /* a bad [stats] section costs the exports, not the agent */
+        g_autoptr(GError) cerr = NULL;
+        g_autoptr(GKeyFile) conf = ms_config_load(&cerr);
+        if (conf == NULL || !ms_export_config_load(conf, &agent->export, &cerr)) {
+            g_warning("%s; figures go to the status file and the live metadata only",
+                      cerr ? cerr->message : "cannot read the configuration");
+            ms_export_config_clear(&agent->export);
+            agent->export.metadata = TRUE;
+        }
+    }
     if (g_mkdir(agent->runtime_dir, 0750) < 0 && errno != EEXIST) {
         g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot create '%s': %s",
                     agent->runtime_dir, g_strerror(errno));
@@ -301,6 +317,26 @@ ms_agent_append_history(MsAgent *agent)
         ms_agent_warn_once(agent, "history", error->message);
     else
         ms_agent_warn_once(agent, "history", NULL);
+}
+
+/* The same figures for other tools: a node_exporter textfile and a stats
+ * element in the domain's live metadata (`virsh metadata DOMAIN
+ * https://memshare.dev/xmlns/stats/1.0`). The metadata-change event this
+ * causes is for the stats namespace, which the policy watcher ignores. */
+static void
+ms_agent_export_stats(MsAgent *agent)
+{
+    MsExportDomain d = { agent->domain_name, agent->opt.uuid, TRUE, agent->status };
+    g_autoptr(GError) error = NULL;
+    if (agent->export.prometheus_dir) {
+        gboolean ok = ms_export_write_prometheus_file(agent->export.prometheus_dir, &d, &error);
+        ms_agent_warn_once(agent, "prometheus file", ok ? NULL : error->message);
+        g_clear_error(&error);
+    }
+    if (agent->export.metadata && agent->dom) {
+        gboolean ok = ms_export_set_metadata(agent->dom, &d, g_get_real_time() / G_USEC_PER_SEC, &error);
+        ms_agent_warn_once(agent, "stats metadata", ok ? NULL : error->message);
+    }
 }
 
 /* ---- QMP ----------------------------------------------------------------- */
@@ -522,6 +558,7 @@ ms_agent_tick(gpointer user_data)
         g_debug("query-balloon: %s", error->message);
     ms_agent_publish_status(agent);
     ms_agent_append_history(agent);
+    ms_agent_export_stats(agent);
     return G_SOURCE_CONTINUE;
 }
 

@@ -1,8 +1,585 @@
-/* tools/ctl-policy.c: memsharectl policy (placeholder until its owner lands it). */
+/* tools/ctl-policy.c: memsharectl policy: validate a policy (a file or a
+ * domain's own XML), get, set and remove a domain's policy through libvirt's
+ * metadata API, print the defaults. The language is policies/ms-policy.c's;
+ * this file owns the command line, how a policy is put into a domain (the
+ * same way `virsh metadata --key memshare` does), the messages and the exit
+ * codes (tools/ctl.h). docs/policy.md is the user reference. */
+#include "ms-config.h"
 #include "ctl.h"
-int ms_ctl_policy(int argc, char **argv)
+#include "ms-image-store.h"
+#include "ms-policy.h"
+#include "ms-util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+
+/* The parser refuses more than 4 MiB; read one byte more so that it, not
+ * the reader, says so. */
+#define CTL_POLICY_MAX_FILE (4 * 1024 * 1024 + 1)
+#define CTL_POLICY_KEY "memshare"
+
+static void
+usage(FILE *f)
 {
-    (void)argc; (void)argv;
-    g_printerr("memsharectl: 'policy' is not available in this build\n");
+    fprintf(f,
+            "Usage: memsharectl [-c URI] policy COMMAND ...\n"
+            "  validate [--store DIR] [--no-image-check] [--print] FILE|DOMAIN\n"
+            "      FILE: a standalone <memshare:policy> or a whole domain XML;\n"
+            "      DOMAIN: name or UUID (its persistent and, if running, live XML)\n"
+            "  get DOMAIN [--live|--config]     print the domain's policy\n"
+            "  set DOMAIN FILE [--live] [--config] [--current] [--store DIR] [--no-image-check]\n"
+            "      validate FILE against the domain, then store it in the domain's metadata\n"
+            "  remove DOMAIN [--live] [--config] [--current]\n"
+            "  defaults                         print the canonical empty policy\n"
+            "Exit status: 0 ok, 1 failure, 2 usage, 3 invalid policy, 4 no such domain/policy.\n");
+}
+
+/* ---- options ------------------------------------------------------------ */
+
+typedef struct {
+    gboolean live, config, current;
+    gboolean print;
+    gboolean no_image_check;
+    const char *store;
+    const char *args[2];
+    int nargs;
+} CtlOpts;
+
+/* Options may come anywhere after the subcommand, as with virsh. */
+static gboolean
+parse_opts(int argc, char **argv, int max_args, CtlOpts *o)
+{
+    memset(o, 0, sizeof(*o));
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (g_str_equal(a, "--live"))
+            o->live = TRUE;
+        else if (g_str_equal(a, "--config"))
+            o->config = TRUE;
+        else if (g_str_equal(a, "--current"))
+            o->current = TRUE;
+        else if (g_str_equal(a, "--print"))
+            o->print = TRUE;
+        else if (g_str_equal(a, "--no-image-check"))
+            o->no_image_check = TRUE;
+        else if (g_str_equal(a, "--store") && i + 1 < argc)
+            o->store = argv[++i];
+        else if (g_str_has_prefix(a, "--store="))
+            o->store = a + strlen("--store=");
+        else if (g_str_equal(a, "--") && i + 1 < argc) {
+            for (i++; i < argc; i++) {
+                if (o->nargs >= max_args)
+                    return FALSE;
+                o->args[o->nargs++] = argv[i];
+            }
+        } else if (a[0] == '-' && a[1] != '\0') {
+            fprintf(stderr, "memsharectl: policy %s: unknown option '%s'\n", argv[1], a);
+            return FALSE;
+        } else {
+            if (o->nargs >= max_args) {
+                fprintf(stderr, "memsharectl: policy %s: unexpected argument '%s'\n", argv[1], a);
+                return FALSE;
+            }
+            o->args[o->nargs++] = a;
+        }
+    }
+    if (o->current && (o->live || o->config)) {
+        fprintf(stderr, "memsharectl: policy %s: --current excludes --live and --config\n", argv[1]);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static unsigned int
+affect_flags(const CtlOpts *o)
+{
+    unsigned int flags = VIR_DOMAIN_AFFECT_CURRENT;
+    if (o->live)
+        flags |= VIR_DOMAIN_AFFECT_LIVE;
+    if (o->config)
+        flags |= VIR_DOMAIN_AFFECT_CONFIG;
+    return flags;
+}
+
+static char *
+image_store(const CtlOpts *o)
+{
+    return o->store ? g_strdup(o->store) : ms_image_store_default_path();
+}
+
+static MsPolicyCheckFlags
+check_flags(const CtlOpts *o)
+{
+    return o->no_image_check ? MS_POLICY_CHECK_NONE : MS_POLICY_CHECK_IMAGES;
+}
+
+/* ---- libvirt --------------------------------------------------------------- */
+
+static void
+quiet_libvirt(void *opaque, virErrorPtr err)
+{
+    (void)opaque;
+    (void)err;
+}
+
+static const char *
+libvirt_message(void)
+{
+    virErrorPtr e = virGetLastError();
+    return e && e->message ? e->message : "unknown libvirt error";
+}
+
+static int
+libvirt_exit_code(void)
+{
+    virErrorPtr e = virGetLastError();
+    if (e && (e->code == VIR_ERR_NO_DOMAIN || e->code == VIR_ERR_NO_DOMAIN_METADATA))
+        return MS_CTL_EXIT_NOT_FOUND;
     return MS_CTL_EXIT_FAILURE;
+}
+
+static virConnectPtr
+ctl_connect(void)
+{
+    virSetErrorFunc(NULL, quiet_libvirt);
+    virConnectPtr conn = virConnectOpen(ms_ctl_connect_uri());
+    if (conn == NULL)
+        fprintf(stderr, "memsharectl: cannot connect to libvirt%s%s: %s\n",
+                ms_ctl_connect_uri() ? " at " : "", ms_ctl_connect_uri() ? ms_ctl_connect_uri() : "",
+                libvirt_message());
+    return conn;
+}
+
+/* By UUID first when it looks like one (a domain may be named like a
+ * UUID, but libvirt refuses that name for new domains anyway). */
+static virDomainPtr
+ctl_lookup(virConnectPtr conn, const char *what)
+{
+    virDomainPtr dom = NULL;
+    if (ms_uuid_is_valid(what))
+        dom = virDomainLookupByUUIDString(conn, what);
+    if (dom == NULL)
+        dom = virDomainLookupByName(conn, what);
+    if (dom == NULL)
+        fprintf(stderr, "memsharectl: %s: no such domain\n", what);
+    return dom;
+}
+
+/* ---- XML plumbing ----------------------------------------------------------- */
+
+static xmlDoc *
+read_xml(const char *xml, gsize len)
+{
+    return xmlReadMemory(xml, (int)len, "policy.xml", NULL,
+                         XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+}
+
+static gboolean
+is_policy_node(const xmlNode *n)
+{
+    return n->type == XML_ELEMENT_NODE && n->ns && n->ns->href &&
+           strcmp((const char *)n->ns->href, MS_POLICY_NAMESPACE) == 0 &&
+           strcmp((const char *)n->name, "policy") == 0;
+}
+
+static xmlNode *
+child_element(xmlNode *parent, const char *name)
+{
+    for (xmlNode *c = parent ? parent->children : NULL; c; c = c->next)
+        if (c->type == XML_ELEMENT_NODE && c->ns == NULL && strcmp((const char *)c->name, name) == 0)
+            return c;
+    return NULL;
+}
+
+static char *
+node_to_string(xmlDoc *doc, xmlNode *node)
+{
+    xmlBuffer *buf = xmlBufferCreate();
+    xmlNodeDump(buf, doc, node, 0, 0);
+    char *s = g_strdup((const char *)xmlBufferContent(buf));
+    xmlBufferFree(buf);
+    return s;
+}
+
+/* The domain XML with its memshare policies replaced by `policy` (a node
+ * of another document). */
+static char *
+substitute_policy(const char *domain_xml, xmlNode *policy, GError **error)
+{
+    xmlDoc *doc = read_xml(domain_xml, strlen(domain_xml));
+    if (doc == NULL || xmlDocGetRootElement(doc) == NULL) {
+        g_set_error(error, MS_POLICY_ERROR, MS_POLICY_ERROR_XML, "libvirt returned unreadable domain XML");
+        xmlFreeDoc(doc);
+        return NULL;
+    }
+    xmlNode *root = xmlDocGetRootElement(doc);
+    xmlNode *meta = child_element(root, "metadata");
+    if (meta == NULL)
+        meta = xmlNewChild(root, NULL, (const xmlChar *)"metadata", NULL);
+    for (xmlNode *c = meta->children, *next; c; c = next) {
+        next = c->next;
+        if (is_policy_node(c)) {
+            xmlUnlinkNode(c);
+            xmlFreeNode(c);
+        }
+    }
+    xmlNode *copy = xmlDocCopyNode(policy, doc, 1);
+    xmlAddChild(meta, copy);
+    xmlReconciliateNs(doc, copy);
+    xmlChar *out = NULL;
+    int n = 0;
+    xmlDocDumpMemory(doc, &out, &n);
+    char *s = g_strndup((const char *)out, n);
+    xmlFree(out);
+    xmlFreeDoc(doc);
+    return s;
+}
+
+/* What virDomainSetMetadata wants: the element without our namespace
+ * (libvirt adds it with the key as prefix, to every element that has no
+ * namespace, and fails if the prefix is already bound). Foreign extension
+ * elements keep theirs. */
+static void
+strip_our_namespace(xmlNode *node)
+{
+    for (xmlNode *n = node; n; n = n->next) {
+        if (n->type != XML_ELEMENT_NODE)
+            continue;
+        if (n->ns && n->ns->href && strcmp((const char *)n->ns->href, MS_POLICY_NAMESPACE) == 0)
+            xmlSetNs(n, NULL);
+        for (xmlNs **pp = &n->nsDef; *pp;) {
+            xmlNs *d = *pp;
+            if (d->href && strcmp((const char *)d->href, MS_POLICY_NAMESPACE) == 0) {
+                *pp = d->next;
+                d->next = NULL;
+                xmlFreeNs(d);
+            } else {
+                pp = &d->next;
+            }
+        }
+        strip_our_namespace(n->children);
+    }
+}
+
+/* ---- validate ----------------------------------------------------------------- */
+
+static int
+report_invalid(const char *what, const GError *error)
+{
+    fprintf(stderr, "memsharectl: %s: %s\n", what, error->message);
+    return MS_CTL_EXIT_INVALID;
+}
+
+/* A standalone policy or a domain XML, told apart by the root element. */
+static int
+validate_xml(const char *what, const char *xml, gsize len, const CtlOpts *o)
+{
+    g_autoptr(MsPolicy) policy = NULL;
+    g_autoptr(GError) error = NULL;
+    gboolean is_domain = FALSE;
+
+    xmlDoc *doc = read_xml(xml, len);
+    if (doc) {
+        const xmlNode *root = xmlDocGetRootElement(doc);
+        is_domain = root && root->ns == NULL && strcmp((const char *)root->name, "domain") == 0;
+        xmlFreeDoc(doc);
+    }
+    if (is_domain) {
+        g_autofree char *store = image_store(o);
+        MsOnError on_error;
+        if (!ms_policy_parse_domain_xml(xml, len, check_flags(o), store, &policy, &on_error, &error)) {
+            int rc = report_invalid(what, error);
+            if (on_error == MS_ON_ERROR_IGNORE)
+                fprintf(stderr, "memsharectl: %s: on-error='ignore': the domain would start without memshare\n", what);
+            return rc;
+        }
+        if (policy == NULL) {
+            printf("%s: no memshare policy\n", what);
+            return MS_CTL_EXIT_OK;
+        }
+    } else if (!ms_policy_parse_standalone(xml, len, &policy, &error)) {
+        return report_invalid(what, error);
+    }
+    if (o->print) {
+        g_autofree char *canon = ms_policy_to_xml(policy);
+        fputs(canon, stdout);
+    } else {
+        printf("%s: valid\n", what);
+    }
+    return MS_CTL_EXIT_OK;
+}
+
+static int
+validate_domain(const char *name, const CtlOpts *o)
+{
+    virConnectPtr conn = ctl_connect();
+    if (conn == NULL)
+        return MS_CTL_EXIT_FAILURE;
+    int rc = MS_CTL_EXIT_OK;
+    virDomainPtr dom = ctl_lookup(conn, name);
+    if (dom == NULL) {
+        rc = MS_CTL_EXIT_NOT_FOUND;
+        goto out;
+    }
+    /* The persistent definition is what the next start checks; the live
+     * one is what the running agent follows. */
+    struct { const char *label; unsigned int flags; gboolean want; } views[] = {
+        { "config", VIR_DOMAIN_XML_INACTIVE, virDomainIsPersistent(dom) == 1 },
+        { "live", 0, virDomainIsActive(dom) == 1 },
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS(views); i++) {
+        if (!views[i].want)
+            continue;
+        g_autofree char *xml = virDomainGetXMLDesc(dom, views[i].flags);
+        g_autofree char *what = g_strdup_printf("%s (%s)", name, views[i].label);
+        if (xml == NULL) {
+            fprintf(stderr, "memsharectl: %s: %s\n", what, libvirt_message());
+            rc = MS_CTL_EXIT_FAILURE;
+            continue;
+        }
+        int r = validate_xml(what, xml, strlen(xml), o);
+        if (r != MS_CTL_EXIT_OK && rc == MS_CTL_EXIT_OK)
+            rc = r;
+    }
+    virDomainFree(dom);
+out:
+    virConnectClose(conn);
+    return rc;
+}
+
+static gboolean
+read_input(const char *path, char **xml, gsize *len)
+{
+    g_autoptr(GError) error = NULL;
+    if (!ms_file_read_bounded(path, CTL_POLICY_MAX_FILE, xml, len, &error)) {
+        fprintf(stderr, "memsharectl: %s: %s\n", path, error->message);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static int
+cmd_validate(int argc, char **argv)
+{
+    CtlOpts o;
+    if (!parse_opts(argc, argv, 1, &o) || o.nargs != 1 || o.live || o.config || o.current) {
+        usage(stderr);
+        return MS_CTL_EXIT_USAGE;
+    }
+    const char *arg = o.args[0];
+    /* A path when it names a file or looks like one; else a domain. */
+    if (strchr(arg, '/') || g_file_test(arg, G_FILE_TEST_EXISTS)) {
+        g_autofree char *xml = NULL;
+        gsize len = 0;
+        if (!read_input(arg, &xml, &len))
+            return MS_CTL_EXIT_FAILURE;
+        return validate_xml(arg, xml, len, &o);
+    }
+    return validate_domain(arg, &o);
+}
+
+/* ---- get / set / remove ----------------------------------------------------- */
+
+static int
+cmd_get(int argc, char **argv)
+{
+    CtlOpts o;
+    if (!parse_opts(argc, argv, 1, &o) || o.nargs != 1 || (o.live && o.config)) {
+        usage(stderr);
+        return MS_CTL_EXIT_USAGE;
+    }
+    g_autofree char *xml = NULL;
+    virConnectPtr conn = ctl_connect();
+    if (conn == NULL)
+        return MS_CTL_EXIT_FAILURE;
+    int rc = MS_CTL_EXIT_OK;
+    virDomainPtr dom = ctl_lookup(conn, o.args[0]);
+    if (dom == NULL) {
+        rc = MS_CTL_EXIT_NOT_FOUND;
+        goto out;
+    }
+    xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, MS_POLICY_NAMESPACE, affect_flags(&o));
+    if (xml == NULL) {
+        virErrorPtr e = virGetLastError();
+        if (e && e->code == VIR_ERR_NO_DOMAIN_METADATA)
+            fprintf(stderr, "memsharectl: %s: no memshare policy\n", o.args[0]);
+        else
+            fprintf(stderr, "memsharectl: %s: %s\n", o.args[0], libvirt_message());
+        rc = libvirt_exit_code();
+    } else {
+        printf("%s\n", xml);
+    }
+    virDomainFree(dom);
+out:
+    virConnectClose(conn);
+    return rc;
+}
+
+/* Cross-checks the new policy against each definition it will land in. */
+static int
+check_against(virDomainPtr dom, const char *name, const char *label, unsigned int xml_flags,
+              xmlNode *policy, const CtlOpts *o)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(MsPolicy) parsed = NULL;
+    g_autofree char *xml = virDomainGetXMLDesc(dom, xml_flags);
+    g_autofree char *what = g_strdup_printf("%s (%s)", name, label);
+
+    if (xml == NULL) {
+        fprintf(stderr, "memsharectl: %s: %s\n", what, libvirt_message());
+        return MS_CTL_EXIT_FAILURE;
+    }
+    g_autofree char *merged = substitute_policy(xml, policy, &error);
+    if (merged == NULL) {
+        fprintf(stderr, "memsharectl: %s: %s\n", what, error->message);
+        return MS_CTL_EXIT_FAILURE;
+    }
+    g_autofree char *store = image_store(o);
+    if (!ms_policy_parse_domain_xml(merged, -1, check_flags(o), store, &parsed, NULL, &error))
+        return report_invalid(what, error);
+    return MS_CTL_EXIT_OK;
+}
+
+static int
+cmd_set(int argc, char **argv)
+{
+    CtlOpts o;
+    if (!parse_opts(argc, argv, 2, &o) || o.nargs != 2) {
+        usage(stderr);
+        return MS_CTL_EXIT_USAGE;
+    }
+    const char *name = o.args[0], *file = o.args[1];
+    g_autofree char *xml = NULL;
+    gsize len = 0;
+    g_autoptr(MsPolicy) policy = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autofree char *plain = NULL;
+
+    if (!read_input(file, &xml, &len))
+        return MS_CTL_EXIT_FAILURE;
+    if (!ms_policy_parse_standalone(xml, len, &policy, &error))
+        return report_invalid(file, error);
+
+    virConnectPtr conn = ctl_connect();
+    if (conn == NULL)
+        return MS_CTL_EXIT_FAILURE;
+    int rc = MS_CTL_EXIT_OK;
+    xmlDoc *doc = NULL;
+    virDomainPtr dom = ctl_lookup(conn, name);
+    if (dom == NULL) {
+        rc = MS_CTL_EXIT_NOT_FOUND;
+        goto out;
+    }
+    doc = read_xml(xml, len);   /* parsed fine above */
+    xmlNode *root = xmlDocGetRootElement(doc);
+
+    /* Which definitions change, as libvirt resolves the flags. */
+    gboolean active = virDomainIsActive(dom) == 1;
+    gboolean to_live = o.live || (!o.live && !o.config && active);
+    gboolean to_config = o.config || (!o.live && !o.config && !active);
+    if (to_config && virDomainIsPersistent(dom) == 1)
+        rc = check_against(dom, name, "config", VIR_DOMAIN_XML_INACTIVE, root, &o);
+    if (rc == MS_CTL_EXIT_OK && to_live && active)
+        rc = check_against(dom, name, "live", 0, root, &o);
+    if (rc != MS_CTL_EXIT_OK)
+        goto out;
+
+    strip_our_namespace(root);
+    plain = node_to_string(doc, root);
+    if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, plain, CTL_POLICY_KEY,
+                             MS_POLICY_NAMESPACE, affect_flags(&o)) < 0) {
+        fprintf(stderr, "memsharectl: %s: %s\n", name, libvirt_message());
+        rc = libvirt_exit_code();
+        goto out;
+    }
+    printf("%s: policy set\n", name);
+
+out:
+    xmlFreeDoc(doc);
+    if (dom)
+        virDomainFree(dom);
+    virConnectClose(conn);
+    return rc;
+}
+
+static int
+cmd_remove(int argc, char **argv)
+{
+    CtlOpts o;
+    if (!parse_opts(argc, argv, 1, &o) || o.nargs != 1) {
+        usage(stderr);
+        return MS_CTL_EXIT_USAGE;
+    }
+    virConnectPtr conn = ctl_connect();
+    if (conn == NULL)
+        return MS_CTL_EXIT_FAILURE;
+    int rc = MS_CTL_EXIT_OK;
+    virDomainPtr dom = ctl_lookup(conn, o.args[0]);
+    if (dom == NULL) {
+        rc = MS_CTL_EXIT_NOT_FOUND;
+        goto out;
+    }
+    if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, NULL, NULL, MS_POLICY_NAMESPACE,
+                             affect_flags(&o)) < 0) {
+        fprintf(stderr, "memsharectl: %s: %s\n", o.args[0], libvirt_message());
+        rc = libvirt_exit_code();
+    } else {
+        printf("%s: policy removed\n", o.args[0]);
+    }
+    virDomainFree(dom);
+out:
+    virConnectClose(conn);
+    return rc;
+}
+
+static int
+cmd_defaults(int argc, char **argv)
+{
+    g_autoptr(MsPolicy) policy = NULL;
+    g_autoptr(GError) error = NULL;
+    (void)argv;
+
+    if (argc != 2) {
+        usage(stderr);
+        return MS_CTL_EXIT_USAGE;
+    }
+    if (!ms_policy_parse_standalone("<policy xmlns='" MS_POLICY_NAMESPACE "'/>", -1, &policy, &error)) {
+        fprintf(stderr, "memsharectl: defaults: %s\n", error->message);
+        return MS_CTL_EXIT_FAILURE;
+    }
+    g_autofree char *xml = ms_policy_to_xml(policy);
+    fputs(xml, stdout);
+    return MS_CTL_EXIT_OK;
+}
+
+int
+ms_ctl_policy(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int (*run)(int argc, char **argv);
+    } cmds[] = {
+        { "validate", cmd_validate }, { "get", cmd_get }, { "set", cmd_set },
+        { "remove", cmd_remove }, { "defaults", cmd_defaults },
+    };
+
+    if (argc < 2) {
+        usage(stderr);
+        return MS_CTL_EXIT_USAGE;
+    }
+    if (g_str_equal(argv[1], "-h") || g_str_equal(argv[1], "--help") || g_str_equal(argv[1], "help")) {
+        usage(stdout);
+        return MS_CTL_EXIT_OK;
+    }
+    for (gsize i = 0; i < G_N_ELEMENTS(cmds); i++)
+        if (g_str_equal(argv[1], cmds[i].name))
+            return cmds[i].run(argc, argv);
+    fprintf(stderr, "memsharectl: policy: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return MS_CTL_EXIT_USAGE;
 }

@@ -27,5 +27,6 @@ int ms_ctl_image_advise(int argc, char **argv);
 /* domstats and usedmap (argv[0] says which) */
 int ms_ctl_stats(int argc, char **argv);
 int ms_ctl_plot(int argc, char **argv);
+int ms_ctl_top(int argc, char **argv);
 
 G_END_DECLS

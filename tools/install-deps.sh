@@ -16,6 +16,8 @@ PKGS=(
     busybox-static cpio kmod xz-utils zstd gzip e2fsprogs
     # tests
     systemd tmux procps util-linux iproute2 python3 jq attr
+    # promtool checks the Prometheus textfile output
+    prometheus
     # memsharectl plot
     gnuplot-nox
     # sanitizers, fuzzing, memory checking (tools/test.sh, tools/fuzz.sh)

@@ -27,6 +27,7 @@ static const MsCtlGroup ms_ctl_groups[] = {
     { "policy", ms_ctl_policy, "validate, get, set or remove a domain's memshare policy" },
     { "domstats", ms_ctl_stats, "memshare figures of running domains, like virsh domstats" },
     { "usedmap", ms_ctl_stats, "write a domain's used-page bitmap to a file" },
+    { "top", ms_ctl_top, "live view of every domain's figures, like virt-top" },
     { "plot", ms_ctl_plot, "draw a PNG/SVG timeline of running domains' figures" },
     { "image", ms_ctl_image, "build, list, verify, remove and advise shared read-only images" },
 };

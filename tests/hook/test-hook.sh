@@ -57,7 +57,9 @@ check "no policy: no agent launched" test ! -e "$tmp/probe.out"
 
 # 1b. what libvirt runs for every domain loads nothing but libc: the
 # dynamic loading of glib/libxml2/libsystemd is what a plain domain would pay
+# (an ASan/UBSan build adds the sanitizer runtimes and what they need)
 libs=$(ldd "$hook" | awk '{print $1}' | grep -Ev '^(linux-vdso|/lib64/ld-linux|libc\.so)' || true)
+grep -q libasan <<< "$libs" && libs=$(grep -Ev '^lib(asan|ubsan|stdc\+\+|m|gcc_s)\.so' <<< "$libs" || true)
 check "hook front end links only libc (got: ${libs:-nothing else})" test -z "$libs"
 check "the full hook sits next to it" test -x "$(dirname "$(readlink -f "$hook")")/memshare-hook-full"
 

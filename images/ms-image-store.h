@@ -1,0 +1,82 @@
+/* images/ms-image-store.h: the content-addressed image store.
+ *
+ *   STORE/blobs/sha256-HEX.img   the images, mode 0444, never rewritten
+ *   STORE/names/NAME.json        one manifest per name, written atomically
+ *   STORE/.lock                  flock: one writer (add, remove, gc) at a time
+ *
+ * STORE is $MEMSHARE_IMAGE_STORE, else [images] store= of memshare.conf, else
+ * /var/lib/memshare/images. Names are resolved only inside the store, never
+ * through a symlink. An image is in use while a running domain's
+ * RUNTIME_DIR/domains/UUID/images lists it ("NAME SHA256 MODE" per line,
+ * written by the agent); such images cannot be removed and their blobs are
+ * never collected. */
+#pragma once
+
+#include <glib.h>
+
+#include "ms-image-build.h"
+
+G_BEGIN_DECLS
+
+#define MS_IMAGE_NAME_LEN_MAX 64
+#define MS_IMAGE_MANIFEST_MAX (1024 * 1024)
+
+typedef struct {
+    char *name;
+    char *sha256;       /* 64 lowercase hex digits */
+    guint64 size;
+    guint block_size;
+    guint64 files;
+    char *source;       /* the --from directory */
+    GStrv paths;        /* the path selection; empty: the whole tree */
+    char *created;      /* ISO 8601 (UTC) of the image's epoch: reproducible */
+    char *label;
+    char *builder;
+} MsImageManifest;
+
+void ms_image_manifest_free(MsImageManifest *m);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MsImageManifest, ms_image_manifest_free)
+
+/* [A-Za-z0-9][A-Za-z0-9._-]{0,63}: the same rule as the policy parser. */
+gboolean ms_image_name_is_valid(const char *name);
+
+/* The store directory (see above); the caller frees it. */
+char *ms_image_store_default_path(void);
+
+/* Serialises / parses a manifest. Parsing checks every field (bounded
+ * input: at most MS_IMAGE_MANIFEST_MAX bytes). */
+char *ms_image_manifest_to_json(const MsImageManifest *m);
+MsImageManifest *ms_image_manifest_parse(const char *data, gsize len, const char *what, GError **error);
+
+/* Builds SOURCE into the store under NAME (replacing an older image of that
+ * name; its blob is collected unless in use). The label is NAME cut to 16
+ * bytes. Returns the new manifest. */
+MsImageManifest *ms_image_store_add(const char *store, const char *name, const char *source,
+                                    const MsImageBuildOptions *opts, GPtrArray **warnings,
+                                    GError **error);
+
+/* Resolves NAME inside the store: manifest and (if blob_path) the blob's
+ * path. Refuses invalid names and symlinks anywhere below STORE. */
+MsImageManifest *ms_image_store_lookup(const char *store, const char *name, char **blob_path,
+                                       GError **error);
+
+/* Recomputes the blob's sha256 and size and compares them with the manifest. */
+gboolean ms_image_store_verify(const char *store, const char *name, GError **error);
+
+/* All manifests, sorted by name. Unreadable manifests are skipped with a
+ * message in *problems (char*), if given. */
+GPtrArray *ms_image_store_list(const char *store, GPtrArray **problems, GError **error);
+
+/* Names of images that running domains use (from RUNTIME_DIR), and their
+ * blobs' digests. Either may be NULL. */
+void ms_image_store_in_use(GHashTable **names, GHashTable **digests);
+
+/* Removes NAME (refused while a running domain uses it) and collects blobs
+ * no manifest references. */
+gboolean ms_image_store_remove(const char *store, const char *name, GError **error);
+
+/* Deletes blobs (and stale temp files) no manifest and no running domain
+ * references. Returns the number removed, -1 on error. */
+int ms_image_store_gc(const char *store, GError **error);
+
+G_END_DECLS
