@@ -18,6 +18,8 @@
  * mounted, and the devices go away with QEMU. */
 #include "ms-images.h"
 #include "ms-error.h"
+#include "ms-image-build.h"
+#include "ms-image-store.h"
 #include "ms-util.h"
 
 #include <errno.h>
@@ -86,167 +88,52 @@ ms_images_period(const MsAgentEnv *env)
     return MS_IMAGES_PERIOD_MS;
 }
 
-/* MEMSHARE_IMAGE_STORE (tests), else [images] store= in memshare.conf. */
-static char *
-ms_images_store_path(void)
-{
-    const char *env = g_getenv("MEMSHARE_IMAGE_STORE");
-    if (env && *env)
-        return g_strdup(env);
-    g_autoptr(GKeyFile) kf = ms_config_load(NULL);
-    g_autofree char *v = kf ? g_key_file_get_string(kf, "images", "store", NULL) : NULL;
-    if (v && *v)
-        return g_steal_pointer(&v);
-    return g_strdup("/var/lib/memshare/images");
-}
-
-static gboolean
-ms_images_name_ok(const char *name)
-{
-    gsize n = strlen(name);
-    if (n == 0 || n > 64 || !g_ascii_isalnum(name[0]))
-        return FALSE;
-    for (gsize i = 0; i < n; i++)
-        if (!g_ascii_isalnum(name[i]) && !strchr("._-", name[i]))
-            return FALSE;
-    return TRUE;
-}
-
-static gboolean
-ms_images_hex64(const char *s)
-{
-    if (s == NULL || strlen(s) != 64)
-        return FALSE;
-    for (const char *p = s; *p; p++)
-        if (!g_ascii_isxdigit(*p) || g_ascii_isupper(*p))
-            return FALSE;
-    return TRUE;
-}
-
-/* Opens DIR/NAME without following a symlink at either step: the store is
- * root's, but a name must never lead out of it. */
-static int
-ms_images_openat(int dirfd, const char *name, int flags, const char *what, GError **error)
-{
-    int fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        g_set_error(error, MS_ERROR, e == ENOENT ? MS_ERROR_NOT_FOUND : MS_ERROR_FAILED,
-                    "%s: %s", what, e == ELOOP ? "is a symbolic link (refused)" : g_strerror(e));
-    }
-    return fd;
-}
-
-/* Resolves the image inside the store and verifies its blob. */
+/* Resolves the image inside the store (images/ms-image-store.c: names are
+ * checked, nothing below the store is followed if it is a symlink) and
+ * verifies its blob right before the attach. */
 static gboolean
 ms_images_resolve(MsImages *m, MsImageSlot *s, GError **error)
 {
-    if (!ms_images_name_ok(s->name)) {
-        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "'%s' is not a valid image name", s->name);
+    g_autofree char *blob = NULL;
+    g_autoptr(MsImageManifest) man = ms_image_store_lookup(m->store, s->name, &blob, error);
+    if (man == NULL)
         return FALSE;
-    }
-    g_autofree char *mname = g_strconcat(s->name, ".json", NULL);
-    g_autofree char *mpath = g_build_filename(m->store, "names", mname, NULL);
-    int store_fd = open(m->store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (store_fd < 0) {
+    int fd = open(blob, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
         int e = errno;
-        g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND, "image store %s: %s", m->store, g_strerror(e));
+        g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND, "%s: %s", blob,
+                    e == ELOOP ? "is a symbolic link (refused)" : g_strerror(e));
         return FALSE;
     }
-    int names_fd = ms_images_openat(store_fd, "names", O_RDONLY | O_DIRECTORY, mpath, error);
-    int man_fd = names_fd < 0 ? -1 : ms_images_openat(names_fd, mname, O_RDONLY, mpath, error);
-    int blobs_fd = man_fd < 0 ? -1 : ms_images_openat(store_fd, "blobs", O_RDONLY | O_DIRECTORY,
-                                                       m->store, error);
-    gboolean ok = FALSE;
-    int blob_fd = -1;
-    g_autofree char *text = NULL;
-    g_autofree guint8 *buf = NULL;
-    g_autofree char *bname = NULL;
-    g_autoptr(JsonParser) parser = NULL;
-    g_autoptr(GChecksum) ck = NULL;
-    g_autoptr(GError) jerr = NULL;
-    if (blobs_fd < 0)
-        goto out;
-
     struct stat st;
-    if (fstat(man_fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > MS_IMAGES_MANIFEST_MAX) {
-        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "%s: not a regular file of at most 1 MiB", mpath);
-        goto out;
-    }
-    text = g_malloc(st.st_size + 1);
-    ssize_t n = pread(man_fd, text, st.st_size, 0);
-    if (n != st.st_size) {
-        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%s: short read", mpath);
-        goto out;
-    }
-    text[n] = '\0';
-    parser = json_parser_new();
-    if (!json_parser_load_from_data(parser, text, n, &jerr) ||
-        !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser))) {
-        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "%s: not a JSON object%s%s", mpath,
-                    jerr ? ": " : "", jerr ? jerr->message : "");
-        goto out;
-    }
-    JsonObject *o = json_node_get_object(json_parser_get_root(parser));
-    const char *sha = json_object_has_member(o, "sha256") ?
-                      json_node_get_string(json_object_get_member(o, "sha256")) : NULL;
-    if (!ms_images_hex64(sha)) {
-        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "%s: no valid \"sha256\" (64 lowercase hex digits)", mpath);
-        goto out;
-    }
-    g_free(s->sha256);
-    s->sha256 = g_strdup(sha);
-
-    bname = g_strdup_printf("sha256-%s.img", s->sha256);
-    g_free(s->blob);
-    s->blob = g_build_filename(m->store, "blobs", bname, NULL);
-    blob_fd = ms_images_openat(blobs_fd, bname, O_RDONLY, s->blob, error);
-    if (blob_fd < 0)
-        goto out;
     /* Shared by every guest: it must not be writable by anyone but root,
      * whatever QEMU's mapping says. */
-    if (fstat(blob_fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 0222) != 0) {
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 0222) != 0) {
         g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
-                    "%s: must be a regular, read-only (0444) file owned by root", s->blob);
-        goto out;
+                    "%s: must be a regular, read-only (0444) file owned by root", blob);
+        close(fd);
+        return FALSE;
     }
-    s->size = st.st_size;
-
     /* The digest is checked before every attach: a blob changed behind the
      * store's back must never reach a guest. */
-    ck = g_checksum_new(G_CHECKSUM_SHA256);
-    buf = g_malloc(1 << 20);
-    for (;;) {
-        ssize_t r = read(blob_fd, buf, 1 << 20);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%s: %s", s->blob, g_strerror(e));
-            goto out;
-        }
-        if (r == 0)
-            break;
-        g_checksum_update(ck, buf, r);
+    char hex[65];
+    guint64 size = 0;
+    gboolean ok = ms_image_sha256_fd(fd, hex, &size, blob, error);
+    close(fd);
+    if (!ok)
+        return FALSE;
+    if (strcmp(hex, man->sha256) != 0 || size != man->size) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
+                    "%s: sha256 %s (%" G_GUINT64_FORMAT " bytes) does not match the manifest (%s, %"
+                    G_GUINT64_FORMAT " bytes)", blob, hex, size, man->sha256, man->size);
+        return FALSE;
     }
-    if (strcmp(g_checksum_get_string(ck), s->sha256) != 0) {
-        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "%s: sha256 %s does not match the manifest (%s)",
-                    s->blob, g_checksum_get_string(ck), s->sha256);
-        goto out;
-    }
-    ok = TRUE;
-
-out:
-    if (blob_fd >= 0)
-        close(blob_fd);
-    if (blobs_fd >= 0)
-        close(blobs_fd);
-    if (man_fd >= 0)
-        close(man_fd);
-    if (names_fd >= 0)
-        close(names_fd);
-    close(store_fd);
-    return ok;
+    g_free(s->sha256);
+    s->sha256 = g_strdup(man->sha256);
+    g_free(s->blob);
+    s->blob = g_steal_pointer(&blob);
+    s->size = size;
+    return TRUE;
 }
 
 GPtrArray *
@@ -578,7 +465,7 @@ ms_images_create(const MsAgentEnv *env, GError **error)
 {
     (void)error;
     g_autoptr(MsImages) m = g_new0(MsImages, 1);
-    m->store = ms_images_store_path();
+    m->store = ms_image_store_default_path();
     m->slots = g_ptr_array_new_with_free_func((GDestroyNotify)ms_image_slot_free);
     for (guint i = 0; i < env->policy->images->len; i++) {
         const MsSharedImage *img = g_ptr_array_index(env->policy->images, i);

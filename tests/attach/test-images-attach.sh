@@ -7,7 +7,7 @@
 # symlinked manifest and a writable blob are refused with a message naming
 # them, and the domain keeps running. Runs without a guest kernel: QMP is
 # all the module talks to. (The guest-side mount is in the e2e tests.)
-#   env: MS_AGENT
+#   env: MS_AGENT, MS_CTL
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/tap.sh"
@@ -37,27 +37,29 @@ for c in sys.argv[2:]:
 PY
 }
 
-# A store with one good image, laid out as the store does (images/): blob
-# named by its digest, 0444, manifest by name.
-mkdir -p "$tmp/store/names" "$tmp/store/blobs"
-add_image() {   # add_image NAME FILE
-    local sha; sha=$(sha256sum "$2" | cut -d' ' -f1)
-    cp "$2" "$tmp/store/blobs/sha256-$sha.img"; chmod 0444 "$tmp/store/blobs/sha256-$sha.img"
-    printf '{"name": "%s", "sha256": "%s", "size": %d}\n' "$1" "$sha" "$(stat -c %s "$2")" > "$tmp/store/names/$1.json"
-    echo "$sha"
-}
-mkdir -p "$tmp/src/bin"; echo "hello from the image" > "$tmp/src/bin/hello"
-mke2fs -q -t ext4 -b 4096 -O ^has_journal -L usr -d "$tmp/src" "$tmp/usr.img" 8M
-sha=$(add_image usr "$tmp/usr.img")
-add_image usr2 "$tmp/usr.img" >/dev/null
+# The store, filled the way users fill it (memsharectl image build).
+mkdir -p "$tmp/src/bin" "$tmp/src2/bin" "$tmp/src3"
+echo "hello from the image" > "$tmp/src/bin/hello"
+echo "another tree" > "$tmp/src2/bin/other"
+echo "a third" > "$tmp/src3/x"
+"$MS_CTL" image build --from "$tmp/src" --name usr > "$tmp/build.log" 2>&1 || bail "image build usr"
+"$MS_CTL" image build --from "$tmp/src" --name usr2 >> "$tmp/build.log" 2>&1 || bail "image build usr2"
+"$MS_CTL" image build --from "$tmp/src2" --name corrupt >> "$tmp/build.log" 2>&1 || bail "image build corrupt"
+"$MS_CTL" image build --from "$tmp/src3" --name writable >> "$tmp/build.log" 2>&1 || bail "image build writable"
+sha_of() { sed -n 's/.*"sha256" *: *"\([0-9a-f]*\)".*/\1/p' "$tmp/store/names/$1.json"; }
+sha=$(sha_of usr)
+sha_u2=$(sha_of usr2)   # same tree, but the label is the name: another blob
+size_of() { sed -n 's/.*"size" *: *\([0-9]*\).*/\1/p' "$tmp/store/names/$1.json"; }
+bytes=$(( $(size_of usr) + $(size_of usr2) ))
 # a corrupt one: changed after it was stored, so its digest no longer matches
-truncate -s 8M "$tmp/c.img"; mke2fs -q -t ext4 -b 4096 -L corrupt "$tmp/c.img"
-sha2=$(add_image corrupt "$tmp/c.img")
+sha2=$(sha_of corrupt)
 chmod u+w "$tmp/store/blobs/sha256-$sha2.img"
 printf 'garbage' | dd of="$tmp/store/blobs/sha256-$sha2.img" bs=1 seek=5000 conv=notrunc 2>/dev/null
 chmod 0444 "$tmp/store/blobs/sha256-$sha2.img"
 # a manifest that is a symlink (to a good one)
 ln -s usr.json "$tmp/store/names/linked.json"
+# a blob somebody made writable
+chmod 0644 "$tmp/store/blobs/sha256-$(sha_of writable).img"
 
 boot() {   # boot NAME -> QEMU with 2 hotplug slots and 3 free root ports
     local n=$1
@@ -109,8 +111,8 @@ perms=$(grep "sha256-$sha.img" /proc/$qemu_g1/maps | awk '{print $2}' | sort -u 
 check "QEMU maps the blob shared and read-only only (maps: $perms)" test "$perms" = "r--s "
 rt=$MEMSHARE_RUNTIME_DIR/domains/$U1
 check "runtime 'images' lists both, with digest and mode" \
-    bash -c "grep -qx 'usr $sha dax' '$rt/images' && grep -qx 'usr2 $sha blk' '$rt/images'"
-check "status reports 2 attached, bytes" wait_for 5 bash -c "grep -q '^attached=2' '$rt/status' && grep -q '^bytes=16777216' '$rt/status'"
+    bash -c "grep -qx 'usr $sha dax' '$rt/images' && grep -qx 'usr2 $sha_u2 blk' '$rt/images'"
+check "status reports 2 attached, bytes" wait_for 5 bash -c "grep -q '^attached=2' '$rt/status' && grep -q '^bytes=$bytes' '$rt/status'"
 
 # an agent that restarts does not attach twice
 kill -9 "$agent_g1"; sleep 0.3
@@ -127,18 +129,17 @@ boot g2
 domxml g2 $U2 "<memshare:shared-image name='corrupt' mode='dax'/><memshare:shared-image name='missing' mode='blk'/><memshare:shared-image name='linked' mode='blk'/>" > "$tmp/g2.xml"
 agent g2 $U2
 check "corrupt blob refused: digest mismatch named" wait_for 15 grep -q "image 'corrupt' (dax) not attached: .*sha256-$sha2.img: sha256 .* does not match the manifest" "$tmp/g2.agent.log"
-check "missing image refused" grep -q "image 'missing' (blk) not attached: .*names/missing.json" "$tmp/g2.agent.log"
-check "symlinked manifest refused" grep -q "image 'linked' (blk) not attached: .*is a symbolic link (refused)" "$tmp/g2.agent.log"
+check "missing image refused" grep -q "image 'missing' (blk) not attached: image 'missing': no such image in $tmp/store" "$tmp/g2.agent.log"
+check "symlinked manifest refused" grep -q "image 'linked' (blk) not attached: .*symbolic link" "$tmp/g2.agent.log"
 n=$(qmp "$tmp/g2.mon" '{"execute":"query-memory-devices"}' | grep -o virtio-pmem | wc -l)
 check "nothing was attached to g2" test "$n" = 0
 check "g2's QEMU still runs" kill -0 "$qemu_g2"
 check "status says 0 of 3 attached, with the errors" wait_for 5 bash -c "grep -q '^attached=0' '$MEMSHARE_RUNTIME_DIR/domains/$U2/status' && grep -q '^corrupt.error=.*does not match' '$MEMSHARE_RUNTIME_DIR/domains/$U2/status'"
 
 # a blob that became writable is refused too (shared by every guest)
-chmod 0644 "$tmp/store/blobs/sha256-$sha.img"
 U3=5a0d1e6c-2f8b-4c59-9a43-0b7f7d1e2b03
 boot g3
-domxml g3 $U3 "<memshare:shared-image name='usr' mode='dax'/>" > "$tmp/g3.xml"
+domxml g3 $U3 "<memshare:shared-image name='writable' mode='dax'/>" > "$tmp/g3.xml"
 agent g3 $U3
 check "writable blob refused" wait_for 15 grep -q "must be a regular, read-only (0444) file owned by root" "$tmp/g3.agent.log"
 done_testing
