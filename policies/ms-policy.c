@@ -845,6 +845,13 @@ check_against_domain(ParseCtx *ctx, MsPolicyCheckFlags flags, const char *image_
                 g_autofree char *w = where_attr("balloon", "base", ctx->raw_base);
                 g_autofree char *c = format_size_kib(p->balloon.ceiling_kib);
                 set_error(error, ctx, MS_POLICY_ERROR_INVALID, "%s: larger than ceiling (%s)", w, c);
+            } else if (!ctx->raw_ceiling) {
+                /* Neither given: base came from <currentMemory>, ceiling
+                 * from <memory>; the domain XML itself is inconsistent. */
+                g_autofree char *m = format_size_kib(d->memory_kib);
+                g_autofree char *b = format_size_kib(p->balloon.base_kib);
+                set_error(error, ctx, MS_POLICY_ERROR_INVALID,
+                          "<currentMemory> (%s): larger than <memory> (%s)", b, m);
             } else {
                 g_autofree char *w = where_attr("balloon", "ceiling", ctx->raw_ceiling);
                 g_autofree char *b = format_size_kib(p->balloon.base_kib);

@@ -14,6 +14,7 @@
 #include "ms-error.h"
 #include "ms-log.h"
 #include "ms-module.h"
+#include "ms-balloon.h"
 #include "ms-export.h"
 #include "ms-history.h"
 #include "ms-images.h"
@@ -80,6 +81,7 @@ struct _MsAgent {
 /* The feature modules, in the order they tick. */
 static const MsAgentModule *const ms_agent_module_table[] = {
     &ms_tracking_module,
+    &ms_balloon_module,
     &ms_images_module,
     &ms_ksmtune_module,
     NULL,

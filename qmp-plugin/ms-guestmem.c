@@ -177,9 +177,13 @@ ms_guestmem_memdevs_drop_device_backed(GPtrArray *memdevs, JsonNode *reply,
                         "query-memory-devices: entry %u is not an object", i);
             return FALSE;
         }
-        JsonObject *data = json_object_get_object_member(json_node_get_object(el), "data");
-        if (!data)
+        /* Checked by hand: json_object_get_object_member() warns (a GLib
+         * critical) on a member that is not an object, and QMP replies are
+         * untrusted input. */
+        JsonNode *dn = json_object_get_member(json_node_get_object(el), "data");
+        if (!dn || !JSON_NODE_HOLDS_OBJECT(dn))
             continue;   /* e.g. sgx-epc has no memdev member in some versions */
+        JsonObject *data = json_node_get_object(dn);
         JsonNode *m = json_object_get_member(data, "memdev");
         if (!m || !JSON_NODE_HOLDS_VALUE(m) ||
             json_node_get_value_type(m) != G_TYPE_STRING)

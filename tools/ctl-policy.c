@@ -6,6 +6,7 @@
  * codes (tools/ctl.h). docs/policy.md is the user reference. */
 #include "ms-config.h"
 #include "ctl.h"
+#include "ms-error.h"
 #include "ms-image-store.h"
 #include "ms-policy.h"
 #include "ms-util.h"
@@ -243,15 +244,26 @@ substitute_policy(const char *domain_xml, xmlNode *policy, GError **error)
 /* What virDomainSetMetadata wants: the element without our namespace
  * (libvirt adds it with the key as prefix, to every element that has no
  * namespace, and fails if the prefix is already bound). Foreign extension
- * elements keep theirs. */
+ * elements keep theirs. Two passes: elements still refer to a declaration
+ * until the first pass is done with the whole tree. */
 static void
-strip_our_namespace(xmlNode *node)
+unset_our_namespace(xmlNode *node)
 {
     for (xmlNode *n = node; n; n = n->next) {
         if (n->type != XML_ELEMENT_NODE)
             continue;
         if (n->ns && n->ns->href && strcmp((const char *)n->ns->href, MS_POLICY_NAMESPACE) == 0)
             xmlSetNs(n, NULL);
+        unset_our_namespace(n->children);
+    }
+}
+
+static void
+drop_our_declarations(xmlNode *node)
+{
+    for (xmlNode *n = node; n; n = n->next) {
+        if (n->type != XML_ELEMENT_NODE)
+            continue;
         for (xmlNs **pp = &n->nsDef; *pp;) {
             xmlNs *d = *pp;
             if (d->href && strcmp((const char *)d->href, MS_POLICY_NAMESPACE) == 0) {
@@ -262,8 +274,50 @@ strip_our_namespace(xmlNode *node)
                 pp = &d->next;
             }
         }
-        strip_our_namespace(n->children);
+        drop_our_declarations(n->children);
     }
+}
+
+static void
+strip_our_namespace(xmlNode *root)
+{
+    unset_our_namespace(root);
+    drop_our_declarations(root);
+}
+
+/* The reverse, for `get`: libvirt returns the element without its
+ * namespace; put it back (as libvirt stores it, prefix memshare) so that
+ * the output is a standalone policy that validate and set accept. */
+static void
+set_our_namespace(xmlNode *node, xmlNs *ns)
+{
+    for (xmlNode *n = node; n; n = n->next) {
+        if (n->type != XML_ELEMENT_NODE)
+            continue;
+        if (n->ns == NULL)
+            xmlSetNs(n, ns);
+        set_our_namespace(n->children, ns);
+    }
+}
+
+static char *
+with_our_namespace(const char *xml)
+{
+    xmlDoc *doc = read_xml(xml, strlen(xml));
+    xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
+    if (root == NULL || root->ns != NULL) {
+        xmlFreeDoc(doc);
+        return g_strdup(xml);
+    }
+    xmlNs *ns = xmlNewNs(root, (const xmlChar *)MS_POLICY_NAMESPACE, (const xmlChar *)CTL_POLICY_KEY);
+    if (ns == NULL) {
+        xmlFreeDoc(doc);
+        return g_strdup(xml);
+    }
+    set_our_namespace(root, ns);
+    char *s = node_to_string(doc, root);
+    xmlFreeDoc(doc);
+    return s;
 }
 
 /* ---- validate ----------------------------------------------------------------- */
@@ -283,7 +337,10 @@ validate_xml(const char *what, const char *xml, gsize len, const CtlOpts *o)
     g_autoptr(GError) error = NULL;
     gboolean is_domain = FALSE;
 
-    xmlDoc *doc = read_xml(xml, len);
+    /* RECOVER: a broken domain XML is still judged as a domain, so that
+     * its message reads "domain XML: not well-formed ...". */
+    xmlDoc *doc = xmlReadMemory(xml, (int)MIN(len, (gsize)G_MAXINT), "input.xml", NULL,
+                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_RECOVER);
     if (doc) {
         const xmlNode *root = xmlDocGetRootElement(doc);
         is_domain = root && root->ns == NULL && strcmp((const char *)root->name, "domain") == 0;
@@ -352,15 +409,18 @@ out:
     return rc;
 }
 
-static gboolean
+/* Returns MS_CTL_EXIT_OK, or the exit code: an oversized file is invalid
+ * input, an unreadable one a failure. */
+static int
 read_input(const char *path, char **xml, gsize *len)
 {
     g_autoptr(GError) error = NULL;
     if (!ms_file_read_bounded(path, CTL_POLICY_MAX_FILE, xml, len, &error)) {
         fprintf(stderr, "memsharectl: %s: %s\n", path, error->message);
-        return FALSE;
+        return g_error_matches(error, MS_ERROR, MS_ERROR_TOO_BIG) ? MS_CTL_EXIT_INVALID
+                                                                  : MS_CTL_EXIT_FAILURE;
     }
-    return TRUE;
+    return MS_CTL_EXIT_OK;
 }
 
 static int
@@ -376,8 +436,9 @@ cmd_validate(int argc, char **argv)
     if (strchr(arg, '/') || g_file_test(arg, G_FILE_TEST_EXISTS)) {
         g_autofree char *xml = NULL;
         gsize len = 0;
-        if (!read_input(arg, &xml, &len))
-            return MS_CTL_EXIT_FAILURE;
+        int rc = read_input(arg, &xml, &len);
+        if (rc != MS_CTL_EXIT_OK)
+            return rc;
         return validate_xml(arg, xml, len, &o);
     }
     return validate_domain(arg, &o);
@@ -412,7 +473,8 @@ cmd_get(int argc, char **argv)
             fprintf(stderr, "memsharectl: %s: %s\n", o.args[0], libvirt_message());
         rc = libvirt_exit_code();
     } else {
-        printf("%s\n", xml);
+        g_autofree char *full = with_our_namespace(xml);
+        printf("%s\n", full);
     }
     virDomainFree(dom);
 out:
@@ -460,8 +522,9 @@ cmd_set(int argc, char **argv)
     g_autoptr(GError) error = NULL;
     g_autofree char *plain = NULL;
 
-    if (!read_input(file, &xml, &len))
-        return MS_CTL_EXIT_FAILURE;
+    int rrc = read_input(file, &xml, &len);
+    if (rrc != MS_CTL_EXIT_OK)
+        return rrc;
     if (!ms_policy_parse_standalone(xml, len, &policy, &error))
         return report_invalid(file, error);
 

@@ -18,6 +18,12 @@ pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-ima
 deb=$(ls "$out/deb/${pkg}_"*.deb 2>/dev/null | head -1 || true)
 if [ -z "$deb" ]; then
     mkdir -p "$out/deb"
+    # apt's own cache may hold it already (e.g. after an earlier install)
+    cached=$(ls /var/cache/apt/archives/"${pkg}"_*.deb 2>/dev/null | head -1 || true)
+    [ -n "$cached" ] && cp "$cached" "$out/deb/"
+    deb=$(ls "$out/deb/${pkg}_"*.deb 2>/dev/null | head -1 || true)
+fi
+if [ -z "$deb" ]; then
     (cd "$out/deb" && apt-get download "$pkg" >/dev/null 2>&1) || {
         # _apt cannot write into the build tree on some setups: download as root elsewhere
         t=$(mktemp -d); chmod 755 "$t"; (cd "$t" && apt-get download "$pkg" >/dev/null); mv "$t"/*.deb "$out/deb/"; rm -rf "$t"; }

@@ -10,7 +10,7 @@ qemu-system-x86_64 -M q35 -accel tcg -m 256 -smp 1 -nodefaults -display none -no
     -kernel "$MS_GUEST_KERNEL" -initrd "$MS_GUEST_INITRD" \
     -append "console=ttyS0 quiet ms.scenario=touch-free ms.size=8 ms.hold=0" &
 qemu=$!
-trap 'kill -9 $qemu 2>/dev/null; rm -rf "$tmp"' EXIT
+trap '{ kill -9 $qemu; wait $qemu; } 2>/dev/null; rm -rf "$tmp"' EXIT
 start=$(date +%s)
 check "guest says MS-GUEST-READY" wait_for 120 grep -q MS-GUEST-READY "$tmp/serial"
 echo "# ready after $(( $(date +%s) - start )) s (TCG); $(grep MS-GUEST-READY "$tmp/serial" | tr -d '\r')"

@@ -19,7 +19,9 @@ VMENV_DIR=
 VMENV_PID=
 _vmenv_prev_trap=
 
-# "host path:dir under DIR" pairs: what is bind-mounted where.
+# "host path:dir under DIR" pairs: what is bind-mounted where. memshare
+# reads SYSCONFDIR/memshare/memshare.conf, and a build with meson's default
+# prefix has SYSCONFDIR=/usr/local/etc: both see the same private directory.
 _vmenv_binds=(
     /etc/libvirt:etc-libvirt
     /run/libvirt:run-libvirt
@@ -27,6 +29,7 @@ _vmenv_binds=(
     /var/log/libvirt:log-libvirt
     /var/cache/libvirt:cache-libvirt
     /etc/memshare:etc-memshare
+    /usr/local/etc/memshare:etc-memshare
     /run/memshare:run-memshare
     /var/log/memshare:log-memshare
     /var/lib/memshare:lib-memshare
@@ -35,6 +38,7 @@ _vmenv_binds=(
 _vmenv_log() { echo "# vmenv: $*" >&2; }
 
 vmenv_setup() {
+    local -; set +e  # callers may run under set -e; we check statuses ourselves
     local dir pair host sub
     dir=$(realpath -m "$1") || return 1
     mkdir -p "$dir" || return 1
@@ -92,9 +96,14 @@ EOF
     fi
     for pair in "${_vmenv_binds[@]}"; do
         host=${pair%%:*}; sub=${pair#*:}
-        # mkdir -p of the mount point happens inside the namespace but on
-        # the host's file system: only when it is missing (e.g. /etc/memshare)
-        # and only an empty directory.
+        # A missing mount point (e.g. /etc/memshare on a host without
+        # memshare) has to be created on the host's file system: an empty
+        # directory, recorded so that vmenv_stop removes it again.
+        if [ ! -e "$host" ]; then
+            local top=$host
+            while [ ! -e "$(dirname "$top")" ]; do top=$(dirname "$top"); done
+            echo "$top" >> "$dir/created-mountpoints"
+        fi
         nsenter -t "$VMENV_PID" -m -- sh -c 'mkdir -p "$1" && mount --bind "$2" "$1"' \
             sh "$host" "$dir/$sub" || { _vmenv_log "cannot bind $dir/$sub over $host"; return 1; }
     done
@@ -151,6 +160,7 @@ _vmenv_start_daemons() {
 }
 
 vmenv_start_libvirtd() {
+    local -; set +e  # callers may run under set -e; we check statuses ourselves
     [ -n "$VMENV_PID" ] || { _vmenv_log "vmenv_start_libvirtd before vmenv_setup"; return 1; }
     _vmenv_start_daemons
 }
@@ -158,6 +168,7 @@ vmenv_start_libvirtd() {
 # _vmenv_kill_wait PID SECONDS: SIGTERM, then SIGKILL after SECONDS
 _vmenv_kill_wait() {
     local pid=$1 limit=$2 i
+    local -; set +e  # callers may run under set -e; we check statuses ourselves
     kill -TERM "$pid" 2>/dev/null || return 0
     for i in $(seq $((limit * 10))); do
         kill -0 "$pid" 2>/dev/null || return 0
@@ -169,19 +180,37 @@ _vmenv_kill_wait() {
 }
 
 vmenv_restart_libvirtd() {
+    local -; set +e  # callers may run under set -e; we check statuses ourselves
     local pid
     pid=$(_vmenv_pid_of libvirtd) && _vmenv_kill_wait "$pid" 15
     _vmenv_start_daemons
 }
 
+# _vmenv_kill_ns_rest: SIGKILL every process but the holder that lives in
+# the holder's mount namespace.
+_vmenv_kill_ns_rest() {
+    local ns p
+    local -; set +e  # callers may run under set -e; we check statuses ourselves
+    [ -n "$VMENV_PID" ] || return 0
+    ns=$(readlink "/proc/$VMENV_PID/ns/mnt" 2>/dev/null) || return 0
+    [ -n "$ns" ] && [ "$ns" != "$(readlink /proc/self/ns/mnt)" ] || return 0
+    for p in /proc/[0-9]*; do
+        p=${p#/proc/}
+        [ "$p" = "$VMENV_PID" ] && continue
+        [ "$(readlink "/proc/$p/ns/mnt" 2>/dev/null)" = "$ns" ] && kill -KILL "$p" 2>/dev/null
+    done
+    return 0
+}
+
 vmenv_stop() {
+    local -; set +e  # callers may run under set -e; we check statuses ourselves
     local dir=$VMENV_DIR pid f d
     [ -n "$dir" ] || return 0
     if [ -n "$VMENV_PID" ] && kill -0 "$VMENV_PID" 2>/dev/null; then
         if _vmenv_pid_of libvirtd >/dev/null; then
             for d in $(vmenv_exec virsh -q -c qemu:///system list --name </dev/null 2>/dev/null); do
                 timeout 20 nsenter -t "$VMENV_PID" -m -- virsh -q -c qemu:///system destroy "$d" \
-                    </dev/null >/dev/null 2>&1
+                    </dev/null >/dev/null 2>&1 || true
             done
         fi
     fi
@@ -199,12 +228,27 @@ vmenv_stop() {
         [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
     done
     pid=$(_vmenv_pid_of virtlogd) && _vmenv_kill_wait "$pid" 5
+    # Whatever else still runs in our namespace was started by this
+    # instance (an agent's --respawn supervisor, a hook child, a QEMU whose
+    # pidfile libvirt had already removed): nothing outside it is touched.
+    _vmenv_kill_ns_rest
     if [ -n "$VMENV_PID" ]; then
         # the bind mounts die with the namespace's last process
         kill -KILL "$VMENV_PID" 2>/dev/null
-        wait "$VMENV_PID" 2>/dev/null
+        wait "$VMENV_PID" 2>/dev/null || true
     fi
     VMENV_PID=
+    # Mount points we had to create: removed if still empty (rmdir only)
+    # and no other instance's namespace mounts something there (removing
+    # it would silently detach that instance's bind mount).
+    if [ -f "$dir/created-mountpoints" ]; then
+        while read -r f; do
+            [ -d "$f" ] || continue
+            grep -qsF " $f" /proc/[0-9]*/mountinfo && continue
+            find "$f" -depth -type d -empty -delete 2>/dev/null
+        done < "$dir/created-mountpoints"
+        rm -f "$dir/created-mountpoints"
+    fi
     if [ -n "${MS_KEEP_TMP:-}" ]; then
         _vmenv_log "kept $dir"
     else
@@ -225,6 +269,7 @@ vmenv_trap() {
 
 _vmenv_on_exit() {
     local rc=$?
+    local -; set +e  # callers may run under set -e; we check statuses ourselves
     if [ -n "$_vmenv_prev_trap" ]; then eval "$_vmenv_prev_trap"; fi
     vmenv_stop
     return $rc

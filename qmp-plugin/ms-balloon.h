@@ -1,0 +1,20 @@
+/* qmp-plugin/ms-balloon.h: the KSM balloon rebalancing module of the agent
+ * (docs/balloon.md). Each period it reads what host KSM saves and what this
+ * domain's QEMU contributes, publishes its inputs next to its pid file,
+ * reads every live peer's inputs, runs the pure allocation (policies/
+ * ms-alloc.c) on that one snapshot and moves only its own balloon (QMP
+ * `balloon`). A balloon that does not follow is reported once and left
+ * alone; at a clean stop the balloon goes back to its base. */
+#pragma once
+
+#include "ms-module.h"
+
+G_BEGIN_DECLS
+
+extern const MsAgentModule ms_balloon_module;
+
+/* Host reserve: [balloon] host-reserve= in memshare.conf (a size), else
+ * max(256 MiB, 5 % of MemTotal). Exposed for tests. */
+guint64 ms_balloon_host_reserve(GKeyFile *conf, guint64 mem_total_bytes, GError **error);
+
+G_END_DECLS
