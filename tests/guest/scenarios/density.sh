@@ -1,0 +1,2 @@
+# tests/guest/scenarios/density.sh: placeholder, being written (bench/).
+echo "MS-ERROR scenario density not written yet"
