@@ -312,6 +312,27 @@ ms_hook_launch(const MsHookConfig *cfg, const MsPolicy *policy, GError **error)
                                   ms_hook_qemu_pid(policy->domain.name), error);
 }
 
+/* The sizes the domain starts with. libvirt's live XML reports the
+ * balloon's current size as <currentMemory>, and the agent moves the
+ * balloon, so an agent that (re)reads the live XML later would take its
+ * own doing for the domain's base. At `started` the XML still has the
+ * configured value; the agent reads it from here (boot-memory). */
+static void
+ms_hook_record_boot_memory(const MsPolicy *policy)
+{
+    g_autofree char *dir = ms_domain_runtime_dir(policy->domain.uuid);
+    g_autoptr(GError) error = NULL;
+    if (g_mkdir_with_parents(dir, 0750) < 0) {
+        ms_hook_msg(policy->domain.name, "cannot create '%s': %s", dir, g_strerror(errno));
+        return;
+    }
+    g_autofree char *path = g_build_filename(dir, "boot-memory", NULL);
+    g_autofree char *text = g_strdup_printf("memory=%" G_GUINT64_FORMAT "\ncurrent-memory=%" G_GUINT64_FORMAT "\n",
+                                            policy->domain.memory_kib, policy->domain.current_memory_kib);
+    if (!ms_file_write_atomic(path, text, -1, 0644, &error))
+        ms_hook_msg(policy->domain.name, "%s", error->message);
+}
+
 static void
 ms_hook_remove_runtime_dir(const char *uuid)
 {
@@ -426,6 +447,8 @@ main(int argc, char **argv)
 
     if (is_start) {
         gboolean reconnect = !g_str_equal(op, "started");
+        if (!reconnect)
+            ms_hook_record_boot_memory(policy);
         if (reconnect && ms_hook_agent_running(policy->domain.uuid)) {
             /* libvirtd restarted; the agent rides it out on its own. */
         } else if (!ms_hook_launch(&cfg, policy, &error)) {

@@ -797,6 +797,18 @@ read_domain_info(ParseCtx *ctx, const xmlNode *dom, MsDomainInfo *info, GError *
     return TRUE;
 }
 
+void
+ms_policy_rebase(MsPolicy *p, guint64 current_memory_kib)
+{
+    if (p->domain.memory_kib && current_memory_kib > p->domain.memory_kib)
+        current_memory_kib = p->domain.memory_kib;
+    p->domain.current_memory_kib = current_memory_kib;
+    if (!p->balloon.base_set)
+        p->balloon.base_kib = current_memory_kib;
+    if (!p->balloon.floor_set)
+        p->balloon.floor_kib = MIN(p->balloon.base_kib, current_memory_kib);
+}
+
 /* Cross-checks that need the domain: what the policy asks must be
  * possible with this domain's memory and devices. */
 static gboolean

@@ -119,6 +119,13 @@ gboolean ms_policy_parse_domain_xml(const char *xml, gssize len,
                                     MsOnError *on_error_out,
                                     GError **error);
 
+/* The balloon's base defaults to <currentMemory> as the domain was
+ * started, but libvirt's live XML reports the balloon's current size there
+ * (and that is what memshare moves). The agent calls this with the boot
+ * value (recorded by the hook at `started`) to re-derive base and floor
+ * when the policy does not set them; values above <memory> are clamped. */
+void ms_policy_rebase(MsPolicy *policy, guint64 current_memory_kib);
+
 /* Parses a standalone <memshare:policy> document (memsharectl policy
  * validate FILE) without domain cross-checks. */
 gboolean ms_policy_parse_standalone(const char *xml, gssize len,

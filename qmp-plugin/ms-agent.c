@@ -437,6 +437,41 @@ ms_agent_qmp_start(MsAgent *agent, GError **error)
 
 /* ---- policy ---------------------------------------------------------------- */
 
+/* The balloon's base comes from <currentMemory> as the domain started, not
+ * as libvirt's live XML shows it now (the balloon's current size, which we
+ * move). The hook records the boot sizes at `started` in boot-memory;
+ * without it (bare QEMU, a hook that could not write) the first XML an
+ * agent of this domain read is recorded, so a respawned agent or a policy
+ * reload keeps the same base. */
+static void
+ms_agent_boot_memory(MsAgent *agent, MsPolicy *policy)
+{
+    if (agent->runtime_dir == NULL)
+        return;
+    g_autofree char *path = g_build_filename(agent->runtime_dir, "boot-memory", NULL);
+    g_autofree char *text = NULL;
+    guint64 cur = 0;
+    if (ms_file_read_bounded(path, 4096, &text, NULL, NULL)) {
+        g_auto(GStrv) lines = g_strsplit(text, "\n", 8);
+        for (guint i = 0; lines[i]; i++)
+            if (g_str_has_prefix(lines[i], "current-memory=") &&
+                !ms_parse_u64(lines[i] + strlen("current-memory="), "current-memory", &cur, NULL))
+                cur = 0;
+        if (cur == 0)
+            g_warning("%s: no valid current-memory= line; recording <currentMemory> from the XML", path);
+    }
+    if (cur == 0) {
+        cur = policy->domain.current_memory_kib;
+        g_autofree char *rec = g_strdup_printf("memory=%" G_GUINT64_FORMAT "\ncurrent-memory=%" G_GUINT64_FORMAT "\n",
+                                               policy->domain.memory_kib, cur);
+        g_autoptr(GError) werr = NULL;
+        if (!ms_file_write_atomic(path, rec, -1, 0644, &werr))
+            g_warning("%s", werr->message);
+    }
+    if (cur != policy->domain.current_memory_kib)
+        ms_policy_rebase(policy, cur);
+}
+
 static gboolean
 ms_agent_load_policy_xml(MsAgent *agent, const char *xml, GError **error)
 {
@@ -454,6 +489,7 @@ ms_agent_load_policy_xml(MsAgent *agent, const char *xml, GError **error)
         agent->domain_name = g_strdup(policy->domain.name);
         ms_log_set_domain(agent->domain_name);
     }
+    ms_agent_boot_memory(agent, policy);
     g_clear_pointer(&agent->policy, ms_policy_free);
     agent->policy = g_steal_pointer(&policy);
     return TRUE;

@@ -2,10 +2,12 @@
 # tools/demo.sh: the main job, on a fresh Debian 12 machine as root.
 # Installs what it needs, builds memshare and the test guest, starts a
 # private libvirtd (isolated in its own mount namespace: the host's libvirt
-# is not touched) with the memshare hook installed, boots three TCG guests
-# whose XML carries memshare policies with `virsh start`, turns KSM on, and
-# prints what each agent sees: QMP facts, used pages, KSM, balloon; then
-# `memsharectl domstats`. Everything is torn down at the end.
+# is not touched) with the memshare hook installed, builds a shared image
+# with `memsharectl image build`, boots three TCG guests whose XML carries
+# memshare policies with `virsh start` (the image attached with DAX, used-page
+# tracking, KSM balloon rebalancing), turns KSM on, and shows the balloons
+# take back what KSM saves; it ends with `memsharectl domstats` and a plot
+# (memshare-demo.png in the repository's root). Everything else is torn down.
 #   usage: bash tools/demo.sh [--keep]    (--keep: leave it running, Ctrl-C ends)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,9 @@ export MS_GUEST_INITRD=$root/$builddir/tests/guest/initramfs.img
 source tests/lib/vmenv.sh
 source tests/lib/domain.sh
 dir=$(mktemp -d /tmp/memshare-demo.XXXXXX)
+# KSM is host-wide: hold the lock the tests and benchmarks use while we change it
+exec 9>/tmp/memshare-ksm.lock
+flock -w 1800 9 || { echo "demo: KSM lock /tmp/memshare-ksm.lock is held by another run" >&2; exit 1; }
 ksm_run_before=$(cat /sys/kernel/mm/ksm/run)
 restore_ksm() { echo "$ksm_run_before" > /sys/kernel/mm/ksm/run 2>/dev/null || true; }
 vmenv_setup "$dir"
@@ -36,38 +41,59 @@ log-dir=/var/log/memshare
 CONF
 vmenv_start_libvirtd
 V() { vmenv_exec virsh -q -c qemu:///system "$@"; }
+ctl() { vmenv_exec env MEMSHARE_RUNTIME_DIR=/run/memshare "$root/$builddir/tools/memsharectl" "$@"; }
+
+echo "== a shared image: a program and 16 MiB of data, built with libext2fs"
+mkdir -p "$dir/tree/bin" "$dir/tree/data"
+printf '#!/bin/sh\necho "hello from the shared image, mounted $(grep -o "dax=always" /proc/mounts | head -1)"\n' \
+    > "$dir/tree/bin/ms-hello"
+chmod 755 "$dir/tree/bin/ms-hello"
+head -c $((16 << 20)) /dev/urandom > "$dir/tree/data/blob"
+ctl image build --from "$dir/tree" --name tools | sed 's/^/   /'
+ctl image list | sed 's/^/   /'
 
 echo "== KSM on (was run=$ksm_run_before)"
 echo 1 > /sys/kernel/mm/ksm/run
-echo 2000 > /sys/kernel/mm/ksm/pages_to_scan
+echo 5000 > /sys/kernel/mm/ksm/pages_to_scan
 echo 20 > /sys/kernel/mm/ksm/sleep_millisecs
 
 NS=https://memshare.dev/xmlns/policy/1.0
+POLICY="<memshare:policy xmlns:memshare='$NS'>
+  <memshare:balloon mode='ksm-share' division='equal' period='2s'/>
+  <memshare:tracking used-pages='on' period='2s'/>
+  <memshare:shared-image name='tools' mount='/opt/tools' mode='dax'/>
+  <memshare:stats period='2s'/>
+</memshare:policy>"
+echo "== the policy every guest carries in its <metadata>:"
+echo "$POLICY" | sed 's/^/   /'
+# <memory> 768 MiB is the balloon's ceiling, <currentMemory> 512 MiB its base
+export MS_DOMAIN_SLOTS=2 MS_DOMAIN_MAXMEM_MIB=2048 MS_DOMAIN_ROOT_PORTS=4
+export MS_GUEST_CMDLINE="ms.expect=1 ms.wait=150 ms.fill=128"
 names=(web1 web2 web3)
 for i in 0 1 2; do
     n=${names[$i]}
     uuid=$(printf '7d0c5e3a-1b2c-4d5e-8f90-%012d' $((i + 1)))
-    domain_xml "$n" "$uuid" 768 768 idle "$dir/$n.serial" \
-        "<memshare:policy xmlns:memshare='$NS'><memshare:tracking used-pages='on' period='2s'/><memshare:stats period='2s'/></memshare:policy>" \
-        > "$dir/$n.xml"
+    domain_xml "$n" "$uuid" 768 512 demo "$dir/$n.serial" "$POLICY" > "$dir/$n.xml"
     V define "$dir/$n.xml" >/dev/null
     t0=$(date +%s%N)
     V start "$n" >/dev/null
     echo "== virsh start $n: $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 done
 
-echo "== waiting for the guests to boot (TCG: about 10-20 s each)"
+echo "== waiting for the guests: boot, mount the image, fill memory (TCG: a minute or two)"
 for n in "${names[@]}"; do
-    for _ in $(seq 240); do grep -q MS-GUEST-READY "$dir/$n.serial" 2>/dev/null && break; sleep 0.5; done
-    grep -q MS-GUEST-READY "$dir/$n.serial" && echo "   $n: guest ready" || echo "   $n: guest not ready (yet)"
+    for _ in $(seq 600); do grep -q "MS-FILLED" "$dir/$n.serial" 2>/dev/null && break; sleep 0.5; done
+    echo "   $n: $(grep -a -m1 'MS-MOUNTED' "$dir/$n.serial" | tr -d '\r')"
+    echo "   $n: $(grep -a -m1 'MS-HELLO' "$dir/$n.serial" | tr -d '\r')"
 done
-sleep 6
+echo "== letting KSM merge and the balloons follow (40 s)"
+sleep 40
 
 for n in "${names[@]}"; do
     uuid=$(V domuuid "$n")
     echo
-    echo "== agent of $n (log /var/log/memshare/$uuid.log in the demo's namespace)"
-    grep -E "attached|memdev|tracking:" "$dir/log-memshare/$uuid.log" | sed 's/^[^ ]* /   /'
+    echo "== agent of $n (/var/log/memshare/$uuid.log in the demo's namespace)"
+    grep -E "attached|image '|balloon: target|balloon: back" "$dir/log-memshare/$uuid.log" | tail -8 | sed 's/^[^ ]* [^ ]* /   /'
 done
 
 echo
@@ -75,9 +101,13 @@ echo "== host KSM: pages_sharing=$(cat /sys/kernel/mm/ksm/pages_sharing)" \
      "general_profit=$(cat /sys/kernel/mm/ksm/general_profit 2>/dev/null || echo n/a)"
 echo
 echo "== memsharectl domstats"
-MEMSHARE_RUNTIME_DIR=$dir/run-memshare "$builddir/tools/memsharectl" domstats
-echo "== virsh domstats --balloon (libvirt's own view, for comparison)"
+ctl domstats
+echo "== virsh domstats --balloon (libvirt's own view: it follows the balloons too)"
 V domstats --balloon
+echo "== virsh metadata web1 (the agent's figures in the live domain XML)"
+V metadata web1 https://memshare.dev/xmlns/stats/1.0 | head -12
+ctl plot -o "$dir/plot.png" >/dev/null && cp "$dir/plot.png" "$root/memshare-demo.png" &&
+    echo "== plot of this run: $root/memshare-demo.png"
 
 if [ $keep = 1 ]; then
     echo "== running; enter with: nsenter -t $VMENV_PID -m virsh list   (Ctrl-C to end)"

@@ -80,7 +80,7 @@ EOF
 
     # The holder: a process in a fresh mount namespace with private
     # propagation, so our bind mounts never leak to the host.
-    unshare -m --propagation private sleep infinity </dev/null >/dev/null 2>&1 &
+    unshare -m --propagation private sleep infinity </dev/null >/dev/null 2>&1 9>&- &
     VMENV_PID=$!
     echo "$VMENV_PID" > "$dir/holder.pid"
     local i
@@ -149,12 +149,14 @@ _vmenv_wait_ready() {
     return 1
 }
 
+# The daemons never inherit fd 9: callers hold the host KSM lock
+# (/tmp/memshare-ksm.lock) on it, and a daemon would keep it locked.
 _vmenv_start_daemons() {
     if ! _vmenv_pid_of virtlogd >/dev/null; then
-        vmenv_exec virtlogd -d -f /etc/libvirt/virtlogd.conf -p /run/libvirt/virtlogd.pid </dev/null >/dev/null 2>&1 ||
+        vmenv_exec virtlogd -d -f /etc/libvirt/virtlogd.conf -p /run/libvirt/virtlogd.pid </dev/null >/dev/null 2>&1 9>&- ||
             { _vmenv_log "virtlogd did not start"; return 1; }
     fi
-    vmenv_exec libvirtd -d -f /etc/libvirt/libvirtd.conf -p /run/libvirt/libvirtd.pid </dev/null >/dev/null 2>&1 ||
+    vmenv_exec libvirtd -d -f /etc/libvirt/libvirtd.conf -p /run/libvirt/libvirtd.pid </dev/null >/dev/null 2>&1 9>&- ||
         { _vmenv_log "libvirtd did not start"; return 1; }
     _vmenv_wait_ready
 }

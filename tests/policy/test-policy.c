@@ -524,6 +524,40 @@ test_oversized(void)
     g_assert_error(error, MS_POLICY_ERROR, MS_POLICY_ERROR_XML);
 }
 
+/* ms_policy_rebase: the agent re-derives base and floor from the boot
+ * <currentMemory> (libvirt's live XML shows the balloon's size there);
+ * values set in the policy stay, and the boot value is clamped to <memory>. */
+static void
+test_rebase(void)
+{
+    const char *xml =
+        "<domain type='kvm'><name>r</name><uuid>6f0c1e1a-3b5e-4c1d-9a7e-2f4b8d9c0a11</uuid>"
+        "<memory unit='MiB'>768</memory><currentMemory unit='MiB'>768</currentMemory>"
+        "<devices><memballoon model='virtio'/></devices><metadata>"
+        "<memshare:policy xmlns:memshare='" MS_POLICY_NAMESPACE "'>"
+        "<memshare:balloon mode='ksm-share'%s/></memshare:policy></metadata></domain>";
+    g_autofree char *plain = g_strdup_printf(xml, "");
+    g_autofree char *withfloor = g_strdup_printf(xml, " floor='256MiB'");
+    g_autoptr(MsPolicy) p = NULL, q = NULL;
+    g_autoptr(GError) error = NULL;
+    MsOnError oe;
+
+    g_assert_true(ms_policy_parse_domain_xml(plain, -1, MS_POLICY_CHECK_NONE, NULL, &p, &oe, &error));
+    g_assert_cmpuint(p->balloon.base_kib, ==, 768 * 1024);
+    ms_policy_rebase(p, 512 * 1024);
+    g_assert_cmpuint(p->domain.current_memory_kib, ==, 512 * 1024);
+    g_assert_cmpuint(p->balloon.base_kib, ==, 512 * 1024);
+    g_assert_cmpuint(p->balloon.floor_kib, ==, 512 * 1024);
+    g_assert_cmpuint(p->balloon.ceiling_kib, ==, 768 * 1024);
+    ms_policy_rebase(p, 4096 * 1024);
+    g_assert_cmpuint(p->balloon.base_kib, ==, 768 * 1024);
+
+    g_assert_true(ms_policy_parse_domain_xml(withfloor, -1, MS_POLICY_CHECK_NONE, NULL, &q, &oe, &error));
+    ms_policy_rebase(q, 512 * 1024);
+    g_assert_cmpuint(q->balloon.base_kib, ==, 512 * 1024);
+    g_assert_cmpuint(q->balloon.floor_kib, ==, 256 * 1024);
+}
+
 /* The size and period helpers directly (the hook and agent use them). */
 static void
 test_size_helpers(void)
@@ -610,6 +644,7 @@ main(int argc, char **argv)
     g_test_add_func("/policy/defaults-canonical", test_defaults_canonical);
     g_test_add_func("/policy/oversized", test_oversized);
     g_test_add_func("/policy/size-helpers", test_size_helpers);
+    g_test_add_func("/policy/rebase", test_rebase);
 
     int rc = g_test_run();
     xmlRelaxNGFree(schema);
