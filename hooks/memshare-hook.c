@@ -315,8 +315,10 @@ ms_hook_launch(const MsHookConfig *cfg, const MsPolicy *policy, GError **error)
 /* The sizes the domain starts with. libvirt's live XML reports the
  * balloon's current size as <currentMemory>, and the agent moves the
  * balloon, so an agent that (re)reads the live XML later would take its
- * own doing for the domain's base. At `started` the XML still has the
- * configured value; the agent reads it from here (boot-memory). */
+ * own doing for the domain's base. Recorded at `prepare`: by `started`
+ * libvirt has already refreshed <currentMemory> from query-balloon (the
+ * guest has not loaded its driver yet, so it reads <memory>). `release`
+ * removes the file with the runtime directory if the start fails. */
 static void
 ms_hook_record_boot_memory(const MsPolicy *policy)
 {
@@ -445,10 +447,10 @@ main(int argc, char **argv)
         return is_prepare ? 1 : 0;
     }
 
+    if (is_prepare)
+        ms_hook_record_boot_memory(policy);
     if (is_start) {
         gboolean reconnect = !g_str_equal(op, "started");
-        if (!reconnect)
-            ms_hook_record_boot_memory(policy);
         if (reconnect && ms_hook_agent_running(policy->domain.uuid)) {
             /* libvirtd restarted; the agent rides it out on its own. */
         } else if (!ms_hook_launch(&cfg, policy, &error)) {

@@ -122,7 +122,7 @@ gboolean ms_policy_parse_domain_xml(const char *xml, gssize len,
 /* The balloon's base defaults to <currentMemory> as the domain was
  * started, but libvirt's live XML reports the balloon's current size there
  * (and that is what memshare moves). The agent calls this with the boot
- * value (recorded by the hook at `started`) to re-derive base and floor
+ * value (recorded by the hook at `prepare`) to re-derive base and floor
  * when the policy does not set them; values above <memory> are clamped. */
 void ms_policy_rebase(MsPolicy *policy, guint64 current_memory_kib);
 

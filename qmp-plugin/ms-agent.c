@@ -439,7 +439,7 @@ ms_agent_qmp_start(MsAgent *agent, GError **error)
 
 /* The balloon's base comes from <currentMemory> as the domain started, not
  * as libvirt's live XML shows it now (the balloon's current size, which we
- * move). The hook records the boot sizes at `started` in boot-memory;
+ * move). The hook records the boot sizes at `prepare` in boot-memory;
  * without it (bare QEMU, a hook that could not write) the first XML an
  * agent of this domain read is recorded, so a respawned agent or a policy
  * reload keeps the same base. */
