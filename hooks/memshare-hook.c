@@ -14,6 +14,7 @@
  * domain's lock: a call back would deadlock). */
 #include "ms-config.h"
 #include "ms-error.h"
+#include "ms-image-store.h"
 #include "ms-policy.h"
 #include "ms-util.h"
 
@@ -312,6 +313,26 @@ ms_hook_launch(const MsHookConfig *cfg, const MsPolicy *policy, GError **error)
                                   ms_hook_qemu_pid(policy->domain.name), error);
 }
 
+/* Every shared image's blob must match its manifest's digest before the
+ * domain may start: the parser only checked that the name exists. Hashing
+ * a large /usr image at every start would delay it, so a verified stamp
+ * (ms_image_store_verify_cached) turns repeat starts into one fstat. The
+ * agent hashes again before attaching, so this is about refusing early
+ * (on-error='refuse'), not the last line of defence. */
+static gboolean
+ms_hook_verify_images(const MsHookConfig *cfg, const MsPolicy *policy, GError **error)
+{
+    g_autofree char *stamps = g_build_filename(ms_runtime_dir(), "verified", NULL);
+    for (guint i = 0; policy->images && i < policy->images->len; i++) {
+        const MsSharedImage *img = g_ptr_array_index(policy->images, i);
+        if (!ms_image_store_verify_cached(cfg->image_store, img->name, stamps, error)) {
+            g_prefix_error(error, "<shared-image name='%s'>: ", img->name);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
 /* The sizes the domain starts with. libvirt's live XML reports the
  * balloon's current size as <currentMemory>, and the agent moves the
  * balloon, so an agent that (re)reads the live XML later would take its
@@ -447,6 +468,17 @@ main(int argc, char **argv)
         return is_prepare ? 1 : 0;
     }
 
+    if (is_prepare && !ms_hook_verify_images(&cfg, policy, &error)) {
+        if (on_error == MS_ON_ERROR_REFUSE) {
+            ms_hook_msg(name, "domain '%s': %s (set on-error='ignore' in the policy to start without memshare)",
+                        name, error->message);
+            ms_hook_config_clear(&cfg);
+            return 1;
+        }
+        ms_hook_msg(name, "domain '%s': %s; starting anyway (on-error='ignore'), the image is not attached",
+                    name, error->message);
+        g_clear_error(&error);
+    }
     if (is_prepare)
         ms_hook_record_boot_memory(policy);
     if (is_start) {

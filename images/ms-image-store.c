@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -390,6 +391,62 @@ ms_image_store_lookup(const char *store, const char *name, char **blob_path, GEr
     if (blob_path)
         *blob_path = g_steal_pointer(&bpath);
     return g_steal_pointer(&m);
+}
+
+static char *
+ms_blob_stamp(const struct stat *st)
+{
+    return g_strdup_printf("%ju %ju %jd %jd.%09ld %jd.%09ld\n", (uintmax_t)st->st_dev, (uintmax_t)st->st_ino,
+                           (intmax_t)st->st_size, (intmax_t)st->st_mtim.tv_sec, st->st_mtim.tv_nsec,
+                           (intmax_t)st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
+}
+
+gboolean
+ms_image_store_verify_cached(const char *store, const char *name, const char *stamp_dir, GError **error)
+{
+    g_auto(MsFd) store_fd = ms_store_open(store, FALSE, error);
+    if (store_fd < 0)
+        return FALSE;
+    g_autoptr(MsImageManifest) m = ms_store_read_manifest(store_fd, store, name, error);
+    if (m == NULL)
+        return FALSE;
+    g_autofree char *bpath = NULL;
+    g_auto(MsFd) fd = ms_store_open_blob(store_fd, store, m, &bpath, error);
+    if (fd < 0)
+        return FALSE;
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "image '%s': cannot stat %s: %s", name, bpath,
+                    g_strerror(errno));
+        return FALSE;
+    }
+    if (st.st_mode & 0222) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "image '%s': %s is writable (mode %04o, must be 0444)",
+                    name, bpath, (unsigned)(st.st_mode & 07777));
+        return FALSE;
+    }
+    g_autofree char *stamp = ms_blob_stamp(&st);
+    g_autofree char *sfile = g_strdup_printf("sha256-%s", m->sha256);
+    g_autofree char *spath = g_build_filename(stamp_dir, sfile, NULL);
+    g_autofree char *old = NULL;
+    if (ms_file_read_bounded(spath, 256, &old, NULL, NULL) && g_str_equal(old, stamp))
+        return TRUE;
+
+    char sha[65];
+    guint64 size = 0;
+    if (!ms_image_sha256_fd(fd, sha, &size, bpath, error))
+        return FALSE;
+    if (strcmp(sha, m->sha256) != 0 || size != m->size) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
+                    "image '%s': %s has sha256 %s (%" G_GUINT64_FORMAT " bytes), the manifest says %s (%"
+                    G_GUINT64_FORMAT " bytes)", name, bpath, sha, size, m->sha256, m->size);
+        unlink(spath);
+        return FALSE;
+    }
+    /* A stamp we cannot write costs the next start a hash, nothing more. */
+    if (g_mkdir_with_parents(stamp_dir, 0700) == 0)
+        (void)ms_file_write_atomic(spath, stamp, -1, 0600, NULL);
+    return TRUE;
 }
 
 gboolean

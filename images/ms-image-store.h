@@ -63,6 +63,15 @@ MsImageManifest *ms_image_store_lookup(const char *store, const char *name, char
 /* Recomputes the blob's sha256 and size and compares them with the manifest. */
 gboolean ms_image_store_verify(const char *store, const char *name, GError **error);
 
+/* As ms_image_store_verify, but remembers a success: a stamp in STAMP_DIR
+ * (one file per digest, holding the blob's device, inode, size, mtime and
+ * ctime) lets the next call skip the hashing while the blob is untouched.
+ * Any write to the blob changes its ctime, which no user can set back, so
+ * a stale stamp cannot hide a modified blob. STAMP_DIR is created (0700);
+ * the hook uses RUNSTATEDIR/memshare/verified, reset at boot. */
+gboolean ms_image_store_verify_cached(const char *store, const char *name, const char *stamp_dir,
+                                      GError **error);
+
 /* All manifests, sorted by name. Unreadable manifests are skipped with a
  * message in *problems (char*), if given. */
 GPtrArray *ms_image_store_list(const char *store, GPtrArray **problems, GError **error);

@@ -206,6 +206,41 @@ write_runtime(const char *uuid, const char *content, const char *pid)
     }
 }
 
+/* The verified stamp: a first call hashes and records the blob's identity,
+ * a second trusts the stamp, and a modified blob (new ctime) is hashed
+ * again, refused, and its stamp dropped. */
+static void
+test_verify_cached(Fixture *f, gconstpointer data)
+{
+    g_autoptr(MsImageManifest) m = add_ok(f, "img");
+    g_autoptr(GError) error = NULL;
+    g_autofree char *stamps = g_build_filename(f->store, "..", "verified", NULL);
+    g_autofree char *sfile = g_strdup_printf("sha256-%s", m->sha256);
+    g_autofree char *spath = g_build_filename(stamps, sfile, NULL);
+
+    g_assert_false(g_file_test(spath, G_FILE_TEST_EXISTS));
+    g_assert_true(ms_image_store_verify_cached(f->store, "img", stamps, &error));
+    g_assert_no_error(error);
+    g_assert_true(g_file_test(spath, G_FILE_TEST_IS_REGULAR));
+    g_assert_true(ms_image_store_verify_cached(f->store, "img", stamps, &error));
+
+    g_autofree char *blob = NULL;
+    g_autoptr(MsImageManifest) l = ms_image_store_lookup(f->store, "img", &blob, &error);
+    g_assert_nonnull(l);
+    g_assert_cmpint(chmod(blob, 0644), ==, 0);
+    int fd = open(blob, O_RDWR);
+    guint8 c;
+    g_assert_cmpint(pread(fd, &c, 1, 1024 * 1024 + 17), ==, 1);
+    c ^= 0x40;
+    g_assert_cmpint(pwrite(fd, &c, 1, 1024 * 1024 + 17), ==, 1);
+    close(fd);
+    g_assert_cmpint(chmod(blob, 0444), ==, 0);
+    g_assert_false(ms_image_store_verify_cached(f->store, "img", stamps, &error));
+    g_assert_error(error, MS_ERROR, MS_ERROR_INVALID);
+    g_assert_nonnull(strstr(error->message, "the manifest says"));
+    g_assert_false(g_file_test(spath, G_FILE_TEST_EXISTS));
+}
+
 static void
 test_remove_in_use(Fixture *f, gconstpointer data)
 {
@@ -474,6 +509,8 @@ main(int argc, char **argv)
     g_test_add("/image/store/replace-collects-old-blob", Fixture, NULL, fixture_setup,
                test_replace_collects_old_blob, fixture_teardown);
     g_test_add("/image/store/verify-corrupt", Fixture, NULL, fixture_setup, test_verify_corrupt,
+               fixture_teardown);
+    g_test_add("/image/store/verify-cached", Fixture, NULL, fixture_setup, test_verify_cached,
                fixture_teardown);
     g_test_add("/image/store/remove-in-use", Fixture, NULL, fixture_setup, test_remove_in_use,
                fixture_teardown);
