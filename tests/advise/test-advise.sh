@@ -28,7 +28,7 @@ done
 head -c 70000 /dev/zero | tr '\0' 'T' > "$tmp/root1/usr/bin/tool"
 cp "$tmp/root1/usr/bin/tool" "$tmp/root2/usr/bin/tool"
 for g in 1 2 3; do
-    mke2fs -q -t ext4 -b 4096 -d "$tmp/root$g" "$tmp/disk$g.img" 16M || bail "mke2fs"
+    mke2fs -q -t ext4 -b 4096 -d "$tmp/root$g" "$tmp/disk$g.img" 16M >&2 || bail "mke2fs"
 done
 
 out=$("$ctl" image advise "$tmp"/disk{1,2,3}.img -o "$tmp/list" 2>&1); rc=$?

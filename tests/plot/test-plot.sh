@@ -26,7 +26,7 @@ mk 11111111-2222-3333-4444-555555555555 "web1"
 mk 11111111-2222-3333-4444-666666666666 "o'brien"
 
 out=$("$ctl" plot -o "$tmp/p.png" 2>&1); rc=$?
-echo "# $out"
+sed "s/^/# /" <<< "$out"
 check "plot exits 0" test "$rc" = 0
 check "a PNG was written" bash -c "head -c 8 '$tmp/p.png' | od -An -tx1 | grep -q '89 50 4e 47 0d 0a 1a 0a'"
 check "the PNG is not empty (> 10 KiB)" test "$(stat -c %s "$tmp/p.png")" -gt 10240
