@@ -83,10 +83,10 @@ if [ "$(ms_param ms.compact 0)" = 1 ]; then
 fi
 echo "MS-DENSITY-DONE"
 echo "MS-BUDDY $(awk '{printf "%s:", $4; for (i = 5; i <= NF; i++) printf " %s", $i; printf "; "}' /proc/buddyinfo)"
-echo "MS-MEMINFO $(grep -E '^(MemFree|Cached|AnonPages):' /proc/meminfo | awk '{printf "%s %s ", $1, $2}')"
+echo "MS-MEMINFO $(grep -E '^(MemFree|Cached|AnonPages|Slab|PageTables):' /proc/meminfo | awk '{printf "%s %s ", $1, $2}')"
 b=$(ms_param ms.buddy_after 0)
 if [ "$b" -gt 0 ] 2>/dev/null; then
     sleep "$b"
     echo "MS-BUDDY $(awk '{printf "%s:", $4; for (i = 5; i <= NF; i++) printf " %s", $i; printf "; "}' /proc/buddyinfo)"
-    echo "MS-MEMINFO $(grep -E '^(MemFree|Cached|AnonPages):' /proc/meminfo | awk '{printf "%s %s ", $1, $2}')"
+    echo "MS-MEMINFO $(grep -E '^(MemFree|Cached|AnonPages|Slab|PageTables):' /proc/meminfo | awk '{printf "%s %s ", $1, $2}')"
 fi
