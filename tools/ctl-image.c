@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define PATH_LIST_MAX (64 * 1024 * 1024)
 
@@ -190,18 +191,28 @@ cmd_list(int argc, char **argv)
     if (all == NULL) {
         if (g_error_matches(error, MS_ERROR, MS_ERROR_NOT_FOUND)) {
             /* no store yet: nothing built */
-            g_print("%-24s %10s %8s %-12s %s\n", "NAME", "SIZE", "FILES", "SHA256", "CREATED");
+            g_print("%-24s %10s %8s %-12s %s\n", "NAME", "SIZE", "FILES", "SHA256", "ADDED");
             return MS_CTL_EXIT_OK;
         }
         g_printerr("memsharectl image list: %s\n", error->message);
         return exit_code(error);
     }
-    g_print("%-24s %10s %8s %-12s %s\n", "NAME", "SIZE", "FILES", "SHA256", "CREATED");
+    g_print("%-24s %10s %8s %-12s %s\n", "NAME", "SIZE", "FILES", "SHA256", "ADDED");
     for (guint i = 0; i < all->len; i++) {
         MsImageManifest *m = g_ptr_array_index(all, i);
         g_autofree char *h = human(m->size);
+        /* When the image entered the store (its manifest's mtime), not the
+         * manifest's "created": that is the image's reproducible epoch
+         * (SOURCE_DATE_EPOCH or 1), the same for every build of one tree. */
+        g_autofree char *mpath = g_strdup_printf("%s/names/%s.json", sp, m->name);
+        g_autofree char *added = NULL;
+        struct stat st;
+        if (stat(mpath, &st) == 0) {
+            g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(st.st_mtime);
+            added = dt ? g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ") : NULL;
+        }
         g_print("%-24s %10s %8" G_GUINT64_FORMAT " %.12s %s\n", m->name, h, m->files, m->sha256,
-                m->created ? m->created : "");
+                added ? added : "-");
     }
     for (guint i = 0; problems && i < problems->len; i++)
         g_printerr("memsharectl image list: skipped: %s\n", (char *)g_ptr_array_index(problems, i));
@@ -316,7 +327,7 @@ usage(FILE *f)
 {
     fprintf(f, "Usage: memsharectl image COMMAND ...\n"
                "  build --from DIR [--name NAME] [--max-size SIZE] [--paths-from FILE] [PATH...]\n"
-               "  list                       NAME SIZE FILES SHA256 CREATED\n"
+               "  list                       NAME SIZE FILES SHA256 ADDED\n"
                "  info NAME                  the manifest\n"
                "  verify NAME...             recompute the sha256 of each image\n"
                "  remove NAME                refused while a running domain uses it\n"

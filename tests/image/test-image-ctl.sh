@@ -107,8 +107,8 @@ check "info lists the paths" bash -c "'$ctl' image info part | grep -q '\"usr/li
 out=$("$ctl" image list); rc=$?
 echo "$out" | sed 's/^/# /'
 check "list exits 0" test "$rc" = 0
-check "list has a header" grep -q "^NAME *SIZE *FILES SHA256 *CREATED" <<< "$out"
-check "list shows base with 12 digest digits" grep -Eq "^base .* ${sha:0:12} 1970-01-01T00:00:01Z$" <<< "$out"
+check "list has a header" grep -q "^NAME *SIZE *FILES SHA256 *ADDED" <<< "$out"
+check "list shows base with 12 digest digits and when it was added" grep -Eq "^base .* ${sha:0:12} 20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-9:]{8}Z$" <<< "$out"
 check "info prints the manifest" bash -c "'$ctl' image info base | grep -q '\"sha256\" : \"$sha\"'"
 "$ctl" image info nosuch >/dev/null 2>&1; check "info of a missing image: exit 4" test $? = 4
 out=$("$ctl" image verify base part 2>&1); rc=$?
