@@ -38,7 +38,7 @@ out=bench/RESULTS.md.new
     echo
     bash bench/hook/bench-virsh-start.sh "$build" ${quick:+2 3} 2>/dev/null
     echo
-    echo "## Used-page classification cost (bench/pagemap/run-bench.sh)"
+    echo "## Used-page classification cost (bench/pagemap/run-live.sh)"
     echo
     bash bench/pagemap/run-live.sh "$build"
     echo
