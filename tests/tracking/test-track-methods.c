@@ -62,6 +62,23 @@ print_counts(const char *what, const MsPageCounts *c)
     g_string_free(s, TRUE);
 }
 
+static gboolean
+counts_equal(const MsPageCounts *a, const MsPageCounts *b)
+{
+    if (a->total_pages != b->total_pages || a->kpageflags_known != b->kpageflags_known)
+        return FALSE;
+    for (int k = 0; k < MS_PAGE_N_CLASSES; k++)
+        if (a->pages[k] != b->pages[k])
+            return FALSE;
+    return TRUE;
+}
+
+/* The kernel may change a process's pages even while nothing in it runs:
+ * KSM merges mergeable pages (QEMU marks guest RAM so, and other tests of the
+ * suite turn host KSM on in parallel) and khugepaged collapses huge pages.
+ * So the scan is bracketed by two reads: only when both reads agree was the
+ * memory still, and then the scan must match them exactly. A few tries give
+ * a quiet window; none in a row is a failure that says why. */
 static void
 compare_methods(pid_t pid, GPtrArray *blocks, const MsGuestMemLayout *layout)
 {
@@ -69,18 +86,30 @@ compare_methods(pid_t pid, GPtrArray *blocks, const MsGuestMemLayout *layout)
         g_test_skip("this kernel has no PAGEMAP_SCAN");
         return;
     }
-    MsPageCounts r, s;
-    g_autoptr(GBytes) rb = NULL, sb = NULL;
-    scan_with(pid, blocks, layout, MS_PAGEMAP_METHOD_READ, &r, &rb);
-    scan_with(pid, blocks, layout, MS_PAGEMAP_METHOD_SCAN, &s, &sb);
-    print_counts("read", &r);
-    print_counts("scan", &s);
-    g_assert_cmpuint(r.total_pages, ==, s.total_pages);
-    for (int k = 0; k < MS_PAGE_N_CLASSES; k++)
-        g_assert_cmpuint(r.pages[k], ==, s.pages[k]);
-    g_assert_cmpint(r.kpageflags_known, ==, s.kpageflags_known);
-    /* Same pages, not only same numbers. */
-    g_assert_true(g_bytes_equal(rb, sb));
+    for (int attempt = 1; attempt <= 8; attempt++) {
+        MsPageCounts r1, s, r2;
+        g_autoptr(GBytes) rb1 = NULL, sb = NULL, rb2 = NULL;
+        scan_with(pid, blocks, layout, MS_PAGEMAP_METHOD_READ, &r1, &rb1);
+        scan_with(pid, blocks, layout, MS_PAGEMAP_METHOD_SCAN, &s, &sb);
+        scan_with(pid, blocks, layout, MS_PAGEMAP_METHOD_READ, &r2, &rb2);
+        print_counts("read", &r1);
+        print_counts("scan", &s);
+        if (!counts_equal(&r1, &r2) || !g_bytes_equal(rb1, rb2)) {
+            print_counts("read again", &r2);
+            g_test_message("attempt %d: the pages changed between the two reads "
+                           "(KSM or khugepaged at work); trying again", attempt);
+            g_usleep(200 * 1000);
+            continue;
+        }
+        g_assert_cmpuint(r1.total_pages, ==, s.total_pages);
+        for (int k = 0; k < MS_PAGE_N_CLASSES; k++)
+            g_assert_cmpuint(r1.pages[k], ==, s.pages[k]);
+        g_assert_cmpint(r1.kpageflags_known, ==, s.kpageflags_known);
+        /* Same pages, not only same numbers. */
+        g_assert_true(g_bytes_equal(rb1, sb));
+        return;
+    }
+    g_test_fail_printf("the pages never held still across read, scan, read in 8 tries");
 }
 
 static void
