@@ -17,7 +17,8 @@
 # target direction changes after settling. Writes bench/balloon/RESULTS.part.md
 # and keeps the raw data in the printed directory when MS_KEEP_TMP=1.
 #   usage (root): bash bench/balloon/run-bench.sh [BUILDDIR]  (default build-bballoon)
-#   env: ROUNDS (2: A B B A; 1: A B), DATA_MIB (data file per guest), FILL_MIB (160), WARM_S (60),
+#   env: ROUNDS (2: A B B A; 1: A B), DATA_MIB (data file per guest, 128), FILL_MIB (160), WARM_S (60),
+#        MS_BALLOON_OUT (the Markdown section to write; RESULTS.part.md),
 #        WINDOW_S (120), SETTLE_S (20), SETTLE_MAX_S (240), INTERVAL_S (5)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,7 +28,7 @@ agent=$build/qmp-plugin/memshare-agent
 kernel=$build/tests/guest/vmlinuz
 initrd=$build/tests/guest/initramfs.img
 qmpcmd=$top/tests/tracking/qmp-cmd.py
-out_md=$here/RESULTS.part.md
+out_md=${MS_BALLOON_OUT:-$here/RESULTS.part.md}
 
 ROUNDS=${ROUNDS:-2}
 MEM_MIB=768 BASE_MIB=384 NG=3
@@ -320,7 +321,7 @@ ratio=$(awk '$1 == "memshare" {m += $4; nm++} $1 == "static" {s += $4; ns++}
     END { if (s > 0 && ns > 0) printf "%.2f", (m / nm) / (s / ns); else print "n/a" }' "$results")
 met=$(awk -v r="$ratio" 'BEGIN { print (r != "n/a" && r + 0 >= 1.20) ? "met" : "NOT met" }')
 {
-    echo "## KSM savings handed back by the balloon (bench/balloon/run-bench.sh)"
+    echo "## KSM savings handed back by the balloon (bench/balloon/run-bench.sh, DATA_MIB=$DATA_MIB)"
     echo
     echo "Three bare-QEMU TCG guests (1 vCPU, \`<memory>\` $MEM_MIB MiB, base $BASE_MIB MiB) each fill $FILL_MIB MiB"
     echo "of tmpfs with identical pages, then read 4 KiB at random offsets (buffered, POSIX_FADV_RANDOM) from"
