@@ -66,6 +66,18 @@ echo "<policy><tracking used-pages='on' period='2s'/><stats period='2s'/></polic
 V metadata ms1 "$NS" --key memshare --set "$(cat "$dir/p2.xml")" --live >/dev/null
 check "agent noticed the metadata change" wait_for 5 grep -q "policy changed: reloaded" "$logs/$U1.log"
 
+# --- an invalid policy set live: refused with the reason, the old one kept ----
+# (virsh bypasses memsharectl's validation, so the agent is the last check)
+echo "<policy><tracking used-pages='maybe'/></policy>" > "$dir/p3.xml"
+V metadata ms1 "$NS" --key memshare --set "$(cat "$dir/p3.xml")" --live >/dev/null
+check "agent refused the invalid live policy, naming attribute and value" \
+    wait_for 5 grep -q "policy changed but the new one is invalid, keeping the old one: .*used-pages.*maybe" "$logs/$U1.log"
+check "agent still running after the invalid policy" agent_alive $U1
+check "domain still running after the invalid policy" grep -q running <<< "$(V domstate ms1)"
+V metadata ms1 "$NS" --key memshare --set "$(cat "$dir/p2.xml")" --live >/dev/null
+check "a valid policy set after it is loaded again" \
+    wait_for 5 bash -c "[ \$(grep -c 'policy changed: reloaded' '$logs/$U1.log') -ge 2 ]"
+
 # --- libvirtd restart: the agent rides it out ----------------------------------
 a1=$(agent_pid $U1)
 vmenv_restart_libvirtd
