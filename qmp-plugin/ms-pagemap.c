@@ -550,7 +550,12 @@ account_entries(MsPagemapScanner *s, const guint64 *entries, gsize n,
         guint64 pfn = e & MS_PM_PFN_MASK;
         if (s->zero_pfn && pfn == s->zero_pfn) {
             t->pages[MS_PAGE_ZERO]++;
-        } else if (kpf && pfn != 0) {
+        } else if (kpf && pfn != 0 && !(e & MS_PM_EXCLUSIVE)) {
+            /* Only a frame mapped more than once can be a KSM page that
+             * saves memory or the huge zero page (never marked exclusive):
+             * an exclusive one is private data, no kpageflags lookup
+             * needed. That lookup is the kernel's per-frame cost and
+             * dominated a scan when every present frame took one. */
             PendingPfn pp = { pfn, bit };
             g_array_append_val(s->pending, pp);
         } else {

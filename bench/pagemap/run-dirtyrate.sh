@@ -28,7 +28,12 @@ for _ in $(seq 600); do grep -q MS-TOUCHED "$tmp/serial" 2>/dev/null && break; s
 grep -q MS-TOUCHED "$tmp/serial" || { echo "guest did not touch its 64 MiB" >&2; exit 1; }
 sleep 2
 echo "# $(uname -r), $(nproc) CPUs, $(qemu-system-x86_64 --version | head -1), TCG q35 ${size} MiB guest holding 64 MiB"
-range=$(awk -v want="$size" '$2 ~ /^rw-/ { split($1, a, "-"); if ((strtonum("0x" a[2]) - strtonum("0x" a[1])) == want * 1048576) { print $1; exit } }' "/proc/$qemu/maps")
+# (bash arithmetic, not awk: Debian's default awk, mawk, has no strtonum)
+range=
+while read -r addrs perms _; do
+    [[ $perms == rw-* ]] || continue
+    if (( 16#${addrs#*-} - 16#${addrs%-*} == size * 1048576 )); then range=$addrs; break; fi
+done < "/proc/$qemu/maps"
 [ -n "$range" ] || { echo "no ${size} MiB mapping in QEMU" >&2; exit 1; }
 "$build/bench/pagemap/bench-pagemap" --runs "$runs" --pid "$qemu" --range "$range"
 python3 - "$tmp/qmp.sock" "$size" 5 <<'PY'

@@ -170,6 +170,12 @@ write_scan(Fixture *f, GPtrArray *lines, gboolean create_blocks)
                 pfn = next_ksm++;
                 e = MS_PM_PRESENT | pfn;
                 kpf = MS_KPF_KSM;
+            } else if (g_str_equal(w[1], "ksm-alone")) {
+                /* A KSM frame whose other mappers went away: mapped once,
+                 * so pagemap marks it exclusive; it saves nothing. */
+                pfn = next_ksm++;
+                e = MS_PM_PRESENT | MS_PM_EXCLUSIVE | pfn;
+                kpf = MS_KPF_KSM;
             } else if (g_str_equal(w[1], "swap")) {
                 e = MS_PM_SWAPPED | (page << 5) | 1;
             } else {
