@@ -193,10 +193,17 @@ ms_pagemap_zero_pfn(void)
         if (p != MAP_FAILED && fd >= 0) {
             /* A read fault on untouched private anonymous memory maps the
              * shared zero page, where the kernel uses one: two such pages
-             * then share a PFN. Some kernels allocate a frame instead
-             * (seen on a 6.18 host): distinct PFNs mean "no zero page". */
-            (void)*(volatile char *)p;
-            (void)*(volatile char *)(p + ps);
+             * then share a PFN; distinct PFNs mean "no zero page". Where
+             * THP applies (enabled=always, and our two pages merged into a
+             * larger anonymous VMA, as under valgrind) the fault maps the
+             * huge zero page instead, whose consecutive PFNs differ: so no
+             * huge pages here. */
+            (void)madvise(p, 2 * ps, MADV_NOHUGEPAGE);
+            /* The loaded values are stored: valgrind's translator drops
+             * loads whose result is unused, volatile or not, and then no
+             * fault happens under it. */
+            static volatile char sink G_GNUC_UNUSED;
+            sink = (char)(*(volatile char *)p + *(volatile char *)(p + ps));
             guint64 e[2] = { 0, 0 };
             gsize got = 0;
             if (pread_full(fd, e, sizeof(e), ((guint64)(uintptr_t)p / ps) * 8, &got) &&
