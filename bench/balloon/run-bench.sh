@@ -46,6 +46,9 @@ log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 [ "$(id -u)" = 0 ] || die "needs root (KSM, QEMU)"
 ksm=/sys/kernel/mm/ksm
 [ -w $ksm/run ] || die "$ksm/run is not writable"
+# Always through ninja: a stale initramfs would run an old scenario.
+[ -d "$build" ] || meson setup "$build" "$top" > /dev/null
+ninja -C "$build" qmp-plugin/memshare-agent tests/guest/vmlinuz tests/guest/initramfs.img > /dev/null
 for f in "$agent" "$kernel" "$initrd" "$qmpcmd"; do
     [ -e "$f" ] || die "$f missing (ninja -C $build && ninja -C $build tests/guest/vmlinuz tests/guest/initramfs.img)"
 done

@@ -25,7 +25,8 @@
 #        MS_DENSITY_RUNS (python runs per guest, 3), MS_DENSITY_FPR_ORDER
 #        (guest page_reporting_order, 0: scattered frees leave too, as
 #        docs/free-page-reporting.md advises; empty: the kernel's 9),
-#        MS_KEEP_TMP=1 keeps the temp dir
+#        MS_DENSITY_PCP_FRACTION (guest vm.percpu_pagelist_high_fraction,
+#        100000; empty: the kernel's default), MS_KEEP_TMP=1 keeps the temp dir
 #   results: printed, and written to bench/density/RESULTS.part.md
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -36,15 +37,19 @@ guests=${MS_DENSITY_GUESTS:-4}
 modes=${MS_DENSITY_MODES:-none private blk dax}
 runs=${MS_DENSITY_RUNS:-3}
 order=${MS_DENSITY_FPR_ORDER-0}
+# Freed pages wait on the guest's per-CPU lists, where free page reporting
+# never sees them: 13-15 MiB per guest after the python runs (6.1 guest,
+# default lists), the whole of what dax seemed to cost. 100000 shrinks the
+# lists to their floor (4 batches per CPU); docs/free-page-reporting.md.
+pcpf=${MS_DENSITY_PCP_FRACTION-100000}
 mem_mib=1024
 [ "$(id -u)" = 0 ] || { echo "run-bench: must run as root" >&2; exit 1; }
 for t in qemu-system-x86_64 fincore python3; do
     command -v "$t" > /dev/null || { echo "run-bench: $t not found" >&2; exit 1; }
 done
-if [ ! -x "$build/tools/memsharectl" ] || [ ! -f "$build/tests/guest/initramfs.img" ]; then
-    [ -d "$build" ] || meson setup "$build" "$top" > /dev/null
-    ninja -C "$build" tools/memsharectl tests/guest/vmlinuz tests/guest/initramfs.img > /dev/null
-fi
+# Always through ninja: a stale initramfs would run an old scenario.
+[ -d "$build" ] || meson setup "$build" "$top" > /dev/null
+ninja -C "$build" tools/memsharectl tests/guest/vmlinuz tests/guest/initramfs.img > /dev/null
 ctl=$build/tools/memsharectl
 kernel=$build/tests/guest/vmlinuz
 initrd=$build/tests/guest/initramfs.img
@@ -113,7 +118,7 @@ PY
 # boot MODE I: starts guest I of MODE, echoes its pid
 boot() {
     local mode=$1 i=$2 dev=() append
-    append="console=ttyS0 quiet ms.scenario=density ms.runs=$runs${order:+ ms.fpr_order=$order}"
+    append="console=ttyS0 quiet ms.scenario=density ms.runs=$runs${order:+ ms.fpr_order=$order}${pcpf:+ ms.pcp_fraction=$pcpf}"
     case "$mode" in
         none) append="$append ms.nodisk=1" ;;
         private) dev=(-drive "file=$tmp/private-$i.img,if=none,id=d0,format=raw,cache=writeback"
@@ -301,7 +306,7 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 report=$(cat <<EOT
 ## Shared images: host memory per guest (bench/density/run-bench.sh)
 
-Method: one image ($tree_mib MiB tree: python3, /usr/lib/python3.11 and the libraries ldd lists; $((blob_size >> 20)) MiB blob from \`memsharectl image build\`) and $n TCG guests of $mem_mib MiB (bare QEMU 7.2, q35, mem-merge=off so host KSM plays no part, virtio-balloon free-page-reporting=on, guest page_reporting_order=${order:-9 (default)}), started one after another, one mode after another in this run.
+Method: one image ($tree_mib MiB tree: python3, /usr/lib/python3.11 and the libraries ldd lists; $((blob_size >> 20)) MiB blob from \`memsharectl image build\`) and $n TCG guests of $mem_mib MiB (bare QEMU 7.2, q35, mem-merge=off so host KSM plays no part, virtio-balloon free-page-reporting=on, guest page_reporting_order=${order:-9 (default)}, vm.percpu_pagelist_high_fraction=${pcpf:-0 (default)}), started one after another, one mode after another in this run.
 Each guest mounts the image read-only (dax: virtio-pmem on memory-backend-file share=on,readonly=on, \`mount -o ro,dax=always\`; blk: virtio-blk readonly=on on the one blob; private: virtio-blk on its own \`cp\` of the blob, cache=writeback) and runs python3 from it $runs times (json, email, http.client, sqlite3, decimal, hashlib; a small computation); no drop_caches, freed memory goes back by free page reporting. "none" is the baseline guest without a disk.
 After each guest has finished and host memory has settled: host memory = sum over QEMUs of PSS (smaps) without the image mapping and without TCG's code buffer (KVM has none) + host page cache of the image file(s) (fincore); the blob's DAX-mapped pages are counted once, in the page cache.
 Marginal = (value with $n guests - value with 1) / $((n - 1)). **files** = marginal (guest RAM PSS + image page cache) - the baseline's marginal guest RAM: what reading and running the image costs per extra guest. QEMU's own PSS is in the totals but not in "files": under TCG it grows with the code translated (python runs, the baseline does not), which KVM does not have.
@@ -310,8 +315,8 @@ $table
 
 Inside guest $n of each mode after its runs (MiB, from its /proc/meminfo):
 
-| mode | MemFree | Cached | AnonPages | Slab | PageTables |
-|---|---|---|---|---|---|
+| mode | MemFree | Buffers | Cached | AnonPages | Shmem | Slab | SUnreclaim | KernelStack | PageTables | VmallocUsed | Percpu |
+|---|---|---|---|---|---|---|---|---|---|---|---|
 $(for m in $modes; do echo "| $m | ${guestmem[$m]:-}"; done)
 
 Total host memory (MiB) with 1..$n guests running:

@@ -13,12 +13,18 @@
 # kernel overwrites the boot parameter; docs/free-page-reporting.md).
 # ms.nodisk=1: no image expected (the benchmark's baseline guest).
 # ms.compact=1 compacts guest memory after the runs.
+# MS-MEMINFO fields come in /proc/meminfo's order (bench/density's table relies on it).
 # ms.buddy_after=S prints the free lists again S seconds later (MS-BUDDY).
 #   MS-FPR-ORDER N, MS-DENSITY-MOUNTED DEV dax|blk, MS-DENSITY-RUN i OUT,
 #   MS-DENSITY-FAILED why, MS-DENSITY-DONE, MS-MEMINFO ...
 o=$(ms_param ms.fpr_order '')
 [ -n "$o" ] && echo "$o" > /sys/module/page_reporting/parameters/page_reporting_order
 echo "MS-FPR-ORDER $(cat /sys/module/page_reporting/parameters/page_reporting_order 2>/dev/null || echo none)"
+# ms.pcp_fraction=N sets vm.percpu_pagelist_high_fraction: how much freed
+# memory may wait on the per-CPU lists, where reporting never sees it.
+f=$(ms_param ms.pcp_fraction '')
+[ -n "$f" ] && echo "$f" > /proc/sys/vm/percpu_pagelist_high_fraction
+echo "MS-PCP-FRACTION $(cat /proc/sys/vm/percpu_pagelist_high_fraction)"
 
 density_run() {
     wait=$(ms_param ms.wait 30)
@@ -83,10 +89,13 @@ if [ "$(ms_param ms.compact 0)" = 1 ]; then
 fi
 echo "MS-DENSITY-DONE"
 echo "MS-BUDDY $(awk '{printf "%s:", $4; for (i = 5; i <= NF; i++) printf " %s", $i; printf "; "}' /proc/buddyinfo)"
-echo "MS-MEMINFO $(grep -E '^(MemFree|Cached|AnonPages|Slab|PageTables):' /proc/meminfo | awk '{printf "%s %s ", $1, $2}')"
+echo "MS-MEMINFO $(grep -E '^(MemFree|Cached|Buffers|AnonPages|Slab|SUnreclaim|KernelStack|PageTables|VmallocUsed|Percpu|Shmem):' /proc/meminfo | awk '{printf "%s %s ", $1, $2}')"
+# Free pages on the per-CPU lists are not in MemFree (nor reported to the
+# host until they drain to the buddy lists): print them beside it.
+echo "MS-PCP $(awk '$1 == "count:" { s += $2 } END { print s * 4 }' /proc/zoneinfo) kB"
 b=$(ms_param ms.buddy_after 0)
 if [ "$b" -gt 0 ] 2>/dev/null; then
     sleep "$b"
     echo "MS-BUDDY $(awk '{printf "%s:", $4; for (i = 5; i <= NF; i++) printf " %s", $i; printf "; "}' /proc/buddyinfo)"
-    echo "MS-MEMINFO $(grep -E '^(MemFree|Cached|AnonPages|Slab|PageTables):' /proc/meminfo | awk '{printf "%s %s ", $1, $2}')"
+    echo "MS-MEMINFO $(grep -E '^(MemFree|Cached|Buffers|AnonPages|Slab|SUnreclaim|KernelStack|PageTables|VmallocUsed|Percpu|Shmem):' /proc/meminfo | awk '{printf "%s %s ", $1, $2}')"
 fi
