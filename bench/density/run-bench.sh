@@ -259,7 +259,8 @@ done
 n=$guests
 calc() { awk "BEGIN { printf \"%.1f\", $* }"; }
 calc2() { awk "BEGIN { printf \"%.2f\", $* }"; }
-marg() { calc "($1 - $2) / ($n - 1)"; }
+# both arguments may be sums: parenthesise them
+marg() { calc "(($1) - ($2)) / ($n - 1)"; }
 base_marg=""
 if [[ " $modes " == *" none "* ]] && [ "$n" -gt 1 ]; then
     base_marg=$(marg "${anonm[none,$n]}" "${anonm[none,1]}")
