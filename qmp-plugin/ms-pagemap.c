@@ -195,9 +195,8 @@ ms_pagemap_zero_pfn(void)
              * shared zero page, where the kernel uses one: two such pages
              * then share a PFN; distinct PFNs mean "no zero page". Where
              * THP applies (enabled=always, and our two pages merged into a
-             * larger anonymous VMA, as under valgrind) the fault maps the
-             * huge zero page instead, whose consecutive PFNs differ: so no
-             * huge pages here. */
+             * larger anonymous VMA) the fault could map the huge zero page
+             * instead, whose consecutive PFNs differ: so no huge pages here. */
             (void)madvise(p, 2 * ps, MADV_NOHUGEPAGE);
             /* The loaded values are stored: valgrind's translator drops
              * loads whose result is unused, volatile or not, and then no

@@ -13,7 +13,6 @@
 # kernel overwrites the boot parameter; docs/free-page-reporting.md).
 # ms.nodisk=1: no image expected (the benchmark's baseline guest).
 # ms.compact=1 compacts guest memory after the runs.
-# MS-MEMINFO fields come in /proc/meminfo's order (bench/density's table relies on it).
 # ms.buddy_after=S prints the free lists again S seconds later (MS-BUDDY).
 #   MS-FPR-ORDER N, MS-DENSITY-MOUNTED DEV dax|blk, MS-DENSITY-RUN i OUT,
 #   MS-DENSITY-FAILED why, MS-DENSITY-DONE, MS-MEMINFO ...
@@ -25,6 +24,14 @@ echo "MS-FPR-ORDER $(cat /sys/module/page_reporting/parameters/page_reporting_or
 f=$(ms_param ms.pcp_fraction '')
 [ -n "$f" ] && echo "$f" > /proc/sys/vm/percpu_pagelist_high_fraction
 echo "MS-PCP-FRACTION $(cat /proc/sys/vm/percpu_pagelist_high_fraction)"
+
+print_buddy() {
+    echo "MS-BUDDY $(awk '{printf "%s:", $4; for (i = 5; i <= NF; i++) printf " %s", $i; printf "; "}' /proc/buddyinfo)"
+}
+# The fields come in /proc/meminfo's order; bench/density's table relies on it.
+print_meminfo() {
+    echo "MS-MEMINFO $(grep -E '^(MemFree|Cached|Buffers|AnonPages|Slab|SUnreclaim|KernelStack|PageTables|VmallocUsed|Percpu|Shmem):' /proc/meminfo | awk '{printf "%s %s ", $1, $2}')"
+}
 
 density_run() {
     wait=$(ms_param ms.wait 30)
@@ -88,14 +95,14 @@ if [ "$(ms_param ms.compact 0)" = 1 ]; then
     echo "MS-COMPACTED"
 fi
 echo "MS-DENSITY-DONE"
-echo "MS-BUDDY $(awk '{printf "%s:", $4; for (i = 5; i <= NF; i++) printf " %s", $i; printf "; "}' /proc/buddyinfo)"
-echo "MS-MEMINFO $(grep -E '^(MemFree|Cached|Buffers|AnonPages|Slab|SUnreclaim|KernelStack|PageTables|VmallocUsed|Percpu|Shmem):' /proc/meminfo | awk '{printf "%s %s ", $1, $2}')"
+print_buddy
+print_meminfo
 # Free pages on the per-CPU lists are not in MemFree (nor reported to the
 # host until they drain to the buddy lists): print them beside it.
 echo "MS-PCP $(awk '$1 == "count:" { s += $2 } END { print s * 4 }' /proc/zoneinfo) kB"
 b=$(ms_param ms.buddy_after 0)
 if [ "$b" -gt 0 ] 2>/dev/null; then
     sleep "$b"
-    echo "MS-BUDDY $(awk '{printf "%s:", $4; for (i = 5; i <= NF; i++) printf " %s", $i; printf "; "}' /proc/buddyinfo)"
-    echo "MS-MEMINFO $(grep -E '^(MemFree|Cached|Buffers|AnonPages|Slab|SUnreclaim|KernelStack|PageTables|VmallocUsed|Percpu|Shmem):' /proc/meminfo | awk '{printf "%s %s ", $1, $2}')"
+    print_buddy
+    print_meminfo
 fi
