@@ -721,8 +721,8 @@ refuse_foreign_element(const ParseCtx *ctx, const xmlNode *policy, const xmlNode
             g_autofree char *pp = printable((const char *)policy->ns->prefix);
             set_error(error, ctx, MS_POLICY_ERROR_INVALID, "<%s>: %s (write <%s:%s>)", qn, reason, pp, n);
         } else {
-            set_error(error, ctx, MS_POLICY_ERROR_INVALID, "<%s>: %s (write <%s> in namespace '%s', as <policy> is)",
-                      qn, reason, n, MS_POLICY_NS);
+            set_error(error, ctx, MS_POLICY_ERROR_INVALID,
+                      "<%s>: %s (write <%s> in namespace '%s', as <policy> is)", qn, reason, n, MS_POLICY_NS);
         }
     } else {
         g_autofree char *list = join_or(policy_elements);

@@ -219,8 +219,8 @@ load_case(const char *dir, const char *name)
             c->schema = g_str_equal(value, "valid") ? SCHEMA_VALID :
                         g_str_equal(value, "skip") ? SCHEMA_SKIP : SCHEMA_DEFAULT;
             if (c->schema == SCHEMA_DEFAULT)
-                g_error("%s: schema must be valid or skip (the exemptions; the default is the parser's verdict)",
-                        expect_path);
+                g_error("%s: schema must be valid or skip (the exemptions; the default is the "
+                        "parser's verdict)", expect_path);
             if (c->kind != EXPECT_INVALID)
                 g_error("%s: schema= marks a refusal the schema cannot express: only for invalid cases",
                         expect_path);
@@ -239,7 +239,8 @@ load_case(const char *dir, const char *name)
     if (!have_kind)
         g_error("%s: empty", expect_path);
     if (c->schema != SCHEMA_DEFAULT && !have_reason)
-        g_error("%s: schema= needs a '# semantic: ...' line saying why no grammar can refuse it", expect_path);
+        g_error("%s: schema= needs a '# semantic: ...' line saying why no grammar can refuse it",
+                expect_path);
     if (c->kind == EXPECT_INVALID && c->message == NULL)
         g_error("%s: invalid needs message=", expect_path);
     if (c->kind == EXPECT_NONE && !c->is_domain)
@@ -526,8 +527,9 @@ test_agree_corpus(gconstpointer data)
     const CorpusMark *m = g_hash_table_lookup(corpus_marks, base);
     if (m && (pv != PARSER_REFUSES || !g_str_equal(m->message, error->message))) {
         g_test_fail_printf("%s: %s lists it as refused with '%s', but the parser %s%s", base,
-                           corpus_marks_path, m->message, pv == PARSER_REFUSES ? "says: " : "does not refuse it",
-                pv == PARSER_REFUSES ? error->message : "");
+                           corpus_marks_path, m->message,
+                           pv == PARSER_REFUSES ? "says: " : "does not refuse it",
+                           pv == PARSER_REFUSES ? error->message : "");
         return;
     }
     g_autofree char *how = g_strdup_printf("add '%s: schema=...: <message>' to %s, i.e.", base,
