@@ -120,7 +120,9 @@ lookup_unit(const Unit *units, gsize n, const char *name, guint64 *mult)
 }
 
 /* "<digits><unit>" with optional blanks around and between. Returns FALSE
- * on anything else, including overflow of the number itself. */
+ * on anything else. A number beyond 64 bits saturates, so that the callers'
+ * range checks call it too large rather than not a number (the schema can
+ * tell the form, not the range, and the two must agree on the form). */
 static gboolean
 split_number(const char *value, guint64 *number, char **unit)
 {
@@ -132,9 +134,7 @@ split_number(const char *value, guint64 *number, char **unit)
         p++;
     for (; g_ascii_isdigit(*p); p++) {
         guint d = *p - '0';
-        if (n > (G_MAXUINT64 - d) / 10)
-            return FALSE;
-        n = n * 10 + d;
+        n = n > (G_MAXUINT64 - d) / 10 ? G_MAXUINT64 : n * 10 + d;
         digits = TRUE;
     }
     if (!digits)
