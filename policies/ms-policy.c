@@ -120,7 +120,9 @@ lookup_unit(const Unit *units, gsize n, const char *name, guint64 *mult)
 }
 
 /* "<digits><unit>" with optional blanks around and between. Returns FALSE
- * on anything else, including overflow of the number itself. */
+ * on anything else. A number beyond 64 bits saturates, so that the callers'
+ * range checks call it too large rather than not a number (the schema can
+ * tell the form, not the range, and the two must agree on the form). */
 static gboolean
 split_number(const char *value, guint64 *number, char **unit)
 {
@@ -132,9 +134,7 @@ split_number(const char *value, guint64 *number, char **unit)
         p++;
     for (; g_ascii_isdigit(*p); p++) {
         guint d = *p - '0';
-        if (n > (G_MAXUINT64 - d) / 10)
-            return FALSE;
-        n = n * 10 + d;
+        n = n > (G_MAXUINT64 - d) / 10 ? G_MAXUINT64 : n * 10 + d;
         digits = TRUE;
     }
     if (!digits)
@@ -239,25 +239,71 @@ is_ours(const xmlNode *node)
     return node->ns && node->ns->href && strcmp((const char *)node->ns->href, MS_POLICY_NS) == 0;
 }
 
-/* Only unqualified attributes carry policy; attributes in foreign
- * namespaces are someone else's extension and are left alone. */
+/* "a, b or c" */
+static char *
+join_or(const char *const *values)
+{
+    guint n = g_strv_length((char **)values);
+    GString *s = g_string_new(NULL);
+    for (guint i = 0; i < n; i++)
+        g_string_append_printf(s, "%s%s", values[i], i + 2 < n ? ", " : (i + 1 < n ? " or " : ""));
+    return g_string_free(s, FALSE);
+}
+
+/* A name as the user wrote it: "x:future", or "future" without a prefix. */
+static char *
+qualified_name(const xmlNs *ns, const xmlChar *name)
+{
+    g_autofree char *n = printable((const char *)name);
+    if (ns && ns->prefix) {
+        g_autofree char *p = printable((const char *)ns->prefix);
+        return g_strdup_printf("%s:%s", p, n);
+    }
+    return g_steal_pointer(&n);
+}
+
+/* The language is closed (docs/policy.md, and the schema says the same):
+ * policy attributes are unqualified, and an attribute in any namespace,
+ * memshare's, an extension's or xml:lang, is refused rather than ignored,
+ * so that a typo or a misplaced prefix cannot drop a setting unnoticed. */
 static gboolean
 check_attributes(const ParseCtx *ctx, const xmlNode *node, const char *const *allowed, GError **error)
 {
     for (const xmlAttr *a = node->properties; a; a = a->next) {
-        if (a->ns && !(a->ns->href && strcmp((const char *)a->ns->href, MS_POLICY_NS) == 0))
+        if (a->ns == NULL && g_strv_contains(allowed, (const char *)a->name))
             continue;
-        gboolean ok = a->ns == NULL && g_strv_contains(allowed, (const char *)a->name);
-        if (!ok) {
-            xmlChar *v = xmlNodeGetContent((const xmlNode *)a);
-            g_autofree char *w = where_attr((const char *)node->name, (const char *)a->name,
-                                            v ? (const char *)v : "");
-            xmlFree(v);
-            set_error(error, ctx, MS_POLICY_ERROR_INVALID, "%s: unknown attribute", w);
-            return FALSE;
+        xmlChar *v = xmlNodeGetContent((const xmlNode *)a);
+        g_autofree char *qn = qualified_name(a->ns, a->name);
+        g_autofree char *w = where_attr((const char *)node->name, qn, v ? (const char *)v : "");
+        g_autofree char *list = join_or(allowed);
+        xmlFree(v);
+        if (a->ns == NULL) {
+            set_error(error, ctx, MS_POLICY_ERROR_INVALID, "%s: unknown attribute (expected %s)", w, list);
+        } else if (a->ns->href && strcmp((const char *)a->ns->href, MS_POLICY_NS) == 0 &&
+                   g_strv_contains(allowed, (const char *)a->name)) {
+            g_autofree char *n = printable((const char *)a->name);
+            set_error(error, ctx, MS_POLICY_ERROR_INVALID,
+                      "%s: attribute in the memshare namespace (write %s=, without a prefix)", w, n);
+        } else {
+            g_autofree char *href = printable(a->ns->href ? (const char *)a->ns->href : "");
+            set_error(error, ctx, MS_POLICY_ERROR_INVALID,
+                      "%s: attribute of namespace '%s' (expected only %s, without a prefix)", w, href, list);
         }
+        return FALSE;
     }
     return TRUE;
+}
+
+/* The parser does not expand entities (read_doc), and a reference it
+ * skipped would hide whatever the entity holds; a validator sees the
+ * expanded content instead. Refused, whatever it expands to. */
+static gboolean
+refuse_entity_ref(const ParseCtx *ctx, const xmlNode *parent, const xmlNode *ref, GError **error)
+{
+    g_autofree char *n = printable((const char *)ref->name);
+    set_error(error, ctx, MS_POLICY_ERROR_INVALID,
+              "<%s>: entity reference &%s; (write its content in place)", parent->name, n);
+    return FALSE;
 }
 
 /* Returns a g_malloc'd copy of the attribute or NULL. */
@@ -332,12 +378,7 @@ attr_enum(const ParseCtx *ctx, const xmlNode *node, const char *name,
         }
     }
     g_autofree char *w = where_attr((const char *)node->name, name, v);
-    g_autofree char *list = NULL;
-    guint n = g_strv_length((char **)values);
-    GString *s = g_string_new(NULL);
-    for (guint i = 0; i < n; i++)
-        g_string_append_printf(s, "%s%s", values[i], i + 2 < n ? ", " : (i + 1 < n ? " or " : ""));
-    list = g_string_free(s, FALSE);
+    g_autofree char *list = join_or(values);
     set_error(error, ctx, MS_POLICY_ERROR_INVALID, "%s: must be one of %s", w, list);
     return FALSE;
 }
@@ -364,12 +405,14 @@ attr_bool(const ParseCtx *ctx, const xmlNode *node, const char *name, gboolean *
     return TRUE;
 }
 
-/* Policy leaf elements have no content; only whitespace, comments and
- * foreign-namespace extensions may appear in them. */
+/* Policy leaf elements have no content: only whitespace, comments and
+ * processing instructions may appear in them (as in the schema). */
 static gboolean
 check_empty(const ParseCtx *ctx, const xmlNode *node, GError **error)
 {
     for (const xmlNode *c = node->children; c; c = c->next) {
+        if (c->type == XML_COMMENT_NODE || c->type == XML_PI_NODE)
+            continue;
         if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) {
             for (const xmlChar *p = c->content; p && *p; p++) {
                 if (!g_ascii_isspace(*p)) {
@@ -378,11 +421,15 @@ check_empty(const ParseCtx *ctx, const xmlNode *node, GError **error)
                     return FALSE;
                 }
             }
-        } else if (c->type == XML_ELEMENT_NODE && is_ours(c)) {
-            set_error(error, ctx, MS_POLICY_ERROR_INVALID,
-                      "<%s>: unexpected child element <%s>", node->name, c->name);
-            return FALSE;
+            continue;
         }
+        if (c->type == XML_ENTITY_REF_NODE)
+            return refuse_entity_ref(ctx, node, c, error);
+        g_autofree char *qn = c->type == XML_ELEMENT_NODE ? qualified_name(c->ns, c->name) : NULL;
+        set_error(error, ctx, MS_POLICY_ERROR_INVALID,
+                  "<%s>: unexpected child %s%s%s (this element takes attributes only)", node->name,
+                  qn ? "element <" : "node", qn ? qn : "", qn ? ">" : "");
+        return FALSE;
     }
     return TRUE;
 }
@@ -654,6 +701,37 @@ read_on_error(const ParseCtx *ctx, const xmlNode *node, MsOnError *out, GError *
     return TRUE;
 }
 
+static const char *const policy_elements[] = { "balloon", "tracking", "shared-image", "stats", NULL };
+
+/* An element of <policy> outside the memshare namespace. Ignoring it is
+ * what made a forgotten prefix start a domain without its balloon or
+ * image (issue 17): it is refused, with the spelling that would work when
+ * the name is one of ours. */
+static gboolean
+refuse_foreign_element(const ParseCtx *ctx, const xmlNode *policy, const xmlNode *c, GError **error)
+{
+    g_autofree char *qn = qualified_name(c->ns, c->name);
+    g_autofree char *where = c->ns && c->ns->href ? printable((const char *)c->ns->href) : NULL;
+    g_autofree char *reason = where ? g_strdup_printf("in namespace '%s', not the memshare namespace", where)
+                                    : g_strdup("not in the memshare namespace");
+
+    if (g_strv_contains(policy_elements, (const char *)c->name)) {
+        g_autofree char *n = printable((const char *)c->name);
+        if (policy->ns->prefix) {
+            g_autofree char *pp = printable((const char *)policy->ns->prefix);
+            set_error(error, ctx, MS_POLICY_ERROR_INVALID, "<%s>: %s (write <%s:%s>)", qn, reason, pp, n);
+        } else {
+            set_error(error, ctx, MS_POLICY_ERROR_INVALID,
+                      "<%s>: %s (write <%s> in namespace '%s', as <policy> is)", qn, reason, n, MS_POLICY_NS);
+        }
+    } else {
+        g_autofree char *list = join_or(policy_elements);
+        set_error(error, ctx, MS_POLICY_ERROR_INVALID,
+                  "<%s>: %s (expected one of the memshare elements %s)", qn, reason, list);
+    }
+    return FALSE;
+}
+
 static gboolean
 parse_policy_element(ParseCtx *ctx, const xmlNode *node, MsOnError *on_error_out, GError **error)
 {
@@ -668,6 +746,8 @@ parse_policy_element(ParseCtx *ctx, const xmlNode *node, MsOnError *on_error_out
         return FALSE;
 
     for (const xmlNode *c = node->children; c; c = c->next) {
+        if (c->type == XML_COMMENT_NODE || c->type == XML_PI_NODE)
+            continue;
         if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) {
             for (const xmlChar *q = c->content; q && *q; q++) {
                 if (!g_ascii_isspace(*q)) {
@@ -677,8 +757,14 @@ parse_policy_element(ParseCtx *ctx, const xmlNode *node, MsOnError *on_error_out
             }
             continue;
         }
-        if (c->type != XML_ELEMENT_NODE || !is_ours(c))
-            continue;   /* comments, PIs, foreign extensions */
+        if (c->type == XML_ENTITY_REF_NODE)
+            return refuse_entity_ref(ctx, node, c, error);
+        if (c->type != XML_ELEMENT_NODE) {
+            set_error(error, ctx, MS_POLICY_ERROR_INVALID, "<policy>: unexpected node");
+            return FALSE;
+        }
+        if (!is_ours(c))
+            return refuse_foreign_element(ctx, node, c, error);
         const char *n = (const char *)c->name;
         gboolean ok;
         if (strcmp(n, "balloon") == 0)
@@ -690,8 +776,9 @@ parse_policy_element(ParseCtx *ctx, const xmlNode *node, MsOnError *on_error_out
         else if (strcmp(n, "stats") == 0)
             ok = parse_stats(ctx, c, error);
         else {
-            set_error(error, ctx, MS_POLICY_ERROR_INVALID,
-                      "<memshare:%s>: unknown element (expected balloon, tracking, shared-image or stats)", n);
+            g_autofree char *qn = qualified_name(c->ns, c->name);
+            g_autofree char *list = join_or(policy_elements);
+            set_error(error, ctx, MS_POLICY_ERROR_INVALID, "<%s>: unknown element (expected %s)", qn, list);
             ok = FALSE;
         }
         if (!ok)

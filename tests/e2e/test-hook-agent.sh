@@ -6,8 +6,9 @@
 #   pass-through); used-page tracking reports figures; a metadata change is
 #   picked up live; a libvirtd restart is ridden out; virsh destroy -> the
 #   agent is gone within 2 s and its runtime directory is empty;
-#   a domain without a policy gets no agent; an invalid policy stops
-#   `virsh start` with the message; on-error='ignore' starts without agent.
+#   a domain without a policy gets no agent; an invalid policy (also one
+#   whose child lacks the prefix) stops `virsh start` with the message;
+#   on-error='ignore' starts without agent.
 #   env: MS_HOOK, MS_AGENT, MS_CTL, MS_GUEST_KERNEL, MS_GUEST_INITRD
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -109,6 +110,17 @@ check "virsh start of an invalid policy fails" test "$rc" != 0
 check "the error names domain, element and reason" grep -q "domain 'bad'.*<balloon floor='2GiB'>" <<< "$out"
 running=$(V list --name)
 check "the domain is not running" bash -c "! grep -qx bad <<< '$running'"
+
+# --- a child without the prefix (issue 17): refused, not skipped ---------------
+U5=6b1c7f52-3b0e-4c55-8f6e-2a9d0c4e5f55
+domain_xml unpfx $U5 256 256 idle "$dir/unpfx.serial" \
+    "$(policy "" "<balloon mode='ksm-share'/>")" > "$dir/unpfx.xml"
+V define "$dir/unpfx.xml" >/dev/null
+out=$(V start unpfx 2>&1); rc=$?
+sed 's/^/# virsh said: /' <<< "$out"
+check "virsh start with an unprefixed policy child fails" test "$rc" != 0
+check "... with the element and the reason" \
+    grep -qF "domain 'unpfx': <balloon>: not in the memshare namespace (write <memshare:balloon>)" <<< "$out"
 
 # --- on-error='ignore': starts, no agent -------------------------------------------
 domain_xml ign $U4 256 256 idle "$dir/ign.serial" \

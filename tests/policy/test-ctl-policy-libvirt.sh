@@ -4,8 +4,9 @@
 # validates against the domain before writing (a policy that does not fit
 # the domain leaves the metadata alone, exit 3), writes with key 'memshare'
 # as virsh does (what virsh shows, memsharectl reads back, and the reverse),
-# foreign extensions survive, --config and --live are kept apart, lookups by
-# name and UUID, exit 4 for unknown domains and missing policies.
+# foreign elements and unprefixed children are refused (issue 17), --config
+# and --live are kept apart, lookups by name and UUID, exit 4 for unknown
+# domains and missing policies.
 #   env: MS_CTL (memsharectl), MS_GUEST_KERNEL, MS_GUEST_INITRD (for the live part)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -77,7 +78,7 @@ check "... no such image in the store" grep -q "no such image in the store" "$di
 ctl policy set ms-p1 "$ex/web-usr.xml" --config --no-image-check
 check "set --no-image-check (dax falls back to blk): exit 0" test "$rc" = 0
 
-# Foreign extensions keep their namespace through set/get.
+# An element of another namespace is refused (issue 17), not stored.
 cat > "$dir/ext.xml" <<XML
 <policy xmlns='$NS' xmlns:x='urn:example:ext'>
   <stats period='7s'/>
@@ -85,16 +86,34 @@ cat > "$dir/ext.xml" <<XML
 </policy>
 XML
 ctl policy set ms-p1 "$dir/ext.xml" --config
-check "set of a policy with an extension (default namespace form): exit 0" test "$rc" = 0
+check "set of a policy with a foreign element: exit 3" test "$rc" = 3
+check "... naming the element and the reason" \
+    grep -qF "memsharectl: $dir/ext.xml: <x:future>: in namespace 'urn:example:ext', not the memshare namespace" "$dir/err"
 ctl policy get ms-p1 --config
-echo "$out" > "$dir/got2.xml"
-check "the extension survives in its namespace" grep -q "urn:example:ext" "$dir/got2.xml"
-check "the policy survives" grep -q "period=.7s." "$dir/got2.xml"
+check "... and the old policy is still there" grep -q "debian12-usr" "$dir/out"
+# The default namespace form, without the extension.
+sed -i '/x:future/d' "$dir/ext.xml"
+ctl policy set ms-p1 "$dir/ext.xml" --config
+check "set of a policy in the default namespace form: exit 0" test "$rc" = 0
+ctl policy get ms-p1 --config
+check "the policy survives" grep -q "period=.7s." "$dir/out"
 
 # virsh's own way, read back by memsharectl
 V metadata ms-p1 "$NS" --key memshare --set "<policy><stats period='9s'/></policy>" --config >/dev/null
 ctl policy get ms-p1 --config
 check "a policy set by virsh metadata is read back" grep -q "period=.9s." "$dir/out"
+
+# virsh define keeps a child without the prefix in no namespace (libvirt
+# namespaces only what `virsh metadata --set` hands it): memsharectl, like
+# the hook, refuses it instead of reading a policy without its balloon.
+domain_xml ms-p2 7c2d8e63-4c1f-4d66-9a7f-3b0e1d5f6a02 512 512 idle "$dir/ms-p2.serial" \
+    "<memshare:policy xmlns:memshare='$NS'><balloon mode='ksm-share'/></memshare:policy>" > "$dir/ms-p2.xml"
+V define "$dir/ms-p2.xml" >/dev/null
+ctl policy validate ms-p2
+check "validate DOMAIN with an unprefixed child: exit 3" test "$rc" = 3
+check "... <balloon>: not in the memshare namespace" \
+    grep -qF "domain 'ms-p2': <balloon>: not in the memshare namespace (write <memshare:balloon>)" "$dir/err"
+V undefine ms-p2 >/dev/null 2>&1
 
 ctl policy remove ms-p1 --config
 check "remove --config: exit 0" test "$rc" = 0

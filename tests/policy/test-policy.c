@@ -14,26 +14,43 @@
  * and optionally
  *   flags=images    parse with MS_POLICY_CHECK_IMAGES against
  *                   tests/policy/store (@STORE@ in messages)
- *   schema=valid|invalid|skip   what the RNG says of the policy element
- *                   (default: same as the parser; 'valid' marks the checks
- *                   a grammar cannot express, 'skip' documents without one)
+ *   schema=valid|skip   the parser refuses for a reason the schema cannot
+ *                   express: 'valid' (the schema accepts the policy element:
+ *                   ranges, rules between attributes, the cross-checks
+ *                   against the domain), 'skip' (the domain XML around the
+ *                   policy is wrong and the schema has no policy to judge).
+ *                   A '# semantic:' comment says why. Without a marker the
+ *                   schema must give the parser's verdict.
  *
  * Per case: the parse test; for valid ones the canonical XML re-parses
  * (standalone) to an equal policy, validates against the schema, and
- * ms_policy_copy is deep; the schema test validates the case's policy
- * element. The example policies (policies/examples/) are validated too. */
+ * ms_policy_copy is deep. The example policies (policies/examples/) are
+ * validated too.
+ *
+ * The agreement test (/policy/agree/) judges every case and every entry of
+ * the policy fuzz corpus (tests/fuzz/corpus/policy/) by both the parser and
+ * the RelaxNG schema (policy-schema.c, libxml2's validator, entities
+ * expanded as xmllint does). The rule:
+ *   parser accepts  => schema accepts          (no exception, ever)
+ *   parser refuses  => schema refuses, except where the case's marker (or,
+ *                      for a corpus entry, its line in
+ *                      tests/fuzz/policy-semantic.txt with the parser's exact
+ *                      message) says the reason is beyond a grammar;
+ *   a domain without a policy: the schema finds no policy element either.
+ * A marker the schema contradicts (it refuses too) fails as stale, so the
+ * list of exceptions stays exactly the set of rules only the parser has.
+ * A disagreement fails with the file name and both verdicts. */
 #include "ms-policy.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#include <libxml/parser.h>
-#include <libxml/relaxng.h>
-#include <libxml/tree.h>
+#include "policy-schema.h"
 
 typedef enum { EXPECT_NONE, EXPECT_VALID, EXPECT_INVALID } ExpectKind;
-typedef enum { SCHEMA_DEFAULT, SCHEMA_VALID, SCHEMA_INVALID, SCHEMA_SKIP } SchemaExpect;
+/* The exemption from "parser refuses => schema refuses" (see above). */
+typedef enum { SCHEMA_DEFAULT, SCHEMA_VALID, SCHEMA_SKIP } SchemaExpect;
 
 typedef struct {
     char *name;
@@ -41,7 +58,7 @@ typedef struct {
     gboolean is_domain;
     ExpectKind kind;
     gboolean check_images;
-    SchemaExpect schema;
+    SchemaExpect schema;        /* exemption marker */
     char *message;              /* invalid: exact message */
     gboolean on_error_ignore;   /* invalid: on_error=ignore */
     GPtrArray *fields;          /* valid: "key=value" */
@@ -161,7 +178,7 @@ load_case(const char *dir, const char *name)
     g_autofree char *text = NULL;
     g_autoptr(GError) error = NULL;
     Case *c = g_new0(Case, 1);
-    gboolean have_kind = FALSE;
+    gboolean have_kind = FALSE, have_reason = FALSE;
 
     c->name = g_strdup(name);
     c->xml_path = g_strdup_printf("%s/%s.xml", dir, name);
@@ -173,6 +190,8 @@ load_case(const char *dir, const char *name)
     g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
     for (char **l = lines; *l; l++) {
         const char *line = *l;
+        if (g_str_has_prefix(line, "# semantic:"))
+            have_reason = TRUE;
         if (*line == '\0' || *line == '#')
             continue;
         if (!have_kind) {
@@ -198,10 +217,13 @@ load_case(const char *dir, const char *name)
             c->check_images = TRUE;
         } else if (g_str_equal(key, "schema")) {
             c->schema = g_str_equal(value, "valid") ? SCHEMA_VALID :
-                        g_str_equal(value, "invalid") ? SCHEMA_INVALID :
                         g_str_equal(value, "skip") ? SCHEMA_SKIP : SCHEMA_DEFAULT;
             if (c->schema == SCHEMA_DEFAULT)
-                g_error("%s: schema must be valid, invalid or skip", expect_path);
+                g_error("%s: schema must be valid or skip (the exemptions; the default is the "
+                        "parser's verdict)", expect_path);
+            if (c->kind != EXPECT_INVALID)
+                g_error("%s: schema= marks a refusal the schema cannot express: only for invalid cases",
+                        expect_path);
         } else if (c->kind == EXPECT_INVALID && g_str_equal(key, "message")) {
             GString *m = g_string_new(value);
             g_string_replace(m, "@STORE@", store_dir, 0);
@@ -216,13 +238,13 @@ load_case(const char *dir, const char *name)
     }
     if (!have_kind)
         g_error("%s: empty", expect_path);
+    if (c->schema != SCHEMA_DEFAULT && !have_reason)
+        g_error("%s: schema= needs a '# semantic: ...' line saying why no grammar can refuse it",
+                expect_path);
     if (c->kind == EXPECT_INVALID && c->message == NULL)
         g_error("%s: invalid needs message=", expect_path);
     if (c->kind == EXPECT_NONE && !c->is_domain)
         g_error("%s: 'none' is for domain documents only", expect_path);
-    if (c->schema == SCHEMA_DEFAULT)
-        c->schema = c->kind == EXPECT_VALID ? SCHEMA_VALID :
-                    c->kind == EXPECT_INVALID ? SCHEMA_INVALID : SCHEMA_SKIP;
     return c;
 }
 
@@ -253,85 +275,60 @@ parse_case(const Case *c, MsPolicy **policy, MsOnError *on_error, GError **error
     return ok;
 }
 
-/* ---- schema --------------------------------------------------------------- */
-
-static xmlRelaxNGPtr
-load_schema(const char *path)
-{
-    xmlRelaxNGParserCtxtPtr pctx = xmlRelaxNGNewParserCtxt(path);
-    g_assert_nonnull(pctx);
-    xmlRelaxNGPtr s = xmlRelaxNGParse(pctx);
-    xmlRelaxNGFreeParserCtxt(pctx);
-    if (s == NULL)
-        g_error("%s: not a valid RelaxNG schema", path);
-    return s;
-}
-
-static void
-quiet_errors(void *ctx, const char *msg, ...)
-{
-    (void)ctx;
-    (void)msg;
-}
-
-static void
-print_errors(void *ctx, const char *msg, ...)
-{
-    va_list ap;
-    (void)ctx;
-    va_start(ap, msg);
-    vfprintf(stderr, msg, ap);
-    va_end(ap);
-}
-
-/* TRUE when the document validates. */
-static gboolean
-schema_accepts(xmlDoc *doc)
-{
-    xmlRelaxNGValidCtxtPtr v = xmlRelaxNGNewValidCtxt(schema);
-    if (g_test_verbose())
-        xmlRelaxNGSetValidErrors(v, print_errors, print_errors, NULL);
-    else
-        xmlRelaxNGSetValidErrors(v, quiet_errors, quiet_errors, NULL);
-    int rc = xmlRelaxNGValidateDoc(v, doc);
-    xmlRelaxNGFreeValidCtxt(v);
-    g_assert_cmpint(rc, >=, 0);
-    return rc == 0;
-}
+/* ---- schema and agreement ----------------------------------------------- */
 
 static gboolean
 schema_accepts_string(const char *xml)
 {
-    xmlDoc *doc = xmlReadMemory(xml, (int)strlen(xml), "policy.xml", NULL, XML_PARSE_NONET);
-    g_assert_nonnull(doc);
-    gboolean ok = schema_accepts(doc);
-    xmlFreeDoc(doc);
-    return ok;
+    g_autofree char *reason = NULL;
+    MsSchemaVerdict v = ms_test_schema_judge(schema, xml, strlen(xml), FALSE, &reason);
+    if (v != MS_SCHEMA_ACCEPTS && g_test_verbose())
+        g_printerr("schema: %s\n", reason ? reason : ms_test_schema_verdict_name(v));
+    return v == MS_SCHEMA_ACCEPTS;
 }
 
-/* The policy element of a domain, copied into a document of its own (as
- * `virsh metadata` would print it; namespace declarations of ancestors are
- * reconciled by the copy). */
-static xmlDoc *
-extract_policy(xmlDoc *domain)
+typedef enum { PARSER_ACCEPTS, PARSER_REFUSES, PARSER_NO_POLICY } ParserVerdict;
+
+/* "parser refuses (<msg>)", "schema accepts" */
+static char *
+describe(const char *who, const char *verdict, const char *why)
 {
-    xmlNode *root = xmlDocGetRootElement(domain);
-    for (xmlNode *m = root ? root->children : NULL; m; m = m->next) {
-        if (m->type != XML_ELEMENT_NODE || strcmp((const char *)m->name, "metadata") != 0)
-            continue;
-        for (xmlNode *p = m->children; p; p = p->next) {
-            if (p->type == XML_ELEMENT_NODE && p->ns &&
-                strcmp((const char *)p->ns->href, MS_POLICY_NAMESPACE) == 0 &&
-                strcmp((const char *)p->name, "policy") == 0) {
-                xmlDoc *doc = xmlNewDoc((const xmlChar *)"1.0");
-                xmlNode *copy = xmlDocCopyNode(p, doc, 1);
-                xmlDocSetRootElement(doc, copy);
-                xmlReconciliateNs(doc, copy);
-                return doc;
-            }
-        }
+    return why ? g_strdup_printf("%s %s (%s)", who, verdict, why) : g_strdup_printf("%s %s", who, verdict);
+}
+
+/* The rule of the header comment. what names the file; exempt is the
+ * marker of a case or corpus entry (SCHEMA_DEFAULT: none). A failure does
+ * not abort, so that one run lists every disagreement. */
+static void
+check_agreement(const char *what, ParserVerdict pv, const char *pmsg, MsSchemaVerdict sv,
+                const char *sreason, SchemaExpect exempt, const char *how_to_mark)
+{
+    static const char *const pnames[] = { "accepts", "refuses", "finds no policy" };
+    g_autofree char *p = describe("parser", pnames[pv], pv == PARSER_REFUSES ? pmsg : NULL);
+    g_autofree char *sch = describe("schema", ms_test_schema_verdict_name(sv), sreason);
+
+    switch (pv) {
+    case PARSER_NO_POLICY:
+        if (sv != MS_SCHEMA_NO_POLICY)
+            g_test_fail_printf("%s: the parser and the schema disagree: %s, %s", what, p, sch);
+        break;
+    case PARSER_ACCEPTS:
+        if (sv != MS_SCHEMA_ACCEPTS)
+            g_test_fail_printf("%s: the parser and the schema disagree: %s, %s (the parser is too lax, "
+                               "or the schema too strict)", what, p, sch);
+        break;
+    case PARSER_REFUSES:
+        if (sv == MS_SCHEMA_REFUSES && exempt != SCHEMA_DEFAULT)
+            g_test_fail_printf("%s: marked as a refusal the schema cannot express, but %s: remove the "
+                               "mark (%s)", what, sch, p);
+        if (sv == MS_SCHEMA_ACCEPTS && exempt != SCHEMA_VALID)
+            g_test_fail_printf("%s: the parser and the schema disagree: %s, %s (make the schema refuse "
+                               "it; only if no grammar can, %s schema=valid)", what, p, sch, how_to_mark);
+        if (sv == MS_SCHEMA_NO_POLICY && exempt != SCHEMA_SKIP)
+            g_test_fail_printf("%s: the parser and the schema disagree: %s, %s (%s schema=skip if the "
+                               "domain around the policy is what is wrong)", what, p, sch, how_to_mark);
+        break;
     }
-    return NULL;
 }
 
 /* ---- the tests ------------------------------------------------------------ */
@@ -414,10 +411,10 @@ test_parse(gconstpointer data)
         g_autofree char *key = g_strndup(line, eq - line);
         const char *want = eq + 1;
         if (!g_hash_table_contains(got, key))
-            g_error("%s: no field '%s' in the policy dump", c->name, key);
+            g_test_fail_printf("%s: no field '%s' in the policy dump", c->name, key);
         const char *have = g_hash_table_lookup(got, key);
         if (!g_str_equal(have, want))
-            g_error("%s: %s is '%s', expected '%s'", c->name, key, have, want);
+            g_test_fail_printf("%s: %s is '%s', expected '%s'", c->name, key, have, want);
     }
 
     /* The canonical form is a standalone policy that the schema accepts
@@ -425,10 +422,10 @@ test_parse(gconstpointer data)
     g_autofree char *canon = ms_policy_to_xml(policy);
     g_assert_nonnull(canon);
     if (!schema_accepts_string(canon))
-        g_error("%s: canonical XML does not validate:\n%s", c->name, canon);
+        g_test_fail_printf("%s: canonical XML does not validate:\n%s", c->name, canon);
     g_autoptr(MsPolicy) again = NULL;
     if (!ms_policy_parse_standalone(canon, -1, &again, &error))
-        g_error("%s: canonical XML does not re-parse: %s\n%s", c->name, error->message, canon);
+        g_test_fail_printf("%s: canonical XML does not re-parse: %s\n%s", c->name, error->message, canon);
     g_autoptr(GHashTable) a = dump_policy(policy, FALSE);
     g_autoptr(GHashTable) b = dump_policy(again, FALSE);
     assert_dumps_equal(c->name, a, b);
@@ -440,30 +437,121 @@ test_parse(gconstpointer data)
 }
 
 static void
-test_schema(gconstpointer data)
+test_agree_case(gconstpointer data)
 {
     const Case *c = data;
+    g_autoptr(MsPolicy) policy = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autofree char *reason = NULL;
+    MsOnError on_error;
     gsize len;
     g_autofree char *xml = read_case_xml(c, &len);
 
-    if (c->schema == SCHEMA_SKIP) {
-        g_test_skip("no policy element to validate");
+    gboolean ok = parse_case(c, &policy, &on_error, &error);
+    ParserVerdict pv = !ok ? PARSER_REFUSES : policy ? PARSER_ACCEPTS : PARSER_NO_POLICY;
+    MsSchemaVerdict sv = ms_test_schema_judge(schema, xml, len, c->is_domain, &reason);
+    g_autofree char *what = g_strdup_printf("%s.xml", c->name);
+    check_agreement(what, pv, error ? error->message : NULL, sv, reason, c->schema,
+                    "mark it in its .expect with");
+}
+
+/* tests/fuzz/policy-semantic.txt: the corpus entries the parser refuses for
+ * a reason the schema cannot express, "FILE: schema=valid|skip: MESSAGE". */
+typedef struct {
+    SchemaExpect mark;
+    char *message;
+} CorpusMark;
+
+static void
+corpus_mark_free(CorpusMark *m)
+{
+    g_free(m->message);
+    g_free(m);
+}
+
+static GHashTable *corpus_marks;  /* file name -> CorpusMark */
+static char *corpus_marks_path;
+
+static void
+load_corpus_marks(const char *path)
+{
+    g_autofree char *text = NULL;
+    g_autoptr(GError) error = NULL;
+
+    corpus_marks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)corpus_mark_free);
+    corpus_marks_path = g_strdup(path);
+    if (!g_file_get_contents(path, &text, NULL, &error))
+        g_error("%s", error->message);
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    for (char **l = lines; *l; l++) {
+        if (**l == '\0' || **l == '#')
+            continue;
+        g_auto(GStrv) f = g_strsplit(*l, ": ", 3);
+        if (g_strv_length(f) != 3 || !(g_str_equal(f[1], "schema=valid") || g_str_equal(f[1], "schema=skip")))
+            g_error("%s: not 'FILE: schema=valid|skip: MESSAGE': '%s'", path, *l);
+        if (g_hash_table_contains(corpus_marks, f[0]))
+            g_error("%s: %s listed twice", path, f[0]);
+        CorpusMark *m = g_new0(CorpusMark, 1);
+        m->mark = g_str_equal(f[1], "schema=valid") ? SCHEMA_VALID : SCHEMA_SKIP;
+        m->message = g_strdup(f[2]);
+        g_hash_table_insert(corpus_marks, g_strdup(f[0]), m);
+    }
+}
+
+/* A corpus entry is judged as memsharectl policy validate judges a file:
+ * a domain if its root is <domain>, else a standalone policy; images are
+ * not looked up (that is the host's state, not the policy's). */
+static void
+test_agree_corpus(gconstpointer data)
+{
+    const char *path = data;
+    g_autofree char *base = g_path_get_basename(path);
+    g_autofree char *xml = NULL;
+    gsize len;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(MsPolicy) policy = NULL;
+    g_autofree char *reason = NULL;
+    MsOnError on_error;
+    gboolean ok;
+
+    if (!g_file_get_contents(path, &xml, &len, &error))
+        g_error("%s", error->message);
+    gboolean is_domain = ms_test_is_domain_document(xml, len);
+    if (is_domain)
+        ok = ms_policy_parse_domain_xml(xml, len, MS_POLICY_CHECK_NONE, NULL, &policy, &on_error, &error);
+    else
+        ok = ms_policy_parse_standalone(xml, len, &policy, &error);
+    ParserVerdict pv = !ok ? PARSER_REFUSES : policy ? PARSER_ACCEPTS : PARSER_NO_POLICY;
+    MsSchemaVerdict sv = ms_test_schema_judge(schema, xml, len, is_domain, &reason);
+
+    const CorpusMark *m = g_hash_table_lookup(corpus_marks, base);
+    if (m && (pv != PARSER_REFUSES || !g_str_equal(m->message, error->message))) {
+        g_test_fail_printf("%s: %s lists it as refused with '%s', but the parser %s%s", base,
+                           corpus_marks_path, m->message,
+                           pv == PARSER_REFUSES ? "says: " : "does not refuse it",
+                           pv == PARSER_REFUSES ? error->message : "");
         return;
     }
-    xmlDoc *doc = xmlReadMemory(xml, (int)len, c->xml_path, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-    g_assert_nonnull(doc);
-    if (c->is_domain) {
-        xmlDoc *pdoc = extract_policy(doc);
-        xmlFreeDoc(doc);
-        g_assert_nonnull(pdoc);
-        doc = pdoc;
+    g_autofree char *how = g_strdup_printf("add '%s: schema=...: <message>' to %s, i.e.", base,
+                                           corpus_marks_path);
+    check_agreement(base, pv, error ? error->message : NULL, sv, reason,
+                    m ? m->mark : SCHEMA_DEFAULT, how);
+}
+
+/* Every line of the exemption list names a corpus entry. */
+static void
+test_corpus_marks_exist(gconstpointer data)
+{
+    const char *corpus_dir = data;
+    GHashTableIter it;
+    gpointer k;
+
+    g_hash_table_iter_init(&it, corpus_marks);
+    while (g_hash_table_iter_next(&it, &k, NULL)) {
+        g_autofree char *p = g_build_filename(corpus_dir, (const char *)k, NULL);
+        if (!g_file_test(p, G_FILE_TEST_IS_REGULAR))
+            g_error("%s: lists %s, which is not in %s", corpus_marks_path, (const char *)k, corpus_dir);
     }
-    gboolean accepted = schema_accepts(doc);
-    xmlFreeDoc(doc);
-    if (c->schema == SCHEMA_VALID && !accepted)
-        g_error("%s: the schema rejects it (run with --verbose for the reason)", c->name);
-    if (c->schema == SCHEMA_INVALID && accepted)
-        g_error("%s: the schema accepts it, the parser does not (mark schema=valid if no grammar can tell)", c->name);
 }
 
 static void
@@ -602,8 +690,13 @@ main(int argc, char **argv)
     g_autofree char *rng_default = g_build_filename(srcdir, "..", "..", "xml-schemas", "memshare-policy.rng", NULL);
     g_autofree char *cases_dir = g_build_filename(srcdir, "cases", NULL);
     g_autofree char *examples_dir = g_build_filename(srcdir, "..", "..", "policies", "examples", NULL);
+    g_autofree char *corpus_dir = g_build_filename(srcdir, "..", "fuzz", "corpus", "policy", NULL);
+    g_autofree char *marks = g_build_filename(srcdir, "..", "fuzz", "policy-semantic.txt", NULL);
     store_dir = g_build_filename(srcdir, "store", NULL);
-    schema = load_schema(rng ? rng : rng_default);
+    schema = ms_test_schema_load(rng ? rng : rng_default);
+    if (schema == NULL)
+        g_error("cannot load the schema");
+    load_corpus_marks(marks);
 
     g_autoptr(GError) error = NULL;
     g_autoptr(GDir) dir = g_dir_open(cases_dir, 0, &error);
@@ -625,10 +718,27 @@ main(int argc, char **argv)
         Case *c = load_case(cases_dir, name);
         g_ptr_array_add(cases, c);
         g_autofree char *p1 = g_strdup_printf("/policy/parse/%s", name);
-        g_autofree char *p2 = g_strdup_printf("/policy/schema/%s", name);
+        g_autofree char *p2 = g_strdup_printf("/policy/agree/case/%s", name);
         g_test_add_data_func(p1, c, test_parse);
-        g_test_add_data_func(p2, c, test_schema);
+        g_test_add_data_func(p2, c, test_agree_case);
     }
+
+    g_autoptr(GPtrArray) corpus = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GDir) cdir = g_dir_open(corpus_dir, 0, &error);
+    if (cdir == NULL)
+        g_error("%s", error->message);
+    for (const char *n; (n = g_dir_read_name(cdir)) != NULL;)
+        g_ptr_array_add(corpus, g_build_filename(corpus_dir, n, NULL));
+    g_ptr_array_sort(corpus, compare_names);
+    if (corpus->len < 40)
+        g_error("%s: only %u entries", corpus_dir, corpus->len);
+    for (guint i = 0; i < corpus->len; i++) {
+        const char *path = g_ptr_array_index(corpus, i);
+        g_autofree char *base = g_path_get_basename(path);
+        g_autofree char *tp = g_strdup_printf("/policy/agree/corpus/%s", base);
+        g_test_add_data_func(tp, path, test_agree_corpus);
+    }
+    g_test_add_data_func("/policy/agree/corpus-list", corpus_dir, test_corpus_marks_exist);
 
     g_autoptr(GPtrArray) examples = g_ptr_array_new_with_free_func(g_free);
     g_autoptr(GDir) edir = g_dir_open(examples_dir, 0, &error);
@@ -648,6 +758,8 @@ main(int argc, char **argv)
 
     int rc = g_test_run();
     xmlRelaxNGFree(schema);
+    g_hash_table_unref(corpus_marks);
+    g_free(corpus_marks_path);
     g_free(store_dir);
     return rc;
 }
