@@ -202,6 +202,17 @@ ms_config_load(GError **error)
     return g_steal_pointer(&kf);
 }
 
+char *
+ms_config_get_string(GKeyFile *kf, const char *group, const char *key, const char *def)
+{
+    g_autofree char *v = kf ? g_key_file_get_string(kf, group, key, NULL) : NULL;
+    if (v != NULL)
+        g_strstrip(v);
+    if (v != NULL && *v != '\0')
+        return g_steal_pointer(&v);
+    return g_strdup(def);
+}
+
 pid_t
 ms_pidfile_read_live(const char *path)
 {

@@ -106,6 +106,8 @@ ms_agent_new(const MsAgentOptions *options)
     agent->opt.uuid = g_ascii_strdown(options->uuid, -1);
     agent->opt.name = g_strdup(options->name);
     agent->opt.connect_uri = g_strdup(options->connect_uri ? options->connect_uri : "qemu:///system");
+    agent->opt.connect_origin = g_strdup(options->connect_uri && options->connect_origin
+                                             ? options->connect_origin : "the default");
     agent->opt.qmp_socket = g_strdup(options->qmp_socket);
     agent->opt.domain_xml = g_strdup(options->domain_xml);
     agent->opt.qemu_pid = options->qemu_pid;
@@ -192,6 +194,7 @@ ms_agent_free(MsAgent *agent)
     g_free(agent->opt.uuid);
     g_free(agent->opt.name);
     g_free(agent->opt.connect_uri);
+    g_free(agent->opt.connect_origin);
     g_free(agent->opt.qmp_socket);
     g_free(agent->opt.domain_xml);
     g_main_loop_unref(agent->loop);
@@ -768,8 +771,8 @@ ms_agent_connect_libvirt(MsAgent *agent, GError **error)
 {
     agent->conn = virConnectOpen(agent->opt.connect_uri);
     if (agent->conn == NULL) {
-        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot connect to '%s': %s",
-                    agent->opt.connect_uri, virGetLastErrorMessage());
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot connect to '%s' (%s): %s",
+                    agent->opt.connect_uri, agent->opt.connect_origin, virGetLastErrorMessage());
         return FALSE;
     }
     agent->dom = virDomainLookupByUUIDString(agent->conn, agent->opt.uuid);
@@ -866,6 +869,7 @@ ms_agent_start(MsAgent *agent, gboolean *already_running, GError **error)
     if (agent->opt.qmp_socket == NULL) {
         if (!ms_qmp_libvirt_event_loop_start(agent->context, error))
             return FALSE;
+        g_message("connecting to libvirt at '%s' (%s)", agent->opt.connect_uri, agent->opt.connect_origin);
         if (!ms_agent_connect_libvirt(agent, error))
             return FALSE;
     }
