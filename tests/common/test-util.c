@@ -109,7 +109,8 @@ static void
 test_config_string(void)
 {
     g_autoptr(GKeyFile) kf = g_key_file_new();
-    g_assert_true(g_key_file_load_from_data(kf, "[agent]\nconnect=  qemu+ssh://h/system \nempty=\nblank=   \n",
+    g_assert_true(g_key_file_load_from_data(kf, "[agent]\nconnect=  qemu+ssh://h/system \nempty=\nblank=   \n"
+                                            "commented=qemu:///system   # which libvirt\nhash=a#b\nonly=  # nothing\n",
                                             -1, G_KEY_FILE_NONE, NULL));
     g_autofree char *c = ms_config_get_string(kf, "agent", "connect", "qemu:///system");
     g_assert_cmpstr(c, ==, "qemu+ssh://h/system");
@@ -117,6 +118,12 @@ test_config_string(void)
     g_assert_cmpstr(e, ==, "def");
     g_autofree char *b = ms_config_get_string(kf, "agent", "blank", "def");
     g_assert_cmpstr(b, ==, "def");
+    g_autofree char *com = ms_config_get_string(kf, "agent", "commented", NULL);
+    g_assert_cmpstr(com, ==, "qemu:///system");
+    g_autofree char *hash = ms_config_get_string(kf, "agent", "hash", NULL);
+    g_assert_cmpstr(hash, ==, "a#b");
+    g_autofree char *only = ms_config_get_string(kf, "agent", "only", "def");
+    g_assert_cmpstr(only, ==, "def");
     g_autofree char *m = ms_config_get_string(kf, "nosuch", "connect", NULL);
     g_assert_null(m);
     g_autofree char *n = ms_config_get_string(NULL, "agent", "connect", "def");

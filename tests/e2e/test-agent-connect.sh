@@ -29,7 +29,7 @@ run_agent() {
 }
 
 # --- [agent] connect= names the test driver: the agent uses it ---------------
-printf '[agent]\nconnect = test:///default\n' > "$MEMSHARE_CONFIG"
+printf "[agent]\nconnect = test:///default   # as README writes its example\n" > "$MEMSHARE_CONFIG"
 run_agent conf --uuid $TEST_UUID
 check "only --uuid: the agent connects to the URI of [agent] connect=" \
     grep -q "connecting to libvirt at 'test:///default' (\[agent\] connect= in $MEMSHARE_CONFIG)" "$tmp/conf.log"
