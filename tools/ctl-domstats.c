@@ -171,8 +171,14 @@ static void
 ms_ctl_print_stats(MsCtlAgent *a, guint groups, gboolean raw)
 {
     printf("Domain: '%s'\n", a->name);
-    if (groups & MS_CTL_G_STATE)
+    if (groups & MS_CTL_G_STATE) {
         ms_ctl_print_kv("state", a->running ? "running" : "stale");
+        /* an agent whose policy was removed live idles: say so, as no
+         * module figures follow (older agents write no [policy] group) */
+        g_autofree char *policy = g_key_file_get_string(a->status, "policy", "state", NULL);
+        if (policy && !raw)
+            ms_ctl_print_kv("policy", policy);
+    }
     if (raw) {
         /* the status file as the agent wrote it: every key, its order */
         gsize ng = 0;
