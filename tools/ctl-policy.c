@@ -81,6 +81,21 @@ usage_command(FILE *f, const CtlPolicyHelp *h)
     fprintf(f, "Usage: memsharectl [-c URI] policy %s\n%s.\n\n%s", h->synopsis, h->summary, h->help);
 }
 
+/* A usage error ends with the command's own synopsis, not the whole list. */
+static void
+usage_error(const char *command)
+{
+    for (gsize i = 0; i < G_N_ELEMENTS(ctl_policy_help); i++) {
+        if (g_str_equal(command, ctl_policy_help[i].name)) {
+            fprintf(stderr, "Usage: memsharectl [-c URI] policy %s\n"
+                            "(memsharectl policy %s --help for more)\n",
+                    ctl_policy_help[i].synopsis, command);
+            return;
+        }
+    }
+    usage(stderr);
+}
+
 /* ---- options ------------------------------------------------------------ */
 
 typedef struct {
@@ -469,7 +484,7 @@ cmd_validate(int argc, char **argv)
 {
     CtlOpts o;
     if (!parse_opts(argc, argv, 1, &o) || o.nargs != 1 || o.live || o.config || o.current) {
-        usage(stderr);
+        usage_error(argv[1]);
         return MS_CTL_EXIT_USAGE;
     }
     const char *arg = o.args[0];
@@ -492,7 +507,7 @@ cmd_get(int argc, char **argv)
 {
     CtlOpts o;
     if (!parse_opts(argc, argv, 1, &o) || o.nargs != 1 || (o.live && o.config)) {
-        usage(stderr);
+        usage_error(argv[1]);
         return MS_CTL_EXIT_USAGE;
     }
     g_autofree char *xml = NULL;
@@ -553,7 +568,7 @@ cmd_set(int argc, char **argv)
 {
     CtlOpts o;
     if (!parse_opts(argc, argv, 2, &o) || o.nargs != 2) {
-        usage(stderr);
+        usage_error(argv[1]);
         return MS_CTL_EXIT_USAGE;
     }
     const char *name = o.args[0], *file = o.args[1];
@@ -616,7 +631,7 @@ cmd_remove(int argc, char **argv)
 {
     CtlOpts o;
     if (!parse_opts(argc, argv, 1, &o) || o.nargs != 1) {
-        usage(stderr);
+        usage_error(argv[1]);
         return MS_CTL_EXIT_USAGE;
     }
     virConnectPtr conn = ctl_connect();
@@ -646,10 +661,9 @@ cmd_defaults(int argc, char **argv)
 {
     g_autoptr(MsPolicy) policy = NULL;
     g_autoptr(GError) error = NULL;
-    (void)argv;
 
     if (argc != 2) {
-        usage(stderr);
+        usage_error(argv[1]);
         return MS_CTL_EXIT_USAGE;
     }
     if (!ms_policy_parse_standalone("<policy xmlns='" MS_POLICY_NAMESPACE "'/>", -1, &policy, &error)) {

@@ -96,7 +96,7 @@ main(int argc, char **argv)
     if (g_str_equal(argv[i], "help")) {
         /* `help CMD [SUB]` is `CMD [SUB] --help`, so each command has one
          * help text, not two that drift apart */
-        if (i + 1 >= argc) {
+        if (i + 1 >= argc || g_str_equal(argv[i + 1], "help")) {
             ms_ctl_usage(stdout);
             return MS_CTL_EXIT_OK;
         }
