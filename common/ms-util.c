@@ -202,6 +202,25 @@ ms_config_load(GError **error)
     return g_steal_pointer(&kf);
 }
 
+char *
+ms_config_get_string(GKeyFile *kf, const char *group, const char *key, const char *def)
+{
+    g_autofree char *v = kf ? g_key_file_get_string(kf, group, key, NULL) : NULL;
+    for (char *p = v ? strchr(v, '#') : NULL; p; p = strchr(p + 1, '#')) {
+        /* a comment starts the value or follows a blank; '#' inside a
+         * value (a URI's fragment, a file name) is kept */
+        if (p == v || g_ascii_isspace(p[-1])) {
+            *p = '\0';
+            break;
+        }
+    }
+    if (v != NULL)
+        g_strstrip(v);
+    if (v != NULL && *v != '\0')
+        return g_steal_pointer(&v);
+    return g_strdup(def);
+}
+
 pid_t
 ms_pidfile_read_live(const char *path)
 {

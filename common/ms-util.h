@@ -1,7 +1,7 @@
 /* common/ms-util.h: small helpers shared by every memshare program: bounded
  * file reads (all /proc, /sys and runtime files are untrusted in size),
  * atomic writes (a crash never leaves half a state file), strict number
- * parsing, UUID validation and the runtime-directory layout. */
+ * parsing, UUID validation, the runtime-directory layout and memshare.conf. */
 #pragma once
 
 #include <glib.h>
@@ -35,6 +35,12 @@ char *ms_domain_runtime_dir(const char *uuid);
 const char *ms_config_path(void);
 /* Loads the config; a missing file is not an error (returns an empty file). */
 GKeyFile *ms_config_load(GError **error);
+/* One reading of a setting for every program (hook, agent): the value of
+ * [group] key with surrounding blanks stripped and a trailing comment (blanks
+ * then '#', as in README's example; GKeyFile itself knows only whole-line
+ * comments) removed; a missing or empty value gives a copy of def (which may
+ * be NULL). */
+char *ms_config_get_string(GKeyFile *kf, const char *group, const char *key, const char *def);
 
 /* Reads a pid file and checks that the process exists. Returns 0 when the
  * file is missing or stale. */

@@ -1,7 +1,9 @@
 /* qmp-plugin/memshare-agent.c: command line of the per-domain agent
  * (memshare-agent(8)). The hook starts it as
  *   memshare-agent --uuid UUID --name NAME --connect URI [--qemu-pid PID]
- * and systemd as memshare-agent --uuid %i; tests drive a bare QEMU with
+ * and systemd as memshare-agent --uuid %i (the URI then comes from
+ * [agent] connect= of memshare.conf, the same setting the hook reads);
+ * tests drive a bare QEMU with
  *   memshare-agent --uuid UUID --qmp-socket PATH [--domain-xml FILE].
  * With --respawn (what the hook's detached launcher uses where systemd's
  * Restart=on-failure is not there) the process supervises the agent: an
@@ -10,6 +12,7 @@
 #include "ms-config.h"
 #include "ms-agent.h"
 #include "ms-log.h"
+#include "ms-util.h"
 
 #include <errno.h>
 #include <linux/capability.h>
@@ -72,6 +75,27 @@ ms_agent_drop_privileges(GError **error)
         g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "capset: %s", g_strerror(errno));
         return FALSE;
     }
+    return TRUE;
+}
+
+/* Which libvirt the agent talks to: --connect, else [agent] connect= of
+ * memshare.conf (the systemd unit passes only --uuid, so this is how its
+ * agents follow the setting the hook's detached agents get on their command
+ * line), else qemu:///system. A config that cannot be read is an error, not
+ * a silent fall-back to another libvirt. */
+static gboolean
+ms_agent_resolve_connect(char **uri, char **origin, GError **error)
+{
+    if (*uri != NULL) {
+        *origin = g_strdup("--connect");
+        return TRUE;
+    }
+    g_autoptr(GKeyFile) conf = ms_config_load(error);
+    if (conf == NULL)
+        return FALSE;
+    *uri = ms_config_get_string(conf, "agent", "connect", NULL);
+    if (*uri != NULL)
+        *origin = g_strdup_printf("[agent] connect= in %s", ms_config_path());
     return TRUE;
 }
 
@@ -139,14 +163,15 @@ int
 main(int argc, char **argv)
 {
     g_autofree char *uuid = NULL, *name = NULL, *connect = NULL, *qmp_socket = NULL;
-    g_autofree char *domain_xml = NULL;
+    g_autofree char *domain_xml = NULL, *connect_origin = NULL;
     gint64 qemu_pid = 0;
     gint reconnect_timeout = 60;
     gboolean once = FALSE, verbose = FALSE, version = FALSE, respawn = FALSE;
     GOptionEntry entries[] = {
         { "uuid", 'u', 0, G_OPTION_ARG_STRING, &uuid, "UUID of the domain (required)", "UUID" },
         { "name", 'n', 0, G_OPTION_ARG_STRING, &name, "Domain name, for messages", "NAME" },
-        { "connect", 'c', 0, G_OPTION_ARG_STRING, &connect, "libvirt URI (default qemu:///system)", "URI" },
+        { "connect", 'c', 0, G_OPTION_ARG_STRING, &connect,
+          "libvirt URI (default: [agent] connect= of memshare.conf, else qemu:///system)", "URI" },
         { "qmp-socket", 0, 0, G_OPTION_ARG_FILENAME, &qmp_socket,
           "Talk to QEMU over this QMP socket instead of libvirt", "PATH" },
         { "domain-xml", 0, 0, G_OPTION_ARG_FILENAME, &domain_xml,
@@ -185,6 +210,10 @@ main(int argc, char **argv)
         g_critical("cannot drop privileges: %s", error->message);
         return 1;
     }
+    if (qmp_socket == NULL && !ms_agent_resolve_connect(&connect, &connect_origin, &error)) {
+        g_critical("cannot attach: %s", error->message);
+        return 1;
+    }
     if (respawn && !once) {
         int rc = ms_supervise(uuid, (pid_t)qemu_pid);
         if (rc >= 0)
@@ -195,6 +224,7 @@ main(int argc, char **argv)
         .uuid = uuid,
         .name = name,
         .connect_uri = connect,
+        .connect_origin = connect_origin,
         .qmp_socket = qmp_socket,
         .domain_xml = domain_xml,
         .qemu_pid = (pid_t)qemu_pid,

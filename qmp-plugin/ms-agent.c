@@ -46,6 +46,9 @@ struct _MsAgent {
     int lock_fd;
 
     MsPolicy *policy;
+    /* The policy was removed from the running domain: the modules are
+     * stopped and the agent idles until a policy is set again. */
+    gboolean policy_removed;
     char *domain_name;
 
     virConnectPtr conn;
@@ -106,6 +109,8 @@ ms_agent_new(const MsAgentOptions *options)
     agent->opt.uuid = g_ascii_strdown(options->uuid, -1);
     agent->opt.name = g_strdup(options->name);
     agent->opt.connect_uri = g_strdup(options->connect_uri ? options->connect_uri : "qemu:///system");
+    agent->opt.connect_origin = g_strdup(options->connect_uri && options->connect_origin
+                                             ? options->connect_origin : "the default");
     agent->opt.qmp_socket = g_strdup(options->qmp_socket);
     agent->opt.domain_xml = g_strdup(options->domain_xml);
     agent->opt.qemu_pid = options->qemu_pid;
@@ -192,6 +197,7 @@ ms_agent_free(MsAgent *agent)
     g_free(agent->opt.uuid);
     g_free(agent->opt.name);
     g_free(agent->opt.connect_uri);
+    g_free(agent->opt.connect_origin);
     g_free(agent->opt.qmp_socket);
     g_free(agent->opt.domain_xml);
     g_main_loop_unref(agent->loop);
@@ -292,6 +298,7 @@ ms_agent_publish_status(MsAgent *agent)
         g_key_file_set_string(kf, "qemu", "version", agent->qemu_version);
     g_key_file_set_int64(kf, "qemu", "pid", agent->qemu_pid);
     g_key_file_set_uint64(kf, "balloon", "actual", agent->balloon_actual);
+    g_key_file_set_string(kf, "policy", "state", agent->policy_removed ? "removed" : "active");
     if (agent->policy) {
         g_key_file_set_uint64(kf, "domain", "memory", agent->policy->domain.memory_kib * 1024);
         g_key_file_set_uint64(kf, "domain", "current-memory",
@@ -472,33 +479,37 @@ ms_agent_boot_memory(MsAgent *agent, MsPolicy *policy)
         ms_policy_rebase(policy, cur);
 }
 
+/* Parses the policy of a domain XML. TRUE with *out NULL when the XML
+ * carries none (removed live, or never there); FALSE when it is invalid. */
 static gboolean
-ms_agent_load_policy_xml(MsAgent *agent, const char *xml, GError **error)
+ms_agent_parse_policy_xml(MsAgent *agent, const char *xml, MsPolicy **out, GError **error)
 {
     g_autoptr(MsPolicy) policy = NULL;
     MsOnError on_error = MS_ON_ERROR_REFUSE;
     if (!ms_policy_parse_domain_xml(xml, -1, MS_POLICY_CHECK_NONE, NULL, &policy, &on_error, error))
         return FALSE;
-    if (policy == NULL) {
-        g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND,
-                    "the domain XML carries no memshare policy (namespace %s)", MS_POLICY_NAMESPACE);
-        return FALSE;
+    if (policy != NULL) {
+        if (policy->domain.name && g_strcmp0(policy->domain.name, agent->domain_name) != 0) {
+            g_free(agent->domain_name);
+            agent->domain_name = g_strdup(policy->domain.name);
+            ms_log_set_domain(agent->domain_name);
+        }
+        ms_agent_boot_memory(agent, policy);
     }
-    if (policy->domain.name && g_strcmp0(policy->domain.name, agent->domain_name) != 0) {
-        g_free(agent->domain_name);
-        agent->domain_name = g_strdup(policy->domain.name);
-        ms_log_set_domain(agent->domain_name);
-    }
-    ms_agent_boot_memory(agent, policy);
-    g_clear_pointer(&agent->policy, ms_policy_free);
-    agent->policy = g_steal_pointer(&policy);
+    *out = g_steal_pointer(&policy);
     return TRUE;
 }
 
+/* Reads the current policy (live XML, or the --domain-xml file) without
+ * installing it: the modules still run on the old one until the caller has
+ * stopped them. *present says whether the XML carries one; a bare QEMU
+ * without a policy file has none and gives defaults. */
 static gboolean
-ms_agent_load_policy(MsAgent *agent, GError **error)
+ms_agent_read_policy(MsAgent *agent, MsPolicy **out, gboolean *present, GError **error)
 {
     g_autofree char *xml = NULL;
+    *out = NULL;
+    *present = FALSE;
     if (agent->dom) {
         xml = virDomainGetXMLDesc(agent->dom, 0);
         if (xml == NULL) {
@@ -510,9 +521,32 @@ ms_agent_load_policy(MsAgent *agent, GError **error)
         if (!ms_file_read_bounded(agent->opt.domain_xml, 10 * 1024 * 1024, &xml, NULL, error))
             return FALSE;
     } else {
-        return TRUE; /* bare QEMU without a policy file: defaults only */
+        *present = TRUE; /* bare QEMU without a policy file: defaults only */
+        return TRUE;
     }
-    return ms_agent_load_policy_xml(agent, xml, error);
+    if (!ms_agent_parse_policy_xml(agent, xml, out, error))
+        return FALSE;
+    *present = *out != NULL;
+    return TRUE;
+}
+
+/* At start a domain must carry a policy: the hook starts agents only for
+ * those, and an agent started by hand for another domain has nothing to do. */
+static gboolean
+ms_agent_load_policy(MsAgent *agent, GError **error)
+{
+    g_autoptr(MsPolicy) policy = NULL;
+    gboolean present = FALSE;
+    if (!ms_agent_read_policy(agent, &policy, &present, error))
+        return FALSE;
+    if (!present) {
+        g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND,
+                    "the domain XML carries no memshare policy (namespace %s)", MS_POLICY_NAMESPACE);
+        return FALSE;
+    }
+    g_clear_pointer(&agent->policy, ms_policy_free);
+    agent->policy = g_steal_pointer(&policy);
+    return TRUE;
 }
 
 /* ---- feature modules ---------------------------------------------------------- */
@@ -595,6 +629,8 @@ ms_agent_tick(gpointer user_data)
     if (!ms_agent_query_balloon(agent, &error))
         g_debug("query-balloon: %s", error->message);
     ms_agent_publish_status(agent);
+    if (agent->policy_removed)
+        return G_SOURCE_CONTINUE; /* memshare's figures are not the domain's any more */
     ms_agent_append_history(agent);
     ms_agent_export_stats(agent);
     return G_SOURCE_CONTINUE;
@@ -648,9 +684,12 @@ ms_agent_on_usedmap_request(gpointer user_data)
             g_message("usedmap written to %s", path);
         return G_SOURCE_CONTINUE;
     }
-    g_warning("usedmap requested but used-page tracking is off in the policy");
+    const char *why = agent->policy_removed ? "the domain's memshare policy was removed"
+                                            : "used-page tracking is off in the domain's policy";
+    g_warning("usedmap requested but %s", why);
     g_autofree char *err = g_build_filename(agent->runtime_dir, "usedmap.error", NULL);
-    ms_file_write_atomic(err, "used-page tracking is off in the domain's policy\n", -1, 0644, NULL);
+    g_autofree char *text = g_strdup_printf("%s\n", why);
+    ms_file_write_atomic(err, text, -1, 0644, NULL);
     return G_SOURCE_CONTINUE;
 }
 
@@ -679,6 +718,109 @@ ms_agent_watch_qemu(MsAgent *agent)
     agent->qemu_watch = g_unix_fd_add(fd, G_IO_IN, ms_agent_on_qemu_exit, agent);
 }
 
+/* The figures memshare put on the domain for other tools, taken away when
+ * the domain is no longer memshare's: a stale stats element or textfile
+ * would look like a live agent's. */
+static void
+ms_agent_withdraw_exports(MsAgent *agent)
+{
+    g_autoptr(GError) error = NULL;
+    if (agent->export.prometheus_dir &&
+        !ms_export_remove_prometheus_file(agent->export.prometheus_dir, agent->opt.uuid, &error))
+        g_warning("%s", error->message);
+    if (agent->export.metadata && agent->dom &&
+        virDomainSetMetadata(agent->dom, VIR_DOMAIN_METADATA_ELEMENT, NULL, NULL, MS_EXPORT_STATS_NS,
+                             VIR_DOMAIN_AFFECT_LIVE) < 0)
+        g_warning("cannot remove the stats metadata: %s", virGetLastErrorMessage());
+}
+
+/* The policy was removed from the running domain (`memsharectl policy
+ * remove`, `virsh metadata --remove`): memshare's work on it stops. The
+ * modules stop on the policy they ran with, so the balloon goes back to its
+ * base (the boot <currentMemory> the hook recorded) and this domain's inputs
+ * leave the peers' snapshot; tracking and KSM tuning stop. Shared images stay
+ * attached (the guest may have them mounted; they go when the domain stops),
+ * and the images file stays so `image gc` still sees them in use. The agent
+ * does not exit: it idles, keeps its pid lock and its status file
+ * ([policy] state=removed), and a policy set again live takes effect as it
+ * would on a running agent, which is what a libvirt user expects of live
+ * metadata. */
+static void
+ms_agent_policy_removed(MsAgent *agent)
+{
+    guint64 base = agent->policy ? agent->policy->balloon.base_kib * 1024 : 0;
+    gboolean ballooned = FALSE;
+    for (guint i = 0; i < agent->modules->len; i++)
+        ballooned |= ((MsAgentModuleSlot *)g_ptr_array_index(agent->modules, i))->module == &ms_balloon_module;
+    ms_agent_refresh_env(agent);
+    ms_agent_stop_modules(agent);
+    ms_agent_withdraw_exports(agent);
+    g_clear_pointer(&agent->policy, ms_policy_free);
+    agent->policy_removed = TRUE;
+    ms_agent_refresh_env(agent);
+
+    /* a fresh status: the modules' figures were theirs, not the domain's now;
+     * the images group stays true (they are still attached) */
+    g_autoptr(GKeyFile) fresh = g_key_file_new();
+    g_auto(GStrv) keys = g_key_file_get_keys(agent->status, "images", NULL, NULL);
+    for (gsize k = 0; keys && keys[k]; k++) {
+        g_autofree char *v = g_key_file_get_value(agent->status, "images", keys[k], NULL);
+        g_key_file_set_value(fresh, "images", keys[k], v);
+    }
+    g_key_file_set_int64(fresh, "policy", "removed", g_get_real_time() / G_USEC_PER_SEC);
+    g_key_file_unref(agent->status);
+    agent->status = g_steal_pointer(&fresh);
+
+    g_autofree char *balloon = ballooned ? g_strdup_printf("the balloon back to its base, %" G_GUINT64_FORMAT
+                                                           " MiB", base >> 20)
+                                         : g_strdup("the balloon left alone (the policy did not move it)");
+    g_message("policy removed from the domain: memshare stops its work here (%s; tracking off; shared "
+              "images stay attached until the domain stops); waiting for a new policy", balloon);
+    ms_agent_schedule_tick(agent);
+    ms_agent_publish_status(agent);
+}
+
+/* A metadata change in our namespace: a new policy, an invalid one, or none. */
+static void
+ms_agent_policy_changed(MsAgent *agent)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(MsPolicy) policy = NULL;
+    gboolean present = FALSE;
+    if (!ms_agent_read_policy(agent, &policy, &present, &error)) {
+        /* Keep running with the policy we had: a bad edit must not undo a
+         * working configuration. */
+        if (agent->policy_removed)
+            g_warning("policy set but invalid, staying idle: %s", error->message);
+        else
+            g_warning("policy changed but the new one is invalid, keeping the old one: %s",
+                      error->message);
+        return;
+    }
+    if (!present) {
+        if (!agent->policy_removed)
+            ms_agent_policy_removed(agent);
+        return;
+    }
+    if (policy == NULL)
+        return; /* bare QEMU without a policy file: nothing can have changed */
+    gboolean resumed = agent->policy_removed;
+    /* the modules stop on the policy they ran with, then start on the new */
+    ms_agent_refresh_env(agent);
+    ms_agent_stop_modules(agent);
+    g_clear_pointer(&agent->policy, ms_policy_free);
+    agent->policy = g_steal_pointer(&policy);
+    agent->policy_removed = FALSE;
+    g_key_file_remove_group(agent->status, "policy", NULL);
+    g_message("%s (balloon %s, tracking %s, stats every %" G_GUINT64_FORMAT " ms)",
+              resumed ? "policy set again: memshare resumes its work" : "policy changed: reloaded",
+              agent->policy->balloon.mode == MS_BALLOON_KSM_SHARE ? "ksm-share" : "off",
+              agent->policy->tracking.used_pages ? "on" : "off", agent->policy->stats.period_ms);
+    ms_agent_schedule_tick(agent);
+    ms_agent_start_modules(agent);
+    ms_agent_publish_status(agent);
+}
+
 /* libvirt callbacks run in libvirt's event thread; everything else in the
  * agent is single-threaded, so hop to the main context first. */
 typedef struct {
@@ -701,22 +843,7 @@ ms_agent_dispatch_libvirt_event(gpointer data)
         else if (ev->event == VIR_DOMAIN_EVENT_SHUTDOWN)
             g_message("guest is shutting down");
     } else if (ev->kind == 1) {
-        g_autoptr(GError) error = NULL;
-        if (!ms_agent_load_policy(agent, &error)) {
-            /* Keep running with the policy we had: a bad edit must not
-             * undo a working configuration. */
-            g_warning("policy changed but the new one is invalid, keeping the old one: %s",
-                      error->message);
-        } else {
-            g_message("policy changed: reloaded (balloon %s, tracking %s, stats every %" G_GUINT64_FORMAT " ms)",
-                      agent->policy->balloon.mode == MS_BALLOON_KSM_SHARE ? "ksm-share" : "off",
-                      agent->policy->tracking.used_pages ? "on" : "off",
-                      agent->policy->stats.period_ms);
-            ms_agent_schedule_tick(agent);
-            ms_agent_stop_modules(agent);
-            ms_agent_start_modules(agent);
-            ms_agent_publish_status(agent);
-        }
+        ms_agent_policy_changed(agent);
     } else if (ev->kind == 2 && agent->reconnect_source == 0) {
         g_warning("lost the connection to libvirtd; reconnecting for up to %u s",
                   agent->opt.reconnect_timeout_s);
@@ -768,8 +895,8 @@ ms_agent_connect_libvirt(MsAgent *agent, GError **error)
 {
     agent->conn = virConnectOpen(agent->opt.connect_uri);
     if (agent->conn == NULL) {
-        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot connect to '%s': %s",
-                    agent->opt.connect_uri, virGetLastErrorMessage());
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot connect to '%s' (%s): %s",
+                    agent->opt.connect_uri, agent->opt.connect_origin, virGetLastErrorMessage());
         return FALSE;
     }
     agent->dom = virDomainLookupByUUIDString(agent->conn, agent->opt.uuid);
@@ -866,6 +993,7 @@ ms_agent_start(MsAgent *agent, gboolean *already_running, GError **error)
     if (agent->opt.qmp_socket == NULL) {
         if (!ms_qmp_libvirt_event_loop_start(agent->context, error))
             return FALSE;
+        g_message("connecting to libvirt at '%s' (%s)", agent->opt.connect_uri, agent->opt.connect_origin);
         if (!ms_agent_connect_libvirt(agent, error))
             return FALSE;
     }

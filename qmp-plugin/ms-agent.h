@@ -16,6 +16,8 @@ typedef struct {
     char *uuid;          /* required: keys the runtime directory */
     char *name;          /* domain name, for messages (libvirt's wins) */
     char *connect_uri;   /* libvirt transport (default qemu:///system) */
+    char *connect_origin;/* where connect_uri came from, for messages:
+                          * "--connect", "[agent] connect= in FILE" */
     char *qmp_socket;    /* direct transport instead of libvirt */
     char *domain_xml;    /* direct transport: a domain XML file with the policy */
     pid_t qemu_pid;      /* 0: find it (libvirt pid file) */

@@ -280,7 +280,7 @@ ms_ctl_image_advise(int argc, char **argv)
         { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &images, NULL, "DISK-IMAGE[@OFFSET]..." },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
-    g_autoptr(GOptionContext) ctx = g_option_context_new("DISK-IMAGE[@OFFSET]... - propose the files to share");
+    g_autoptr(GOptionContext) ctx = g_option_context_new("- memsharectl image advise: propose the files to share");
     g_option_context_add_main_entries(ctx, entries, NULL);
     g_autoptr(GError) error = NULL;
     if (!g_option_context_parse(ctx, &argc, &argv, &error)) {

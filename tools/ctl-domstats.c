@@ -171,8 +171,14 @@ static void
 ms_ctl_print_stats(MsCtlAgent *a, guint groups, gboolean raw)
 {
     printf("Domain: '%s'\n", a->name);
-    if (groups & MS_CTL_G_STATE)
+    if (groups & MS_CTL_G_STATE) {
         ms_ctl_print_kv("state", a->running ? "running" : "stale");
+        /* an agent whose policy was removed live idles: say so, as no
+         * module figures follow (older agents write no [policy] group) */
+        g_autofree char *policy = g_key_file_get_string(a->status, "policy", "state", NULL);
+        if (policy && !raw)
+            ms_ctl_print_kv("policy", policy);
+    }
     if (raw) {
         /* the status file as the agent wrote it: every key, its order */
         gsize ng = 0;
@@ -215,12 +221,23 @@ ms_ctl_print_xml(MsCtlAgent *a)
         printf("%s\n", xml);
 }
 
+/* full: --help's text; else the synopsis a usage error ends with */
 static void
-ms_ctl_domstats_usage(FILE *f)
+ms_ctl_domstats_usage(FILE *f, gboolean full)
 {
     fprintf(f, "Usage: memsharectl domstats [--list-active] [--raw] [--state] [--agent] [--used]\n"
                "                            [--ksm] [--balloon] [--images] [--prometheus | --xml]\n"
                "                            [DOMAIN...]\n");
+    if (!full)
+        return;
+    fprintf(f, "memshare figures of running domains (name or UUID; default all), in the\n"
+               "layout of `virsh domstats`. Reads the agents' status files: needs no libvirt.\n"
+               "  --state --agent --used --ksm --balloon --images  only these groups\n"
+               "  --list-active  only domains whose agent runs\n"
+               "  --raw          bytes and counts as the agent wrote them, no units\n"
+               "  --prometheus   node_exporter text format\n"
+               "  --xml          the stats element the agent puts in the live metadata\n"
+               "Keys and units: docs/domstats.md.\n");
 }
 
 static int
@@ -229,6 +246,10 @@ ms_ctl_domstats(int argc, char **argv)
     guint groups = 0;
     gboolean list_active = FALSE, raw = FALSE, prometheus = FALSE, xml = FALSE;
     g_autoptr(GPtrArray) wanted = g_ptr_array_new();
+    if (ms_ctl_wants_help(argc, argv)) {
+        ms_ctl_domstats_usage(stdout, TRUE);
+        return MS_CTL_EXIT_OK;
+    }
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         gboolean known = FALSE;
@@ -248,15 +269,12 @@ ms_ctl_domstats(int argc, char **argv)
             prometheus = TRUE;
         else if (g_str_equal(o, "--xml"))
             xml = TRUE;
-        else if (g_str_equal(o, "-h") || g_str_equal(o, "--help")) {
-            ms_ctl_domstats_usage(stdout);
-            return MS_CTL_EXIT_OK;
-        } else if (g_str_equal(o, "--"))
+        else if (g_str_equal(o, "--"))
             for (i++; i < argc; i++)
                 g_ptr_array_add(wanted, argv[i]);
         else if (o[0] == '-') {
             fprintf(stderr, "memsharectl: domstats: unknown option '%s'\n", o);
-            ms_ctl_domstats_usage(stderr);
+            ms_ctl_domstats_usage(stderr, FALSE);
             return MS_CTL_EXIT_USAGE;
         } else
             g_ptr_array_add(wanted, argv[i]);
@@ -329,17 +347,51 @@ ms_ctl_domstats(int argc, char **argv)
     return rc;
 }
 
+static void
+ms_ctl_usedmap_usage(FILE *f)
+{
+    fprintf(f, "Usage: memsharectl usedmap DOMAIN FILE\n"
+               "Asks DOMAIN's agent (name or UUID) for a fresh used-page bitmap and writes\n"
+               "it to FILE: one bit per guest page, set when the page is used (populated,\n"
+               "not the zero page, not freed by the guest). Needs used-page tracking on in\n"
+               "the domain's policy. The format is in docs/usedmap.md.\n");
+}
+
 static int
 ms_ctl_usedmap(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: memsharectl usedmap DOMAIN FILE\n");
+    if (ms_ctl_wants_help(argc, argv)) {
+        ms_ctl_usedmap_usage(stdout);
+        return MS_CTL_EXIT_OK;
+    }
+    /* DOMAIN FILE; "--" before them when a name starts with '-' */
+    const char *args[2] = { NULL, NULL };
+    int n = 0;
+    gboolean operands = FALSE;
+    for (int i = 1; i < argc; i++) {
+        if (!operands && g_str_equal(argv[i], "--")) {
+            operands = TRUE;
+        } else if (!operands && argv[i][0] == '-' && argv[i][1] != '\0') {
+            fprintf(stderr, "memsharectl: usedmap: unknown option '%s'\n", argv[i]);
+            ms_ctl_usedmap_usage(stderr);
+            return MS_CTL_EXIT_USAGE;
+        } else if (n == 2) {
+            fprintf(stderr, "memsharectl: usedmap: unexpected argument '%s'\n", argv[i]);
+            ms_ctl_usedmap_usage(stderr);
+            return MS_CTL_EXIT_USAGE;
+        } else {
+            args[n++] = argv[i];
+        }
+    }
+    if (n != 2) {
+        ms_ctl_usedmap_usage(stderr);
         return MS_CTL_EXIT_USAGE;
     }
+    const char *domain = args[0], *file = args[1];
     g_autoptr(GPtrArray) agents = ms_ctl_list_agents();
-    MsCtlAgent *a = ms_ctl_find(agents, argv[1]);
+    MsCtlAgent *a = ms_ctl_find(agents, domain);
     if (a == NULL || !a->running) {
-        fprintf(stderr, "memsharectl: usedmap: no memshare agent runs for domain '%s'\n", argv[1]);
+        fprintf(stderr, "memsharectl: usedmap: no memshare agent runs for domain '%s'\n", domain);
         return MS_CTL_EXIT_NOT_FOUND;
     }
     g_autofree char *pidf = g_build_filename(a->dir, "agent.pid", NULL);
@@ -368,12 +420,12 @@ ms_ctl_usedmap(int argc, char **argv)
             gsize len = 0;
             g_autoptr(GError) error = NULL;
             if (!g_file_get_contents(map, &data, &len, &error) ||
-                !ms_file_write_atomic(argv[2], data, len, 0644, &error)) {
+                !ms_file_write_atomic(file, data, len, 0644, &error)) {
                 fprintf(stderr, "memsharectl: usedmap: %s\n", error->message);
                 return MS_CTL_EXIT_FAILURE;
             }
             printf("used-page bitmap of '%s' written to %s (%" G_GSIZE_FORMAT " bytes)\n", a->name,
-                   argv[2], len);
+                   file, len);
             return MS_CTL_EXIT_OK;
         }
         g_usleep(50 * 1000);

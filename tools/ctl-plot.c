@@ -224,7 +224,7 @@ ms_ctl_plot(int argc, char **argv)
         { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_STRING_ARRAY, &rest, NULL, "[DOMAIN...]" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
-    g_autoptr(GOptionContext) ctx = g_option_context_new("[DOMAIN...] - draw a timeline of memshare figures");
+    g_autoptr(GOptionContext) ctx = g_option_context_new("- memsharectl plot: draw a timeline of memshare figures");
     g_option_context_add_main_entries(ctx, entries, NULL);
     g_autoptr(GError) error = NULL;
     if (!g_option_context_parse(ctx, &argc, &argv, &error)) {

@@ -24,20 +24,76 @@
 #define CTL_POLICY_MAX_FILE (4 * 1024 * 1024 + 1)
 #define CTL_POLICY_KEY "memshare"
 
+/* One entry per command: its line in the group's help and its own help
+ * (`memsharectl policy COMMAND --help`). */
+typedef struct {
+    const char *name;
+    const char *synopsis; /* after "memsharectl [-c URI] policy " */
+    const char *summary;
+    const char *help;
+} CtlPolicyHelp;
+
+static const CtlPolicyHelp ctl_policy_help[] = {
+    { "validate", "validate [--store DIR] [--no-image-check] [--print] FILE|DOMAIN",
+      "check a policy file or a domain's policy",
+      "FILE: a standalone <memshare:policy> or a whole domain XML.\n"
+      "DOMAIN: a name or UUID; its persistent and, if running, live XML are checked.\n"
+      "  --store DIR       image store that named shared images must exist in\n"
+      "                    (default: [images] store= of memshare.conf)\n"
+      "  --no-image-check  do not look for the named images\n"
+      "  --print           print the policy with every default filled in\n" },
+    { "get", "get DOMAIN [--live|--config]", "print the domain's policy",
+      "Prints the <memshare:policy> element of the domain's metadata.\n"
+      "  --live    the running domain's     --config  the persistent definition's\n"
+      "  (default: live when the domain runs, else the persistent one)\n" },
+    { "set", "set DOMAIN FILE [--live] [--config] [--current] [--store DIR] [--no-image-check]",
+      "validate FILE against the domain, then store it in its metadata",
+      "FILE holds a standalone <memshare:policy>. It is checked against each\n"
+      "definition it will land in (sizes against <memory>, named images) and\n"
+      "stored the way `virsh metadata --key memshare` does. A running domain's\n"
+      "agent picks a live change up at once (docs/policy.md).\n"
+      "  --live, --config, --current  which definitions change, as with virsh\n"
+      "  --store DIR, --no-image-check  as for validate\n" },
+    { "remove", "remove DOMAIN [--live] [--config] [--current]",
+      "remove the domain's policy",
+      "Removed live, memshare stops its work on the running domain: the balloon\n"
+      "returns to the domain's boot size, tracking stops, and shared images stay\n"
+      "attached until the domain stops (the guest may have them mounted). The\n"
+      "agent stays and idles: a policy set again live takes effect again.\n"
+      "  --live, --config, --current  which definitions change, as with virsh\n" },
+    { "defaults", "defaults", "print the canonical empty policy",
+      "Prints a policy with every element and its default value.\n" },
+};
+
 static void
 usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: memsharectl [-c URI] policy COMMAND ...\n"
-            "  validate [--store DIR] [--no-image-check] [--print] FILE|DOMAIN\n"
-            "      FILE: a standalone <memshare:policy> or a whole domain XML;\n"
-            "      DOMAIN: name or UUID (its persistent and, if running, live XML)\n"
-            "  get DOMAIN [--live|--config]     print the domain's policy\n"
-            "  set DOMAIN FILE [--live] [--config] [--current] [--store DIR] [--no-image-check]\n"
-            "      validate FILE against the domain, then store it in the domain's metadata\n"
-            "  remove DOMAIN [--live] [--config] [--current]\n"
-            "  defaults                         print the canonical empty policy\n"
-            "Exit status: 0 ok, 1 failure, 2 usage, 3 invalid policy, 4 no such domain/policy.\n");
+    fprintf(f, "Usage: memsharectl [-c URI] policy COMMAND ...\n");
+    for (gsize i = 0; i < G_N_ELEMENTS(ctl_policy_help); i++)
+        fprintf(f, "  %-9s %s\n", ctl_policy_help[i].name, ctl_policy_help[i].summary);
+    fprintf(f, "`memsharectl policy COMMAND --help` gives each command's options.\n"
+               "Exit status: 0 ok, 1 failure, 2 usage, 3 invalid policy, 4 no such domain/policy.\n");
+}
+
+static void
+usage_command(FILE *f, const CtlPolicyHelp *h)
+{
+    fprintf(f, "Usage: memsharectl [-c URI] policy %s\n%s.\n\n%s", h->synopsis, h->summary, h->help);
+}
+
+/* A usage error ends with the command's own synopsis, not the whole list. */
+static void
+usage_error(const char *command)
+{
+    for (gsize i = 0; i < G_N_ELEMENTS(ctl_policy_help); i++) {
+        if (g_str_equal(command, ctl_policy_help[i].name)) {
+            fprintf(stderr, "Usage: memsharectl [-c URI] policy %s\n"
+                            "(memsharectl policy %s --help for more)\n",
+                    ctl_policy_help[i].synopsis, command);
+            return;
+        }
+    }
+    usage(stderr);
 }
 
 /* ---- options ------------------------------------------------------------ */
@@ -428,7 +484,7 @@ cmd_validate(int argc, char **argv)
 {
     CtlOpts o;
     if (!parse_opts(argc, argv, 1, &o) || o.nargs != 1 || o.live || o.config || o.current) {
-        usage(stderr);
+        usage_error(argv[1]);
         return MS_CTL_EXIT_USAGE;
     }
     const char *arg = o.args[0];
@@ -451,7 +507,7 @@ cmd_get(int argc, char **argv)
 {
     CtlOpts o;
     if (!parse_opts(argc, argv, 1, &o) || o.nargs != 1 || (o.live && o.config)) {
-        usage(stderr);
+        usage_error(argv[1]);
         return MS_CTL_EXIT_USAGE;
     }
     g_autofree char *xml = NULL;
@@ -512,7 +568,7 @@ cmd_set(int argc, char **argv)
 {
     CtlOpts o;
     if (!parse_opts(argc, argv, 2, &o) || o.nargs != 2) {
-        usage(stderr);
+        usage_error(argv[1]);
         return MS_CTL_EXIT_USAGE;
     }
     const char *name = o.args[0], *file = o.args[1];
@@ -575,7 +631,7 @@ cmd_remove(int argc, char **argv)
 {
     CtlOpts o;
     if (!parse_opts(argc, argv, 1, &o) || o.nargs != 1) {
-        usage(stderr);
+        usage_error(argv[1]);
         return MS_CTL_EXIT_USAGE;
     }
     virConnectPtr conn = ctl_connect();
@@ -605,10 +661,9 @@ cmd_defaults(int argc, char **argv)
 {
     g_autoptr(MsPolicy) policy = NULL;
     g_autoptr(GError) error = NULL;
-    (void)argv;
 
     if (argc != 2) {
-        usage(stderr);
+        usage_error(argv[1]);
         return MS_CTL_EXIT_USAGE;
     }
     if (!ms_policy_parse_standalone("<policy xmlns='" MS_POLICY_NAMESPACE "'/>", -1, &policy, &error)) {
@@ -626,10 +681,11 @@ ms_ctl_policy(int argc, char **argv)
     static const struct {
         const char *name;
         int (*run)(int argc, char **argv);
-    } cmds[] = {
+    } cmds[] = { /* the order of ctl_policy_help */
         { "validate", cmd_validate }, { "get", cmd_get }, { "set", cmd_set },
         { "remove", cmd_remove }, { "defaults", cmd_defaults },
     };
+    G_STATIC_ASSERT(G_N_ELEMENTS(cmds) == G_N_ELEMENTS(ctl_policy_help));
 
     if (argc < 2) {
         usage(stderr);
@@ -639,9 +695,15 @@ ms_ctl_policy(int argc, char **argv)
         usage(stdout);
         return MS_CTL_EXIT_OK;
     }
-    for (gsize i = 0; i < G_N_ELEMENTS(cmds); i++)
-        if (g_str_equal(argv[1], cmds[i].name))
-            return cmds[i].run(argc, argv);
+    for (gsize i = 0; i < G_N_ELEMENTS(cmds); i++) {
+        if (!g_str_equal(argv[1], cmds[i].name))
+            continue;
+        if (ms_ctl_wants_help(argc - 1, argv + 1)) {
+            usage_command(stdout, &ctl_policy_help[i]);
+            return MS_CTL_EXIT_OK;
+        }
+        return cmds[i].run(argc, argv);
+    }
     fprintf(stderr, "memsharectl: policy: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return MS_CTL_EXIT_USAGE;

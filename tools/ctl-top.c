@@ -155,7 +155,12 @@ static void
 ms_top_usage(FILE *f)
 {
     fprintf(f, "Usage: memsharectl top [-d|--delay SECONDS] [-n|--iterations N] [-b|--batch]\n"
-               "  q quits; figures are re-read every SECONDS (default 1).\n");
+               "Live view of every domain's memshare figures, like virt-top; reads the\n"
+               "agents' status files, needs no libvirt.\n"
+               "  -d, --delay SECONDS    re-read the figures every SECONDS (default 1)\n"
+               "  -n, --iterations N     stop after N frames (default: until q)\n"
+               "  -b, --batch            plain frames one after the other, no terminal control\n"
+               "  q quits the live view.\n");
 }
 
 static gboolean
@@ -175,6 +180,10 @@ ms_ctl_top(int argc, char **argv)
 {
     guint delay = 1, iterations = 0;
     gboolean batch = FALSE;
+    if (ms_ctl_wants_help(argc, argv)) {
+        ms_top_usage(stdout);
+        return MS_CTL_EXIT_OK;
+    }
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         if (g_str_equal(o, "-d") || g_str_equal(o, "--delay")) {
@@ -185,9 +194,6 @@ ms_ctl_top(int argc, char **argv)
                 return MS_CTL_EXIT_USAGE;
         } else if (g_str_equal(o, "-b") || g_str_equal(o, "--batch")) {
             batch = TRUE;
-        } else if (g_str_equal(o, "-h") || g_str_equal(o, "--help")) {
-            ms_top_usage(stdout);
-            return MS_CTL_EXIT_OK;
         } else {
             fprintf(stderr, "memsharectl: top: unknown argument '%s'\n", o);
             ms_top_usage(stderr);

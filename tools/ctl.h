@@ -20,6 +20,13 @@ enum {
  * (libvirt's default). */
 const char *ms_ctl_connect_uri(void);
 
+/* TRUE when -h or --help is among argv[1..argc-1] before a "--" (argv[0] is
+ * the command's own name). Every command answers it, wherever it stands on
+ * the line, with its own help on stdout and MS_CTL_EXIT_OK, before it looks
+ * at anything else: `memsharectl policy set web1 --help` must not need
+ * libvirt, a domain or a file. */
+gboolean ms_ctl_wants_help(int argc, char **argv);
+
 int ms_ctl_policy(int argc, char **argv);
 int ms_ctl_image(int argc, char **argv);
 /* image advise (tools/ctl-advise.c), dispatched by ms_ctl_image; argv[0] == "advise" */

@@ -105,6 +105,31 @@ test_runtime_dir(void)
     g_assert_cmpstr(d, ==, "/tmp/ms-rt/domains/c7a5fdbd-edaf-9455-926a-d65c16db1809");
 }
 
+static void
+test_config_string(void)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_assert_true(g_key_file_load_from_data(kf, "[agent]\nconnect=  qemu+ssh://h/system \nempty=\nblank=   \n"
+                                            "commented=qemu:///system   # which libvirt\nhash=a#b\nonly=  # nothing\n",
+                                            -1, G_KEY_FILE_NONE, NULL));
+    g_autofree char *c = ms_config_get_string(kf, "agent", "connect", "qemu:///system");
+    g_assert_cmpstr(c, ==, "qemu+ssh://h/system");
+    g_autofree char *e = ms_config_get_string(kf, "agent", "empty", "def");
+    g_assert_cmpstr(e, ==, "def");
+    g_autofree char *b = ms_config_get_string(kf, "agent", "blank", "def");
+    g_assert_cmpstr(b, ==, "def");
+    g_autofree char *com = ms_config_get_string(kf, "agent", "commented", NULL);
+    g_assert_cmpstr(com, ==, "qemu:///system");
+    g_autofree char *hash = ms_config_get_string(kf, "agent", "hash", NULL);
+    g_assert_cmpstr(hash, ==, "a#b");
+    g_autofree char *only = ms_config_get_string(kf, "agent", "only", "def");
+    g_assert_cmpstr(only, ==, "def");
+    g_autofree char *m = ms_config_get_string(kf, "nosuch", "connect", NULL);
+    g_assert_null(m);
+    g_autofree char *n = ms_config_get_string(NULL, "agent", "connect", "def");
+    g_assert_cmpstr(n, ==, "def");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -114,5 +139,6 @@ main(int argc, char **argv)
     g_test_add_func("/util/read-bounded", test_read_bounded);
     g_test_add_func("/util/write-atomic", test_write_atomic);
     g_test_add_func("/util/runtime-dir", test_runtime_dir);
+    g_test_add_func("/util/config-string", test_config_string);
     return g_test_run();
 }
