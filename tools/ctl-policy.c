@@ -299,8 +299,9 @@ substitute_policy(const char *domain_xml, xmlNode *policy, GError **error)
 
 /* What virDomainSetMetadata wants: the element without our namespace
  * (libvirt adds it with the key as prefix, to every element that has no
- * namespace, and fails if the prefix is already bound). Foreign extension
- * elements keep theirs. Two passes: elements still refer to a declaration
+ * namespace, and fails if the prefix is already bound). Elements of other
+ * namespaces keep theirs, so the parser still refuses them by name
+ * (a policy has no extension point). Two passes: elements still refer to a declaration
  * until the first pass is done with the whole tree. */
 static void
 unset_our_namespace(xmlNode *node)
