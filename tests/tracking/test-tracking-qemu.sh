@@ -83,8 +83,9 @@ qemu-system-x86_64 -name track1 -uuid "$uuid" -M q35 -accel tcg -m 1024 -smp 1 \
 qemu_pid=$!
 wait_for 30 test -S "$tmp/qmp.sock" || bail "QEMU did not create its QMP socket"
 
-# A misspelt knob must not silently run the new paths: the agent refuses.
-if MEMSHARE_HIDE=pagemap_scan "$MS_AGENT" --uuid "$uuid" --qmp-socket "$tmp/qmp.sock" \
+# A misspelt knob must not silently run the new paths: the agent refuses
+# (at once; one that does not would serve the domain: timeout ends it).
+if MEMSHARE_HIDE=pagemap_scan timeout 20 "$MS_AGENT" --uuid "$uuid" --qmp-socket "$tmp/qmp.sock" \
     --domain-xml "$tmp/domain.xml" --qemu-pid "$qemu_pid" > "$tmp/agent-bad.log" 2>&1; then
     not_ok "agent refuses MEMSHARE_HIDE=pagemap_scan"
 else
