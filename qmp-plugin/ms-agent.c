@@ -18,6 +18,7 @@
 #include "ms-export.h"
 #include "ms-history.h"
 #include "ms-images.h"
+#include "ms-kcompat.h"
 #include "ms-ksmtune.h"
 #include "ms-qmp.h"
 #include "ms-tracking.h"
@@ -989,6 +990,8 @@ ms_agent_start(MsAgent *agent, gboolean *already_running, GError **error)
         return FALSE;
     if (*already_running)
         return TRUE;
+    if (!ms_kcompat_init(error))   /* MEMSHARE_HIDE: a typo must not go unnoticed */
+        return FALSE;
 
     if (agent->opt.qmp_socket == NULL) {
         if (!ms_qmp_libvirt_event_loop_start(agent->context, error))
@@ -1013,6 +1016,7 @@ ms_agent_start(MsAgent *agent, gboolean *already_running, GError **error)
               agent->opt.qmp_socket ? "qmp-socket" : "libvirt",
               agent->balloon_actual / (1024 * 1024));
     ms_agent_log_memdevs(agent);
+    ms_kcompat_report("/sys", "/proc", agent->qemu_pid, agent->status);
     ms_agent_publish_status(agent);
     return TRUE;
 }

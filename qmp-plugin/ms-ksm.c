@@ -1,5 +1,7 @@
 /* qmp-plugin/ms-ksm.c: host KSM counters, per-process ksm_stat and the
- * whitelisted knob writer. See ms-ksm.h and docs/balloon.md. */
+ * whitelisted knob writer. See ms-ksm.h and docs/balloon.md. Every kernel
+ * file is read through ms-kcompat, so what MEMSHARE_HIDE hides is absent
+ * here exactly as on a kernel without it. */
 #include "ms-ksm.h"
 
 #include <errno.h>
@@ -9,6 +11,7 @@
 #include <unistd.h>
 
 #include "ms-error.h"
+#include "ms-kcompat.h"
 #include "ms-util.h"
 
 static const char *const counter_names[MS_KSM_N_COUNTERS] = {
@@ -126,9 +129,9 @@ ms_ksm_read_host(const char *sysfs_root, MsKsmHost *out, GError **error)
         g_autofree char *buf = NULL;
         gsize len = 0;
         g_autoptr(GError) local = NULL;
-        if (!ms_file_read_bounded(path, KSM_VALUE_MAX, &buf, &len, &local)) {
+        if (!ms_kcompat_read_file(path, KSM_VALUE_MAX, &buf, &len, &local)) {
             /* Optional: older kernels lack it. Any other failure is real. */
-            if (!g_file_test(path, G_FILE_TEST_EXISTS))
+            if (!ms_kcompat_file_exists(path))
                 continue;
             g_propagate_error(error, g_steal_pointer(&local));
             return FALSE;
@@ -264,9 +267,9 @@ ms_ksm_read_process(const char *proc_root, pid_t pid, MsKsmStat *out,
     g_autofree char *buf = NULL;
     gsize len = 0;
 
-    if (g_file_test(stat_path, G_FILE_TEST_EXISTS)) {
+    if (ms_kcompat_file_exists(stat_path)) {
         MsKsmStat s;
-        if (!ms_file_read_bounded(stat_path, MS_KSM_STAT_MAX, &buf, &len, error) ||
+        if (!ms_kcompat_read_file(stat_path, MS_KSM_STAT_MAX, &buf, &len, error) ||
             !ms_ksm_stat_parse(buf, len, stat_path, &s, error))
             return FALSE;
         /* 6.1's ksm_stat has only ksm_rmap_items: take merging pages from
@@ -276,8 +279,8 @@ ms_ksm_read_process(const char *proc_root, pid_t pid, MsKsmStat *out,
         gsize mlen = 0;
         gint64 v;
         if (!(s.present & MS_KSM_STAT_MERGING_PAGES) &&
-            g_file_test(mp, G_FILE_TEST_EXISTS)) {
-            if (!ms_file_read_bounded(mp, KSM_VALUE_MAX, &mbuf, &mlen, error) ||
+            ms_kcompat_file_exists(mp)) {
+            if (!ms_kcompat_read_file(mp, KSM_VALUE_MAX, &mbuf, &mlen, error) ||
                 !ms_ksm_parse_counter(mbuf, mlen, mp, &v, error))
                 return FALSE;
             if (v < 0) {
@@ -293,12 +296,12 @@ ms_ksm_read_process(const char *proc_root, pid_t pid, MsKsmStat *out,
     }
     /* Kernels before ksm_stat (< 6.1) only have ksm_merging_pages. */
     g_autofree char *mp_path = g_build_filename(root, pidstr, "ksm_merging_pages", NULL);
-    if (!g_file_test(mp_path, G_FILE_TEST_EXISTS)) {
+    if (!ms_kcompat_file_exists(mp_path)) {
         g_set_error(error, MS_ERROR, MS_ERROR_NOT_SUPPORTED,
                     "neither '%s' nor '%s' exists", stat_path, mp_path);
         return FALSE;
     }
-    if (!ms_file_read_bounded(mp_path, KSM_VALUE_MAX, &buf, &len, error))
+    if (!ms_kcompat_read_file(mp_path, KSM_VALUE_MAX, &buf, &len, error))
         return FALSE;
     gint64 v;
     if (!ms_ksm_parse_counter(buf, len, mp_path, &v, error))
@@ -362,8 +365,10 @@ ms_ksm_set(const char *sysfs_root, const char *knob, guint64 value,
     }
     g_autofree char *path = g_build_filename(sysfs_root ? sysfs_root : "/sys",
                                              "kernel", "mm", "ksm", knob, NULL);
-    /* sysfs attributes are written in place, never replaced by rename. */
-    int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    /* sysfs attributes are written in place, never replaced by rename. A
+     * hidden knob fails as on a kernel without it. */
+    int fd = ms_kcompat_path_hidden(path) ? (errno = ENOENT, -1)
+                                          : open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
         g_set_error(error, MS_ERROR, MS_ERROR_FAILED,

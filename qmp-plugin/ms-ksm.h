@@ -2,7 +2,8 @@
  * per-process KSM statistics (/proc/PID/ksm_stat, ksm_merging_pages), the
  * "saved memory" figures derived from them, and a whitelisted writer for the
  * KSM tuning knobs. Parsers take buffers; readers take a root directory so
- * tests point them at fixture trees. */
+ * tests point them at fixture trees, and read through ms-kcompat, so what
+ * MEMSHARE_HIDE hides is absent as on a kernel without it. */
 #pragma once
 
 #include <glib.h>

@@ -3,6 +3,7 @@
  * module whose one leader (flock) applies the decision to sysfs. */
 #include "ms-ksmtune.h"
 #include "ms-error.h"
+#include "ms-kcompat.h"
 #include "ms-ksm.h"
 #include "ms-util.h"
 
@@ -132,6 +133,7 @@ typedef struct {
     MsKsmTuneConfig cfg;
     int lock_fd;
     gboolean leader;
+    gboolean said_advisor;  /* the advisor's presence is logged once per leadership */
 } MsKsmTune;
 
 static guint64
@@ -228,6 +230,17 @@ ms_ksmtune_tick(gpointer self, const MsAgentEnv *env, GKeyFile *status, GError *
     in.pages_to_scan = host.value[MS_KSM_PAGES_TO_SCAN];
     in.has_advisor = MS_KSM_HAS(&host, MS_KSM_ADVISOR_MODE);
     in.advisor_mode = host.value[MS_KSM_ADVISOR_MODE];
+    if (!t->said_advisor) {
+        /* ms-ksm reads advisor_mode as absent both on a kernel before 6.8
+         * and under MEMSHARE_HIDE=ksm-advisor: one path for both. */
+        if (!in.has_advisor)
+            g_message("ksmtune: no advisor_mode (%s): pages_to_scan follows ksmtuned's rule, %"
+                      G_GUINT64_FORMAT "..%" G_GUINT64_FORMAT,
+                      ms_kcompat_hidden(MS_KCOMPAT_KSM_ADVISOR) ? "hidden by MEMSHARE_HIDE"
+                                                                 : "kernel before 6.8",
+                      t->cfg.pages_min, t->cfg.pages_max);
+        t->said_advisor = TRUE;
+    }
 
     MsKsmTuneDecision d;
     ms_ksmtune_decide(&t->cfg, &in, &d);

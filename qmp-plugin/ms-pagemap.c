@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "ms-error.h"
+#include "ms-kcompat.h"
 #include "ms-pagemap-compat.h"
 #include "ms-util.h"
 
@@ -246,9 +247,10 @@ ms_pagemap_pfns_visible(void)
 }
 
 /* 1 supported, 0 not (ENOTTY: no ioctl on pagemap at all, EINVAL: the
- * kernel does not know PAGEMAP_SCAN), -1 another failure (errno). */
+ * kernel does not know PAGEMAP_SCAN), -1 another failure (errno).
+ * MEMSHARE_HIDE=pagemap-scan answers as a 6.1 kernel does: EINVAL. */
 static int
-probe_scan(int fd, guint64 addr, guint64 page_size)
+probe_scan_kernel(int fd, guint64 addr, guint64 page_size)
 {
     struct page_region r;
     struct pm_scan_arg arg = {
@@ -271,9 +273,21 @@ probe_scan(int fd, guint64 addr, guint64 page_size)
     return -1;
 }
 
+static int
+probe_scan(int fd, guint64 addr, guint64 page_size)
+{
+    if (ms_kcompat_hidden(MS_KCOMPAT_PAGEMAP_SCAN)) {
+        errno = EINVAL;
+        return 0;
+    }
+    return probe_scan_kernel(fd, addr, page_size);
+}
+
 gboolean
 ms_pagemap_scan_supported(void)
 {
+    /* The kernel's answer is cached; the knob is asked every time (tests
+     * change it), as probe_scan() does for a scanner. */
     static gsize cached = 0;   /* 1 no, 2 yes */
     if (g_once_init_enter(&cached)) {
         gsize v = 1;
@@ -281,13 +295,13 @@ ms_pagemap_scan_supported(void)
         if (fd >= 0) {
             long ps = sysconf(_SC_PAGESIZE);
             guint64 addr = (guint64)(uintptr_t)&cached & ~((guint64)ps - 1);
-            if (probe_scan(fd, addr, ps) == 1)
+            if (probe_scan_kernel(fd, addr, ps) == 1)
                 v = 2;
             close(fd);
         }
         g_once_init_leave(&cached, v);
     }
-    return cached == 2;
+    return cached == 2 && !ms_kcompat_hidden(MS_KCOMPAT_PAGEMAP_SCAN);
 }
 
 /* ---- scanner ---- */
@@ -412,8 +426,9 @@ ms_pagemap_scanner_new(pid_t pid, GPtrArray *blocks, const MsGuestMemLayout *lay
         } else if (options->method == MS_PAGEMAP_METHOD_SCAN) {
             g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_NOT_SUPPORTED,
                         "PAGEMAP_SCAN on '%s': %s", pm_path,
-                        r == 0 ? "not supported by this kernel (Linux 6.7+ needed)"
-                               : g_strerror(errno));
+                        ms_kcompat_hidden(MS_KCOMPAT_PAGEMAP_SCAN) ? "hidden by MEMSHARE_HIDE"
+                        : r == 0 ? "not supported by this kernel (Linux 6.7+ needed)"
+                                 : g_strerror(errno));
             return NULL;
         } else {
             s->method = MS_PAGEMAP_METHOD_READ;

@@ -89,7 +89,8 @@ guint64 ms_pagemap_zero_pfn(void);
 gboolean ms_pagemap_pfns_visible(void);
 
 /* Whether the running kernel has PAGEMAP_SCAN (probed once on our own
- * pagemap; EINVAL/ENOTTY mean no). */
+ * pagemap; EINVAL/ENOTTY mean no) and MEMSHARE_HIDE does not hide it
+ * (ms-kcompat; the scanner's own probe answers EINVAL then, as 6.1). */
 gboolean ms_pagemap_scan_supported(void);
 
 typedef struct {

@@ -7,6 +7,7 @@
 #include "ms-tracking.h"
 #include "ms-error.h"
 #include "ms-guestmem.h"
+#include "ms-kcompat.h"
 #include "ms-pagemap.h"
 
 #include <inttypes.h>
@@ -143,11 +144,10 @@ ms_tracking_create(const MsAgentEnv *env, GError **error)
                                      ms_tracking_disambiguate, (gpointer)env, error);
     if (t->blocks == NULL)
         return NULL;
+    /* AUTO even when MEMSHARE_HIDE hides PAGEMAP_SCAN: the scanner's probe
+     * then fails as on 6.1 and it falls back to pread the same way. */
     MsPagemapOptions opts = { .method = MS_PAGEMAP_METHOD_AUTO, .proc_root = env->proc_root };
-    const char *m = g_getenv("MEMSHARE_PAGEMAP_METHOD");
-    if (g_strcmp0(m, "read") == 0)
-        opts.method = MS_PAGEMAP_METHOD_READ;
-    else if (g_strcmp0(m, "scan") == 0)
+    if (ms_kcompat_required(MS_KCOMPAT_PAGEMAP_SCAN))
         opts.method = MS_PAGEMAP_METHOD_SCAN;
     t->scanner = ms_pagemap_scanner_new(env->qemu_pid, t->blocks, &t->layout, &opts, error);
     if (t->scanner == NULL)
@@ -155,10 +155,11 @@ ms_tracking_create(const MsAgentEnv *env, GError **error)
     for (guint i = 0; i < t->blocks->len; i++) {
         MsGuestMemBlock *bl = g_ptr_array_index(t->blocks, i);
         g_message("tracking: memdev '%s' (%s, %" G_GUINT64_FORMAT " MiB) at host 0x%" PRIx64
-                  ", RAM offset 0x%" PRIx64 ", %s",
+                  ", RAM offset 0x%" PRIx64 ", %s%s",
                   bl->memdev_id, ms_guestmem_backend_name(bl->backend), bl->size >> 20,
                   bl->host_start, bl->ram_offset,
-                  ms_pagemap_method_name(ms_pagemap_scanner_get_method(t->scanner)));
+                  ms_pagemap_method_name(ms_pagemap_scanner_get_method(t->scanner)),
+                  ms_kcompat_hidden(MS_KCOMPAT_PAGEMAP_SCAN) ? " (PAGEMAP_SCAN hidden by MEMSHARE_HIDE)" : "");
     }
     if (env->policy->tracking.working_set) {
         t->ws_window_ms = env->policy->tracking.ws_window_ms ? env->policy->tracking.ws_window_ms : 30000;

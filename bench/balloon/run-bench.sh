@@ -19,7 +19,10 @@
 #   usage (root): bash bench/balloon/run-bench.sh [BUILDDIR]  (default build-bballoon)
 #   env: ROUNDS (2: A B B A; 1: A B), DATA_MIB (data file per guest, 128), FILL_MIB (160), WARM_S (60),
 #        MS_BALLOON_OUT (the Markdown section to write; RESULTS.part.md),
-#        WINDOW_S (120), SETTLE_S (20), SETTLE_MAX_S (240), INTERVAL_S (5)
+#        WINDOW_S (120), SETTLE_S (20), SETTLE_MAX_S (240), INTERVAL_S (5),
+#        MEMSHARE_HIDE (linux-6.1: the agents run Debian 12's 6.1 fallbacks, KSM savings from
+#        pages_sharing and contributions from ksm_merging_pages; the section's title says so,
+#        and the run stops if an agent did not take that path)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -46,6 +49,7 @@ log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 [ "$(id -u)" = 0 ] || die "needs root (KSM, QEMU)"
 ksm=/sys/kernel/mm/ksm
 [ -w $ksm/run ] || die "$ksm/run is not writable"
+if [ -z "${MEMSHARE_HIDE:-}" ] && [ -e $ksm/general_profit ]; then saved_from=general_profit; else saved_from="pages_sharing x 4 KiB"; fi
 # Always through ninja: a stale initramfs would run an old scenario.
 [ -d "$build" ] || meson setup "$build" "$top" > /dev/null
 ninja -C "$build" qmp-plugin/memshare-agent tests/guest/vmlinuz tests/guest/initramfs.img > /dev/null
@@ -266,6 +270,15 @@ run_phase() {   # run_phase MODE ROUND
         # settled when the targets last changed, not when we noticed
         settle=$(( stable_since - tk )); osc_from=$(( stable_since - t0 ))
         log "memshare round $r: settled $settle s after KSM started: targets $(targets "$d")"
+        # which kernel interfaces the agents used (ms-kcompat's start line)
+        for g in $(seq 1 $NG); do
+            kernel_line=$(grep -m1 -o "kernel $(uname -r): pagemap .*" "$d/g$g.agent.log" || true)
+            [ -n "$kernel_line" ] || die "agent rr$g logged no kernel interfaces (see $d/g$g.agent.log)"
+            if [ -n "${MEMSHARE_HIDE:-}" ]; then
+                grep -q "hidden by MEMSHARE_HIDE" <<< "$kernel_line" \
+                    || die "MEMSHARE_HIDE=$MEMSHARE_HIDE, but agent rr$g hid nothing: $kernel_line"
+            fi
+        done
     fi
     # warm-up: the guests' caches fill (and, with memshare, grow into the new RAM)
     local tw; tw=$(( $(date +%s) + WARM_S ))
@@ -292,7 +305,13 @@ run_phase() {   # run_phase MODE ROUND
     for q in "${qpids[@]}"; do pss=$(( pss + $(awk '/^Pss:/ {print $2}' "/proc/$q/smaps_rollup" 2>/dev/null || echo 0) )); done
     local sharing saved_mib
     sharing=$(cat $ksm/pages_sharing)
-    saved_mib=$(( $(cat $ksm/general_profit 2>/dev/null || echo $((sharing * 4096))) / MiB ))
+    # the saving as the agents read it: general_profit, or on 6.1 (and
+    # under MEMSHARE_HIDE) pages_sharing's bytes
+    if [ "$saved_from" = general_profit ]; then
+        saved_mib=$(( $(cat $ksm/general_profit) / MiB ))
+    else
+        saved_mib=$(( sharing * 4096 / MiB ))
+    fi
     echo "$mode $r $settle $win $cpu $sharing $saved_mib $foreign $load $((pss / 1024)) $others" >> "$phases"
     for g in $(seq 1 $NG); do
         local s t a oom osc ch
@@ -324,8 +343,15 @@ ratio=$(awk '$1 == "memshare" {m += $4; nm++} $1 == "static" {s += $4; ns++}
     END { if (s > 0 && ns > 0) printf "%.2f", (m / nm) / (s / ns); else print "n/a" }' "$results")
 met=$(awk -v r="$ratio" 'BEGIN { print (r != "n/a" && r + 0 >= 1.20) ? "met" : "NOT met" }')
 {
-    echo "## KSM savings handed back by the balloon (bench/balloon/run-bench.sh, DATA_MIB=$DATA_MIB)"
+    echo "## KSM savings handed back by the balloon (bench/balloon/run-bench.sh, DATA_MIB=$DATA_MIB)${MEMSHARE_HIDE:+ (Debian 12 6.1 fallbacks)}"
     echo
+    if [ -n "${MEMSHARE_HIDE:-}" ]; then
+        echo "The agents ran with \`MEMSHARE_HIDE=$MEMSHARE_HIDE\`: the paths a Debian 12 host's own 6.1 kernel takes"
+        echo "(savings from \`pages_sharing\`, no \`general_profit\`; contributions from \`ksm_merging_pages\`, no"
+        echo "\`ksm_process_profit\`; pread instead of PAGEMAP_SCAN), on this $(uname -r) host."
+        echo
+    fi
+    [ -n "${kernel_line:-}" ] && { echo "Agents' kernel interfaces: \`${kernel_line}\`."; echo; }
     echo "Three bare-QEMU TCG guests (1 vCPU, \`<memory>\` $MEM_MIB MiB, base $BASE_MIB MiB) each fill $FILL_MIB MiB"
     echo "of tmpfs with identical pages, then read 4 KiB at random offsets (buffered, POSIX_FADV_RANDOM) from"
     echo "their own $DATA_MIB MiB random-data file on a virtio-blk ext4 disk (host \`cache=none,aio=native\`)."
@@ -342,7 +368,7 @@ met=$(awk -v r="$ratio" 'BEGIN { print (r != "n/a" && r + 0 >= 1.20) ? "met" : "
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
     awk '{ printf "| %s | %s | rr%s | %s | %s | %s | %s | %s | %s / %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $8, $9, $10, $11, $12, $13, $14 }' "$results"
     echo
-    echo "| set-up | round | settled s after KSM on | window s | ksmd CPU % of one core | host PSS of the 3 QEMUs MiB | pages_sharing at end | KSM saving MiB (general_profit) | pages_sharing before (unmerged at phase start) | other QEMUs | load avg start-end |"
+    echo "| set-up | round | settled s after KSM on | window s | ksmd CPU % of one core | host PSS of the 3 QEMUs MiB | pages_sharing at end | KSM saving MiB (${saved_from}) | pages_sharing before (unmerged at phase start) | other QEMUs | load avg start-end |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|"
     awk '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $10, $6, $7, $8, $11, $9 }' "$phases"
     echo

@@ -4,6 +4,7 @@
 #   run-bench.sh BUILDDIR RUNS QEMU_PID     also a live QEMU: its largest
 #                                           rw mapping is taken as guest RAM
 # Run as root (PFNs and /proc/kpageflags need CAP_SYS_ADMIN).
+#   MEMSHARE_HIDE=linux-6.1: Debian 12's 6.1 path only (no PAGEMAP_SCAN)
 set -euo pipefail
 build=${1:?usage: run-bench.sh BUILDDIR [RUNS] [QEMU_PID]}
 runs=${2:-15}
@@ -21,5 +22,5 @@ if [[ -n $pid ]]; then
     done < "/proc/$pid/maps"
     args+=(--pid "$pid" --range "$range")
 fi
-echo "# $(uname -r), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "# $(uname -r), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ)${MEMSHARE_HIDE:+, MEMSHARE_HIDE=$MEMSHARE_HIDE}"
 exec "$build/bench/pagemap/bench-pagemap" "${args[@]}"

@@ -3,6 +3,8 @@
 # itself (2 GiB, the test guest idling: sparsely used RAM, as most of a real
 # guest's RAM is) plus the self-mapping cases. Prints a markdown section.
 #   usage: run-live.sh BUILDDIR
+#   MEMSHARE_HIDE=linux-6.1: what a Debian 12 (6.1) host's agent runs, the
+#   read path only (bench-pagemap honours the knob)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "$1" && pwd)

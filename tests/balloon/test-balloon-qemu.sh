@@ -9,8 +9,13 @@
 # balloon to base; KSM switched off (unmerge) -> all balloons back to base;
 # a guest without balloon driver is detected as stuck and left alone.
 #   env: MS_AGENT, MS_ALLOC_CHECK, MS_GUEST_KERNEL, MS_GUEST_INITRD
+#   MEMSHARE_HIDE=linux-6.1 (meson: balloon-qemu-compat61): the agents run
+#   Debian 12's 6.1 paths (savings from pages_sharing, contribution from
+#   ksm_merging_pages); the test checks which path was taken either way
+#   (tests/ksm/kernel-paths.sh)
 set -uo pipefail
 source "$(dirname "$0")/../lib/tap.sh"
+source "$(dirname "$0")/../ksm/kernel-paths.sh"
 [ -w /sys/kernel/mm/ksm/run ] || { echo "1..0 # SKIP no writable /sys/kernel/mm/ksm"; exit 0; }
 # KSM is host-wide: whoever changes it holds this lock (benchmarks, the demo)
 exec 9>/tmp/memshare-ksm.lock
@@ -53,6 +58,7 @@ XML
         -kernel "$MS_GUEST_KERNEL" -initrd "$MS_GUEST_INITRD" \
         -append "console=ttyS0 quiet ms.scenario=ksm-fill ms.fill=96 $3" > "$tmp/$1.qemu.log" 2>&1 &
     local q=$!; pids+=($q)
+    eval "qemu_$1=$q"
     wait_for 30 test -S "$tmp/$1.sock" || bail "QEMU $1 did not start"
     "$MS_AGENT" --uuid "$2" --qmp-socket "$tmp/$1.sock" --domain-xml "$tmp/$1.xml" --qemu-pid "$q" \
         > "$tmp/$1.log" 2>&1 &
@@ -70,6 +76,10 @@ echo 2 > $ksm/run
 wait_for 120 bash -c "[ \$(cat $ksm/pages_sharing) = 0 ]" || bail "KSM did not unmerge (pages_sharing $(cat $ksm/pages_sharing))"
 echo 0 > $ksm/run
 boot g1 $U1 ""; boot g2 $U2 ""; boot g3 $U3 ""
+# which kernel interfaces the agents read KSM through (one agent stands for all)
+kernel_paths_expect "$qemu_g1"
+wait_for 10 grep -q "^ksm-saved=" "$MEMSHARE_RUNTIME_DIR/domains/$U1/status"
+kernel_paths_check "$MEMSHARE_RUNTIME_DIR/domains/$U1/status" "$tmp/g1.log"
 for g in g1 g2 g3; do
     check "$g filled its memory" wait_for 180 grep -q "MS-FILLED 96" "$tmp/$g.serial"
 done
@@ -110,6 +120,17 @@ done
 total_share=0
 for u in $U1 $U2 $U3; do total_share=$((total_share + $(st $u share))); done
 check "handed out ($((total_share / MiB)) MiB) <= what KSM saves ($((saved / MiB)) MiB)" test "$total_share" -le "$saved"
+# the balloon module's own reads took the same path: [ksm] profit comes
+# only from ksm_process_profit; host-saved from general_profit is below
+# pages_sharing's bytes by the rmap_items' cost, from pages_sharing it is them
+sharing=$(($(cat $ksm/pages_sharing) * 4096))
+echo "# host-saved $((saved / MiB)) MiB from $want_saved; pages_sharing now $((sharing / MiB)) MiB"
+if [ "$want_contribution" = ksm_process_profit ]; then
+    check "[ksm] profit published (from ksm_process_profit)" test -n "$(st $U2 profit)"
+else
+    check "no [ksm] profit (ksm_process_profit not read); merging-pages published" \
+        test -z "$(st $U2 profit)" -a -n "$(st $U2 merging-pages)"
+fi
 
 # an agent told to stop returns its balloon to base
 kill -TERM "$agent_g1"

@@ -1,6 +1,7 @@
 /* tests/ksm/test-ksmtune.c: the host KSM tuner's decision over a table of
  * host states (with and without the kernel's advisor), its config parsing,
  * and the module against a fixture sysfs tree: only the leader writes. */
+#include "ms-kcompat.h"
 #include "ms-ksmtune.h"
 #include "ms-ksm.h"
 
@@ -150,6 +151,58 @@ test_module_leader(void)
     g_assert_cmpint(system(cmd), ==, 0);
 }
 
+/* The tuner on a 6.18-like tree (advisor_mode "[none] scan-time"): it
+ * switches the advisor on and leaves pages_to_scan to it; with
+ * MEMSHARE_HIDE=ksm-advisor it runs as on 6.1: advisor_mode untouched,
+ * pages_to_scan by ksmtuned's rule (pressure: 100 + boost 300 = 400). */
+static void
+test_module_advisor(void)
+{
+    for (int hide = 0; hide < 2; hide++) {
+        g_autofree char *top = g_build_filename(tmp, hide ? "adv-hidden" : "adv", NULL);
+        g_autofree char *ksm = g_build_filename(top, "sys/kernel/mm/ksm", NULL);
+        g_autofree char *proc = g_build_filename(top, "proc", NULL);
+        g_autofree char *run = g_build_filename(tmp, "run", NULL);
+        g_assert_cmpint(g_mkdir_with_parents(ksm, 0755), ==, 0);
+        g_assert_cmpint(g_mkdir_with_parents(proc, 0755), ==, 0);
+        g_assert_cmpint(g_mkdir_with_parents(run, 0755), ==, 0);
+        const char *files[][2] = { { "run", "0\n" }, { "pages_to_scan", "100\n" },
+                                   { "sleep_millisecs", "20\n" }, { "pages_sharing", "0\n" },
+                                   { "advisor_mode", "[none] scan-time\n" } };
+        for (gsize i = 0; i < G_N_ELEMENTS(files); i++) {
+            g_autofree char *p = g_build_filename(ksm, files[i][0], NULL);
+            g_assert_true(g_file_set_contents(p, files[i][1], -1, NULL));
+        }
+        g_autofree char *mi = g_build_filename(proc, "meminfo", NULL);
+        g_assert_true(g_file_set_contents(mi, "MemTotal: 1000000 kB\nMemAvailable: 50000 kB\n", -1, NULL));
+        g_autofree char *conf = g_build_filename(tmp, "memshare.conf", NULL);
+        g_assert_true(g_file_set_contents(conf, "[ksm]\ntune=pressure\n", -1, NULL));
+        g_autofree char *sys = g_build_filename(top, "sys", NULL);
+        MsAgentEnv env = { .uuid = "u", .name = "t", .proc_root = proc, .sys_root = sys, .runtime_dir = run };
+
+        ms_kcompat_set_hidden(hide ? 1u << MS_KCOMPAT_KSM_ADVISOR : 0);
+        g_autoptr(GError) error = NULL;
+        gpointer a = ms_ksmtune_module.create(&env, &error);
+        g_assert_no_error(error);
+        g_autoptr(GKeyFile) st = g_key_file_new();
+        g_assert_true(ms_ksmtune_module.tick(a, &env, st, &error));
+        g_assert_no_error(error);
+        ms_ksmtune_module.free(a);
+        ms_kcompat_set_hidden(0);
+        g_assert_true(g_key_file_get_boolean(st, "ksmtune", "leader", NULL));
+        g_assert_cmpint(g_key_file_get_boolean(st, "ksmtune", "advisor", NULL), ==, !hide);
+        g_autofree char *am = g_build_filename(ksm, "advisor_mode", NULL);
+        g_autofree char *pts = g_build_filename(ksm, "pages_to_scan", NULL);
+        g_autofree char *v = NULL, *n = NULL;
+        g_assert_true(g_file_get_contents(am, &v, NULL, NULL));
+        g_assert_true(g_file_get_contents(pts, &n, NULL, NULL));
+        g_assert_cmpstr(v, ==, hide ? "[none] scan-time\n" : "scan-time");
+        g_assert_cmpint(atoi(n), ==, hide ? 400 : 100);
+        g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", top);
+        g_assert_cmpint(system(cmd), ==, 0);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -161,6 +214,7 @@ main(int argc, char **argv)
     g_setenv("MEMSHARE_RUNTIME_DIR", run, TRUE);
     g_test_add_func("/ksmtune/decide", test_table);
     g_test_add_func("/ksmtune/config", test_config);
+    g_test_add_func("/ksmtune/module-advisor", test_module_advisor);
     g_test_add_func("/ksmtune/module-leader", test_module_leader);
     return g_test_run();
 }

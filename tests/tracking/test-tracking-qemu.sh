@@ -13,8 +13,12 @@
 #   MS_COMPACT=1: the guest compacts its memory after freeing
 #   MS_FPR=off: the control: no free page reporting; then 'used' must NOT
 #   fall (the guest's free pages stay populated on the host)
+#   MEMSHARE_HIDE=linux-6.1 (meson: tracking-qemu-compat61): the agent runs
+#   Debian 12's 6.1 paths (pread instead of PAGEMAP_SCAN); the test checks
+#   which path was taken either way (tests/ksm/kernel-paths.sh)
 set -euo pipefail
 source "$(dirname "$0")/../lib/tap.sh"
+source "$(dirname "$0")/../ksm/kernel-paths.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 
 # todo "description" command...: a TAP TODO check; a failure is reported
@@ -79,6 +83,16 @@ qemu-system-x86_64 -name track1 -uuid "$uuid" -M q35 -accel tcg -m 1024 -smp 1 \
 qemu_pid=$!
 wait_for 30 test -S "$tmp/qmp.sock" || bail "QEMU did not create its QMP socket"
 
+# A misspelt knob must not silently run the new paths: the agent refuses
+# (at once; one that does not would serve the domain: timeout ends it).
+if MEMSHARE_HIDE=pagemap_scan timeout 20 "$MS_AGENT" --uuid "$uuid" --qmp-socket "$tmp/qmp.sock" \
+    --domain-xml "$tmp/domain.xml" --qemu-pid "$qemu_pid" > "$tmp/agent-bad.log" 2>&1; then
+    not_ok "agent refuses MEMSHARE_HIDE=pagemap_scan"
+else
+    check "agent refuses MEMSHARE_HIDE=pagemap_scan, naming it" \
+        grep -q "MEMSHARE_HIDE: unknown kernel interface 'pagemap_scan'" "$tmp/agent-bad.log"
+fi
+
 "$MS_AGENT" --uuid "$uuid" --qmp-socket "$tmp/qmp.sock" --domain-xml "$tmp/domain.xml" \
     --qemu-pid "$qemu_pid" --verbose > "$tmp/agent.log" 2>&1 &
 agent_pid=$!
@@ -110,6 +124,12 @@ fi
 check "agent found the RAM block (memdev pc.ram, 1024 MiB)" \
     grep -q "tracking: memdev 'pc.ram' (.*, 1024 MiB) at host 0x" "$tmp/agent.log"
 check "status total is 1 GiB" grep -q "^total=$((1024 * MiB))$" "$status"
+kernel_paths_expect "$qemu_pid"
+kernel_paths_check "$status" "$tmp/agent.log"
+check "[tracking] method=$want_pagemap" \
+    test "$(sed -n '/^\[tracking\]/,/^\[/s/^method=//p' "$status")" = "$want_pagemap"
+check "agent logged the RAM block read with $want_pagemap" \
+    grep -q "tracking: memdev 'pc.ram' .*, $want_pagemap" "$tmp/agent.log"
 
 wait_for 60 grep -q MS-GUEST-READY "$tmp/serial.log" || { sed 's/^/# serial: /' "$tmp/serial.log"; bail "guest never printed MS-GUEST-READY"; }
 # Baseline: the guest sleeps ms.pre=12 s after MS-GUEST-READY; the reading
