@@ -33,12 +33,10 @@ incl=$(IFS=,; echo "${pkgs[*]}")
 # only ever booted by the test.
 debootstrap --variant=minbase --include="$incl" bookworm "$tree" "$mirror" > "$out/debootstrap.log" 2>&1 || {
     tail -20 "$out/debootstrap.log" >&2; echo "build-host: debootstrap failed (log: $out/debootstrap.log)" >&2; exit 1; }
-# A fixed machine-id-less first boot would run systemd-firstboot prompts; an
-# empty machine-id makes systemd generate one per boot without asking.
+# An empty machine-id: systemd initializes one at each boot (the tree is
+# booted many times, always as a fresh host).
 : > "$tree/etc/machine-id"
 echo memshare-host > "$tree/etc/hostname"
-# Root without password on the nspawn console is not used: the test drives
-# the host through `systemd-run --machine` / nsenter, not a login.
 rm -f "$tree/var/cache/apt/archives/"*.deb
 echo "$want" > "$out/stamp"
 echo "build-host: tree built in $(( $(date +%s) - t0 )) s"
