@@ -11,7 +11,8 @@
 #   where /var/lib/memshare does not exist; the agent works under the
 #   sandbox: QMP through libvirt, used-page tracking with kpageflags, KSM
 #   figures, the balloon, a DAX image the guest mounts (memsharectl domstats
-#   inside); `systemctl restart libvirtd` leaves exactly one agent;
+#   inside); virsh destroy + start at once gives the new QEMU a new agent;
+#   `systemctl restart libvirtd` leaves exactly one agent;
 #   `systemctl restart` of the agent keeps the hook's boot-memory record and
 #   the balloon's base (even when the balloon was moved while no agent ran);
 #   `systemd-analyze security` of the installed unit < 3.0; `virsh destroy`
@@ -125,6 +126,13 @@ check "QMP through libvirt: the agent logged QEMU's version" \
 check "used-page tracking under the sandbox: memshare.tracking.used > 0" \
     wait_for 15 stats_match sd0 '^  memshare.tracking.used=[1-9]'
 check "kpageflags readable under the sandbox" test "$(stat_of sd0 memshare.tracking.kpageflags)" = yes
+# destroy and start again at once (a script's "restart"): the old agent's
+# stop and the new one's start must not cancel each other
+V destroy sd0 >/dev/null
+V start sd0 >/dev/null || bail "start sd0 again"
+check "destroy + start at once: the unit is active with a new agent" wait_for 20 restarted $U0 "$p0"
+qpid=$(X cat /run/libvirt/qemu/sd0.pid)
+check "... attached to the new QEMU (pid $qpid)" wait_for 15 stats_match sd0 "^  memshare.agent.qemu-pid=$qpid\$"
 V destroy sd0 >/dev/null
 check "virsh destroy: no unit, no runtime directory, no agent left" wait_for 10 agent_gone $U0
 
