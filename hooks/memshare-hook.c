@@ -59,14 +59,6 @@ ms_hook_config_clear(MsHookConfig *c)
     g_free(c->image_store);
 }
 
-static char *
-ms_hook_config_string(GKeyFile *kf, const char *group, const char *key, const char *def)
-{
-    g_autofree char *v = g_key_file_get_string(kf, group, key, NULL);
-    if (v != NULL && *v != '\0')
-        return g_strstrip(g_steal_pointer(&v));
-    return g_strdup(def);
-}
 
 static gboolean
 ms_hook_config_load(MsHookConfig *c, GError **error)
@@ -75,11 +67,11 @@ ms_hook_config_load(MsHookConfig *c, GError **error)
     if (kf == NULL)
         return FALSE;
     g_autofree char *def_agent = g_build_filename(MS_LIBEXECDIR, "memshare-agent", NULL);
-    c->agent_path = ms_hook_config_string(kf, "agent", "path", def_agent);
-    c->log_dir = ms_hook_config_string(kf, "agent", "log-dir", "/var/log/memshare");
-    c->connect_uri = ms_hook_config_string(kf, "agent", "connect", "qemu:///system");
-    c->image_store = ms_hook_config_string(kf, "images", "store", "/var/lib/memshare/images");
-    g_autofree char *launch = ms_hook_config_string(kf, "agent", "launcher", "auto");
+    c->agent_path = ms_config_get_string(kf, "agent", "path", def_agent);
+    c->log_dir = ms_config_get_string(kf, "agent", "log-dir", "/var/log/memshare");
+    c->connect_uri = ms_config_get_string(kf, "agent", "connect", "qemu:///system");
+    c->image_store = ms_config_get_string(kf, "images", "store", "/var/lib/memshare/images");
+    g_autofree char *launch = ms_config_get_string(kf, "agent", "launcher", "auto");
     if (g_str_equal(launch, "auto"))
         c->launch = MS_LAUNCH_AUTO;
     else if (g_str_equal(launch, "systemd"))

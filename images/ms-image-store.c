@@ -69,10 +69,7 @@ ms_image_store_default_path(void)
     if (env && *env)
         return g_strdup(env);
     g_autoptr(GKeyFile) kf = ms_config_load(NULL);
-    g_autofree char *v = kf ? g_key_file_get_string(kf, "images", "store", NULL) : NULL;
-    if (v && *v)
-        return g_steal_pointer(&v);
-    return g_strdup("/var/lib/memshare/images");
+    return ms_config_get_string(kf, "images", "store", "/var/lib/memshare/images");
 }
 
 /* ------------------------------------------------------------------ */

@@ -54,12 +54,17 @@ rm -f "$rt/status"
 check "status published again" wait_for 5 test -s "$rt/status"
 check "QEMU untouched" kill -0 "$qemu_pid"
 
-# SIGTERM to the agent (what the hook does at stopped): both end
+# SIGTERM to the agent (what the hook does at stopped, and what stopping
+# a detached agent while the domain runs does): both end, and the hook's
+# boot-memory record (written at prepare) stays for the next agent
+printf 'memory=131072\ncurrent-memory=131072\n' > "$rt/boot-memory"
 a2=$(agent_pid)
 kill -TERM "$a2"
 check "SIGTERM: the supervisor ends too" wait_for 5 bash -c "! kill -0 $sup 2>/dev/null"
 wait "$sup" 2>/dev/null; rc=$?
 check "with status 0" test "$rc" = 0
+check "the agent's files are gone" test ! -e "$rt/agent.pid" -a ! -e "$rt/status"
+check "the hook's boot-memory survives the agent's exit" grep -q '^current-memory=131072$' "$rt/boot-memory"
 
 # QEMU killed: the agent stops, and nothing is restarted
 "$MS_AGENT" --uuid $uuid --qmp-socket "$tmp/qmp.sock" --domain-xml "$tmp/domain.xml" \

@@ -25,10 +25,12 @@ bash $here/probe-agent.sh "\$@"
 exec sleep 300
 PROBE
 chmod +x "$tmp/probe"
+# Trailing comments as README's example writes them: the hook must read
+# the value without its comment (a launcher 'detached   # ...' is refused)
 cat > "$MEMSHARE_CONFIG" <<CONF
 [agent]
-path=$tmp/probe
-launcher=detached
+path=$tmp/probe          # which agent the hook starts
+launcher=detached        # never a unit in this test
 log-dir=$tmp/log
 CONF
 
