@@ -1635,6 +1635,7 @@ ms_image_build(const char *source, const char *path, const MsImageBuildOptions *
                        digest[7], digest[8], digest[9], digest[10], digest[11], digest[12], digest[13],
                        digest[14], digest[15]);
             result->warnings = g_steal_pointer(&b.warnings);
+            result->partition = b.disk ? ms_image_disk_partition(b.disk) : 0;
         }
         close(fd);
         ok = TRUE;

@@ -58,6 +58,7 @@ typedef struct {
     char sha256[65];       /* of the whole image file */
     char uuid[37];         /* file system UUID */
     GPtrArray *warnings;   /* char*: entries skipped (sockets, unreadable xattrs) */
+    guint partition;       /* with opts->disk: the partition read (0: the whole disk) */
 } MsImageBuildResult;
 
 void ms_image_build_result_clear(MsImageBuildResult *result);

@@ -28,6 +28,7 @@
 
 struct MsImageDisk {
     char *describe;
+    guint partition;
     ext2_filsys fs;
     guint64 fs_bytes;
 };
@@ -47,6 +48,12 @@ const char *
 ms_image_disk_describe(const MsImageDisk *d)
 {
     return d->describe;
+}
+
+guint
+ms_image_disk_partition(const MsImageDisk *d)
+{
+    return d->partition;
 }
 
 static gboolean
@@ -249,6 +256,7 @@ ms_image_disk_open(const char *disk, guint partition, GError **error)
     g_autoptr(MsImageDisk) d = g_new0(MsImageDisk, 1);
     d->fs = fs;
     d->describe = g_steal_pointer(&describe);
+    d->partition = partition;
     d->fs_bytes = ext2fs_blocks_count(fs->super) * (guint64)fs->blocksize;
     if (ext2fs_has_feature_journal_needs_recovery(fs->super)) {
         g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
@@ -532,6 +540,22 @@ ms_disk_xattr_name(char *name, char *value, size_t value_len, void *data)
     return 0;
 }
 
+/* libext2fs hands out id 0 for the ACL entries without one (owner, owning
+ * group, mask, other); the kernel's lgetxattr gives ACL_UNDEFINED_ID there.
+ * Same bytes as from a directory tree, so the same image. */
+static void
+ms_disk_acl_ids(void *val, size_t len)
+{
+    guint8 *p = val;
+    if (len < 4 || (len - 4) % 8 != 0 || GUINT32_FROM_LE(*(guint32 *)p) != 2)
+        return;
+    for (size_t off = 4; off + 8 <= len; off += 8) {
+        guint16 tag = GUINT16_FROM_LE(*(guint16 *)(p + off));
+        if (tag != 0x02 && tag != 0x08)   /* ACL_USER, ACL_GROUP carry ids */
+            *(guint32 *)(p + off + 4) = GUINT32_TO_LE(0xffffffffu);
+    }
+}
+
 gboolean
 ms_image_disk_xattrs(MsImageDisk *d, guint32 ino, const char *where, GPtrArray *names, GPtrArray *values,
                      GError **error)
@@ -558,6 +582,8 @@ ms_image_disk_xattrs(MsImageDisk *d, guint32 ino, const char *where, GPtrArray *
         err = ext2fs_xattr_get(h, n, &val, &vl);
         if (err)
             break;
+        if (g_str_has_prefix(n, "system.posix_acl_"))
+            ms_disk_acl_ids(val, vl);
         g_ptr_array_add(names, g_strdup(n));
         g_ptr_array_add(values, g_bytes_new(val, vl));
         ext2fs_free_mem(&val);

@@ -35,6 +35,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(MsImageDisk, ms_image_disk_free)
 /* "DISK" or "DISK partition N", for messages. */
 const char *ms_image_disk_describe(const MsImageDisk *d);
 
+/* The partition opened (0: the whole disk). */
+guint ms_image_disk_partition(const MsImageDisk *d);
+
 /* The inode of absolute PATH inside the file system (no symlink is
  * followed; PATH must be a directory). */
 gboolean ms_image_disk_resolve(MsImageDisk *d, const char *path, guint32 *ino, GError **error);

@@ -910,7 +910,7 @@ ms_image_store_add(const char *store, const char *name, const char *source, cons
     if (opts && opts->disk) {
         g_autofree char *disk = g_path_is_absolute(opts->disk) ? g_strdup(opts->disk)
                                                                : g_build_filename(cwd, opts->disk, NULL);
-        g_autofree char *part = opts->partition ? g_strdup_printf(" partition %u", opts->partition) : g_strdup("");
+        g_autofree char *part = r.partition ? g_strdup_printf(" partition %u", r.partition) : g_strdup("");
         m->source = g_strdup_printf("%s%s:%s", disk, part, source);
     } else {
         m->source = g_path_is_absolute(source) ? g_strdup(source) : g_build_filename(cwd, source, NULL);
