@@ -543,9 +543,11 @@ ms_image_store_verify_uses(const char *store, const char *name, GPtrArray *notes
                 if (!ms_image_sha256_fd(fd, sha, NULL, bpath, &herr))
                     why = g_strdup(herr->message);
                 else if (strcmp(sha, u->sha256) != 0)
-                    why = g_strdup_printf("%s now has sha256 %s: the blob was modified in place (blobs are "
-                                          "0444 root and never rewritten), the guest sees the changed bytes; "
-                                          "stop the domain, then rebuild the image", bpath, sha);
+                    why = g_strdup_printf("%s now has sha256 %s: the blob changed under its name (blobs are "
+                                          "0444 root and never rewritten). Replaced by rename, the guest keeps "
+                                          "the old bytes; modified in place, it sees the new ones (the agent's "
+                                          "status says which, %s.blob=); stop the domain, then rebuild the image",
+                                          bpath, sha, name);
                 else
                     why = g_strdup("");
                 close(fd);
