@@ -35,6 +35,8 @@
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+#include <libxml/parser.h>
+#include <libxml/xpath.h>
 
 #define MS_IMAGES_PERIOD_MS 30000
 #define MS_IMAGES_MANIFEST_MAX (1024 * 1024)
@@ -436,20 +438,8 @@ ms_images_vblk_args(const MsImageSlot *s, const char *bus)
  * until it restarts; the runtime file must then list that digest, or gc
  * would take the blob. */
 static gboolean
-ms_images_adopt_older(const MsAgentEnv *env, MsImages *m, MsImageSlot *s, const char *id)
+ms_images_adopt_path(MsImages *m, MsImageSlot *s, const char *path)
 {
-    g_autoptr(JsonBuilder) b = json_builder_new();
-    json_builder_begin_object(b);
-    json_builder_set_member_name(b, "path");
-    g_autofree char *qom = g_strdup_printf("/objects/%s", id);
-    json_builder_add_string_value(b, qom);
-    json_builder_set_member_name(b, "property");
-    json_builder_add_string_value(b, "mem-path");
-    json_builder_end_object(b);
-    g_autoptr(JsonNode) r = ms_images_qmp(env, "qom-get", b, NULL);
-    if (r == NULL || !JSON_NODE_HOLDS_VALUE(r) || json_node_get_value_type(r) != G_TYPE_STRING)
-        return FALSE;
-    const char *path = json_node_get_string(r);
     g_autofree char *dir = g_path_get_dirname(path);
     g_autofree char *base = g_path_get_basename(path);
     g_autofree char *blobs = g_build_filename(m->store, "blobs", NULL);
@@ -476,6 +466,48 @@ ms_images_adopt_older(const MsAgentEnv *env, MsImages *m, MsImageSlot *s, const 
         s->size = st.st_size;
     }
     return TRUE;
+}
+
+static gboolean
+ms_images_adopt_older(const MsAgentEnv *env, MsImages *m, MsImageSlot *s, const char *id)
+{
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "path");
+    g_autofree char *qom = g_strdup_printf("/objects/%s", id);
+    json_builder_add_string_value(b, qom);
+    json_builder_set_member_name(b, "property");
+    json_builder_add_string_value(b, "mem-path");
+    json_builder_end_object(b);
+    g_autoptr(JsonNode) r = ms_images_qmp(env, "qom-get", b, NULL);
+    if (r == NULL || !JSON_NODE_HOLDS_VALUE(r) || json_node_get_value_type(r) != G_TYPE_STRING)
+        return FALSE;
+    return ms_images_adopt_path(m, s, json_node_get_string(r));
+}
+
+/* The source file of the disk an earlier agent attached with alias
+ * ua-ms-blkINDEX, from libvirt's live XML; NULL if there is none. */
+static char *
+ms_images_live_blk_source(const char *live, guint index)
+{
+    g_autofree char *alias = g_strdup_printf("ua-ms-blk%u", index);
+    xmlDocPtr doc = xmlReadMemory(live, strlen(live), "live.xml", NULL, XML_PARSE_NONET | XML_PARSE_NOERROR |
+                                                                             XML_PARSE_NOWARNING);
+    if (doc == NULL)
+        return NULL;
+    char *out = NULL;
+    xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+    g_autofree char *expr = g_strdup_printf("/domain/devices/disk[alias/@name='%s']/source/@file", alias);
+    xmlXPathObjectPtr r = ctx ? xmlXPathEvalExpression((const xmlChar *)expr, ctx) : NULL;
+    if (r && r->nodesetval && r->nodesetval->nodeNr > 0) {
+        xmlChar *v = xmlNodeGetContent(r->nodesetval->nodeTab[0]);
+        out = g_strdup((const char *)v);
+        xmlFree(v);
+    }
+    xmlXPathFreeObject(r);
+    xmlXPathFreeContext(ctx);
+    xmlFreeDoc(doc);
+    return out;
 }
 
 static gboolean
@@ -537,7 +569,7 @@ ms_images_attach_dax(const MsAgentEnv *env, MsImages *m, MsImageSlot *s, GError 
 /* The blk path through libvirt: the disk then is part of libvirt's live
  * XML (virsh domblklist shows it) and libvirt detaches it at stop. */
 static gboolean
-ms_images_attach_blk_libvirt(const MsAgentEnv *env, MsImageSlot *s, GError **error)
+ms_images_attach_blk_libvirt(const MsAgentEnv *env, MsImages *m, MsImageSlot *s, GError **error)
 {
     virDomainPtr dom = env->libvirt_domain;
     char *live = virDomainGetXMLDesc(dom, 0);
@@ -558,9 +590,18 @@ ms_images_attach_blk_libvirt(const MsAgentEnv *env, MsImageSlot *s, GError **err
             break;
         }
     }
+    /* attached by an earlier agent, of an older build of the name? */
+    g_autofree char *earlier = present ? NULL : ms_images_live_blk_source(live, s->index);
     free(live);
     if (present)
         return TRUE;
+    if (earlier) {
+        if (ms_images_adopt_path(m, s, earlier))
+            return TRUE;
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED,
+                    "disk ua-ms-blk%u exists but maps %s (the policy changed while running)", s->index, earlier);
+        return FALSE;
+    }
     if (target[0] == '\0') {
         g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND, "no free virtio disk name (vdb..vdz all used)");
         return FALSE;
@@ -585,7 +626,7 @@ ms_images_attach_blk_libvirt(const MsAgentEnv *env, MsImageSlot *s, GError **err
 }
 
 static gboolean
-ms_images_attach_blk_qmp(const MsAgentEnv *env, MsImageSlot *s, GError **error)
+ms_images_attach_blk_qmp(const MsAgentEnv *env, MsImages *m, MsImageSlot *s, GError **error)
 {
     g_autofree char *node = g_strdup_printf("ms-blk%u", s->index);
 
@@ -594,10 +635,18 @@ ms_images_attach_blk_qmp(const MsAgentEnv *env, MsImageSlot *s, GError **error)
         JsonArray *a = json_node_get_array(named);
         for (guint i = 0; i < json_array_get_length(a); i++) {
             JsonNode *e = json_array_get_element(a, i);
-            if (JSON_NODE_HOLDS_OBJECT(e) &&
-                g_strcmp0(json_object_get_string_member_with_default(json_node_get_object(e), "node-name", ""),
-                          node) == 0)
+            if (!JSON_NODE_HOLDS_OBJECT(e))
+                continue;
+            JsonObject *o = json_node_get_object(e);
+            if (g_strcmp0(json_object_get_string_member_with_default(o, "node-name", ""), node) != 0)
+                continue;
+            /* ours from an earlier agent: the same blob, or an older build */
+            const char *file = json_object_get_string_member_with_default(o, "file", "");
+            if (g_strcmp0(file, s->blob) == 0 || ms_images_adopt_path(m, s, file))
                 return TRUE;
+            g_set_error(error, MS_ERROR, MS_ERROR_FAILED,
+                        "block node %s exists but maps %s (the policy changed while running)", node, file);
+            return FALSE;
         }
     }
     g_autoptr(JsonBuilder) b = json_builder_new();
@@ -746,9 +795,9 @@ ms_images_tick(gpointer self, const MsAgentEnv *env, GKeyFile *status, GError **
                 if (s->mode == MS_IMAGE_DAX)
                     ok = ms_images_attach_dax(env, m, s, &local);
                 else if (env->libvirt_domain)
-                    ok = ms_images_attach_blk_libvirt(env, s, &local);
+                    ok = ms_images_attach_blk_libvirt(env, m, s, &local);
                 else
-                    ok = ms_images_attach_blk_qmp(env, s, &local);
+                    ok = ms_images_attach_blk_qmp(env, m, s, &local);
             }
             if (ok) {
                 s->attached = TRUE;

@@ -76,11 +76,14 @@ echo "#!/bin/sh" > "$tmp/usr/bin/sh"
 echo "tools" > "$tmp/opt/tool"
 "$MS_CTL" image build --usr --from "$tmp/usr" --name usr > "$tmp/build.log" 2>&1 || bail "image build usr"
 "$MS_CTL" image build --from "$tmp/opt" --name opt >> "$tmp/build.log" 2>&1 || bail "image build opt"
+mkdir -p "$tmp/tools"; echo "v1" > "$tmp/tools/t"
+"$MS_CTL" image build --from "$tmp/tools" --name tools >> "$tmp/build.log" 2>&1 || bail "image build tools"
 old=$(sha_of usr)
+told=$(sha_of tools)
 
 U1=6b1e2f7d-3a9c-4d6a-8b54-1c8e8e2f3c01
 boot g1
-domxml g1 $U1 "<memshare:shared-image name='usr' mode='dax' mount='/usr'/>" > "$tmp/g1.xml"
+domxml g1 $U1 "<memshare:shared-image name='usr' mode='dax' mount='/usr'/><memshare:shared-image name='tools' mode='blk'/>" > "$tmp/g1.xml"
 agent g1 $U1
 rt=$MEMSHARE_RUNTIME_DIR/domains/$U1
 check "usr attached" wait_for 15 grep -q "image 'usr' attached (dax" "$tmp/g1.agent.log"
@@ -91,6 +94,9 @@ check "status: blob ok" wait_for 5 grep -q "^usr.blob=ok" "$rt/status"
 echo "openssl 3.0.13" > "$tmp/usr/lib/libssl.so.3"
 "$MS_CTL" image build --usr --from "$tmp/usr" --name usr >> "$tmp/build.log" 2>&1 || bail "rebuild usr"
 new=$(sha_of usr)
+echo "v2" > "$tmp/tools/t"
+"$MS_CTL" image build --from "$tmp/tools" --name tools >> "$tmp/build.log" 2>&1 || bail "rebuild tools"
+tnew=$(sha_of tools)
 check "the rebuild has a new digest" test -n "$new" -a "$new" != "$old"
 check "the agent notes the newer build and keeps the old one" \
     wait_for 10 grep -q "image 'usr' was rebuilt (now sha256 ${new:0:12}); domain 'g1' keeps sha256 ${old:0:12} until it restarts" "$tmp/g1.agent.log"
@@ -109,6 +115,10 @@ check "restarted agent: runtime file lists the old digest, not the new" \
     wait_for 5 bash -c "grep -qx 'usr $old dax' '$rt/images' && ! grep -q '$new' '$rt/images'"
 n=$(qmp "$tmp/g1.mon" '{"execute":"query-memory-devices"}' | grep -o '"type": "virtio-pmem"' | wc -l)
 check "restarted agent: still exactly one pmem device" test "$n" = 1
+check "restarted agent: the blk image's older build kept and listed" \
+    bash -c "grep -qx 'tools $told blk' '$rt/images' && ! grep -q '$tnew' '$rt/images'"
+n=$(qmp "$tmp/g1.mon" '{"execute":"query-block"}' | grep -o '"node-name": "ms-blk1"' | wc -l)
+check "restarted agent: still exactly one blk node" test "$n" = 1
 "$MS_CTL" image gc > "$tmp/gc.log" 2>&1
 check "gc keeps the old blob for g1" bash -c "test -f '$(blob "$old")' && grep -q \"kept, in use by domain 'g1'\" '$tmp/gc.log'"
 check "image list shows the older digest in use by g1" \
