@@ -57,6 +57,7 @@ typedef struct {
     int blob_fd;           /* the verified blob, held open to watch its inode */
     MsImagesBlobWatch watch;
     char *update_noted;    /* the newer digest already logged */
+    char *mount_warning;   /* mount='/usr' for an image not built --usr */
 } MsImageSlot;
 
 typedef struct {
@@ -78,6 +79,7 @@ ms_image_slot_free(MsImageSlot *s)
         close(s->blob_fd);
     ms_images_blob_watch_clear(&s->watch);
     g_free(s->update_noted);
+    g_free(s->mount_warning);
     g_free(s);
 }
 
@@ -217,6 +219,13 @@ ms_images_resolve(MsImages *m, MsImageSlot *s, GError **error)
     g_autoptr(MsImageManifest) man = ms_image_store_lookup(m->store, s->name, &blob, error);
     if (man == NULL)
         return FALSE;
+    /* a warning, not a refusal: the domain is fine, its guest may not boot
+     * (the hook warns at prepare too) */
+    g_autoptr(GError) merr = NULL;
+    if (!ms_image_manifest_check_mount(man, s->mount, &merr) && s->mount_warning == NULL) {
+        g_warning("%s", merr->message);
+        s->mount_warning = g_strdup(merr->message);
+    }
     int fd = open(blob, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
@@ -787,6 +796,10 @@ ms_images_tick(gpointer self, const MsAgentEnv *env, GKeyFile *status, GError **
         g_autofree char *kerr = g_strdup_printf("%s.error", s->name);
         g_autofree char *ksize = g_strdup_printf("%s.size", s->name);
         g_key_file_set_string(status, "images", kmode, mode);
+        if (s->mount_warning) {
+            g_autofree char *kw = g_strdup_printf("%s.warning", s->name);
+            g_key_file_set_string(status, "images", kw, s->mount_warning);
+        }
 
         if (!s->attached) {
             g_autoptr(GError) local = NULL;

@@ -144,6 +144,7 @@ domxml g2 $U2 "<memshare:shared-image name='opt' mode='dax'/>" > "$tmp/g2.xml"
 agent g2 $U2
 optsha=$(sha_of opt)
 check "opt attached to g2" wait_for 15 grep -q "image 'opt' attached (dax" "$tmp/g2.agent.log"
+check "usr (built --usr) on /usr: no mount warning" bash -c "! grep -q 'not built as a /usr' '$tmp/g1.agent.log'"
 chmod u+w "$(blob "$optsha")"
 printf 'evil' | dd of="$(blob "$optsha")" bs=1 seek=2000000 conv=notrunc status=none
 chmod 0444 "$(blob "$optsha")"
@@ -152,4 +153,13 @@ check "agent reports the blob modified in place, loudly, with both digests" \
 check "status: opt.blob=modified" wait_for 5 grep -q "^opt.blob=modified" "$MEMSHARE_RUNTIME_DIR/domains/$U2/status"
 check "g2's QEMU still runs" kill -0 "$qemu_g2"
 check "g2's agent still runs" kill -0 "$agent_g2"
+
+# an image not built --usr, mounted on /usr: a warning naming it, attached anyway
+U3=6b1e2f7d-3a9c-4d6a-8b54-1c8e8e2f3c03
+boot g3
+domxml g3 $U3 "<memshare:shared-image name='tools' mode='dax' mount='/usr'/>" > "$tmp/g3.xml"
+agent g3 $U3
+check "mount='/usr' of an image not built --usr: warned, naming it" \
+    wait_for 15 grep -q "warning.*image 'tools' is mounted on /usr but was not built as a /usr" "$tmp/g3.agent.log"
+check "and attached all the same" wait_for 15 grep -q "image 'tools' attached (dax" "$tmp/g3.agent.log"
 done_testing
