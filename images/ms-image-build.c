@@ -440,11 +440,13 @@ ms_disk_next_data(const GArray *ext, guint64 off, guint64 size, guint64 *data, g
         if (e->offset + e->len <= off)
             continue;
         guint64 h = e->offset + e->len;
+        /* extents closer than one image block (a disk with 1 KiB blocks)
+         * are one range: each image block is read and written once */
         for (guint j = i + 1; j < ext->len; j++) {
             const MsImageDiskExtent *n = &g_array_index(ext, MsImageDiskExtent, j);
-            if (n->offset != h)
+            if (n->offset >= ((h + MS_BS - 1) & ~(guint64)(MS_BS - 1)))
                 break;
-            h += n->len;
+            h = MAX(h, n->offset + n->len);
         }
         *data = MAX(off, e->offset);
         *hole = MIN(h, size);
@@ -911,14 +913,16 @@ ms_write_run(MsBuild *b, ext2_ino_t ino, guint64 lblk, const guint8 *data, guint
     return TRUE;
 }
 
-/* Copies the file's data into INO: from FD (a directory tree), or from
- * disk inode SRC_INO through EXTENTS. */
-static gboolean
-ms_copy_data(MsBuild *b, int fd, guint32 src_ino, const GArray *extents, ext2_ino_t ino, guint64 size,
-             const char *rel, GError **error)
+typedef struct {
+    guint64 start, end;   /* whole image blocks (end: at most the size, rounded up) */
+} MsRange;
+
+/* The file's data ranges: SEEK_DATA/SEEK_HOLE on FD, or the disk's EXTENTS. */
+static GArray *
+ms_data_ranges(int fd, const GArray *extents, guint64 size)
 {
-    guint64 off = 0;
-    g_autofree char *where = b->disk ? ms_disk_where(b, rel) : NULL;
+    GArray *out = g_array_new(FALSE, FALSE, sizeof(MsRange));
+    guint64 off = 0, limit = (size + MS_BS - 1) & ~(guint64)(MS_BS - 1);
     while (off < size) {
         guint64 data, hole;
         if (extents) {
@@ -937,46 +941,84 @@ ms_copy_data(MsBuild *b, int fd, guint32 src_ino, const GArray *extents, ext2_in
             hole = h;
         }
         /* whole blocks: a data range may start or end inside one */
-        guint64 pos = (guint64)data & ~(guint64)(MS_BS - 1);
-        guint64 end = MIN(size, ((guint64)hole + MS_BS - 1) & ~(guint64)(MS_BS - 1));
-        while (pos < end) {
-            gsize want = MIN((guint64)MS_COPY_BUF, end - pos);
-            gsize got = 0;
-            if (extents) {
-                if (!ms_image_disk_pread(b->disk, src_ino, extents, b->buf, want, pos, where, error))
-                    return FALSE;
-                got = want;
-            }
-            while (got < want) {
-                ssize_t r = pread(fd, b->buf + got, want - got, pos + got);
-                if (r < 0 && errno == EINTR)
-                    continue;
-                if (r < 0)
-                    return ms_build_errno(b, rel, "cannot read", errno, error);
-                if (r == 0)
-                    return ms_build_invalid(b, rel, "file shrank while building the image", error);
-                got += r;
-            }
-            /* the tail of the last block is zeros in the image */
-            gsize padded = (got + MS_BS - 1) & ~(gsize)(MS_BS - 1);
-            memset(b->buf + got, 0, padded - got);
-            /* runs of non-zero blocks; zero blocks stay holes */
-            gsize i = 0;
-            while (i < padded) {
-                if (ms_all_zero(b->buf + i, MS_BS)) {
-                    i += MS_BS;
-                    continue;
-                }
-                gsize j = i + MS_BS;
-                while (j < padded && !ms_all_zero(b->buf + j, MS_BS))
-                    j += MS_BS;
-                if (!ms_write_run(b, ino, (pos + i) / MS_BS, b->buf + i, (j - i) / MS_BS, rel, error))
-                    return FALSE;
-                i = j;
-            }
-            pos += got;
+        MsRange r = { data & ~(guint64)(MS_BS - 1), MIN(limit, (hole + MS_BS - 1) & ~(guint64)(MS_BS - 1)) };
+        if (r.end <= r.start)
+            break;
+        if (out->len && g_array_index(out, MsRange, out->len - 1).end >= r.start)
+            g_array_index(out, MsRange, out->len - 1).end = MAX(r.end, g_array_index(out, MsRange, out->len - 1).end);
+        else
+            g_array_append_val(out, r);
+        off = r.end;
+    }
+    return out;
+}
+
+static gboolean
+ms_read_at(MsBuild *b, int fd, guint32 src_ino, const GArray *extents, guint8 *buf, gsize len, guint64 pos,
+           const char *rel, const char *where, GError **error)
+{
+    if (extents)
+        return ms_image_disk_pread(b->disk, src_ino, extents, buf, len, pos, where, error);
+    gsize got = 0;
+    while (got < len) {
+        ssize_t r = pread(fd, buf + got, len - got, pos + got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return ms_build_errno(b, rel, "cannot read", errno, error);
+        if (r == 0)
+            return ms_build_invalid(b, rel, "file shrank while building the image", error);
+        got += r;
+    }
+    return TRUE;
+}
+
+/* Copies the file's data into INO: from FD (a directory tree), or from
+ * disk inode SRC_INO through EXTENTS. The file is read in windows of 1 MiB
+ * at absolute offsets (holes read as zeros) and written as the runs of
+ * non-zero blocks of each window, so the writes (and with them the block
+ * allocation) depend on the content only, not on where the source has holes:
+ * a disk made with mke2fs -d has holes where the directory had zero blocks,
+ * and must give the same image. */
+static gboolean
+ms_copy_data(MsBuild *b, int fd, guint32 src_ino, const GArray *extents, ext2_ino_t ino, guint64 size,
+             const char *rel, GError **error)
+{
+    g_autofree char *where = b->disk ? ms_disk_where(b, rel) : NULL;
+    g_autoptr(GArray) ranges = ms_data_ranges(fd, extents, size);
+    guint64 cursor = 0;
+    guint i = 0;
+    while (i < ranges->len) {
+        const MsRange *first = &g_array_index(ranges, MsRange, i);
+        guint64 w = MAX(cursor, first->start / MS_COPY_BUF * MS_COPY_BUF);
+        guint64 wend = MIN(w + MS_COPY_BUF, (size + MS_BS - 1) & ~(guint64)(MS_BS - 1));
+        gsize wlen = wend - w;
+        memset(b->buf, 0, wlen);
+        for (guint j = i; j < ranges->len; j++) {
+            const MsRange *r = &g_array_index(ranges, MsRange, j);
+            if (r->start >= wend)
+                break;
+            guint64 a = MAX(r->start, w), z = MIN(MIN(r->end, wend), size);
+            if (a < z && !ms_read_at(b, fd, src_ino, extents, b->buf + (a - w), z - a, a, rel, where, error))
+                return FALSE;
         }
-        off = end;
+        while (i < ranges->len && g_array_index(ranges, MsRange, i).end <= wend)
+            i++;
+        cursor = wend;
+        /* runs of non-zero blocks; zero blocks stay holes */
+        gsize k = 0;
+        while (k < wlen) {
+            if (ms_all_zero(b->buf + k, MS_BS)) {
+                k += MS_BS;
+                continue;
+            }
+            gsize j = k + MS_BS;
+            while (j < wlen && !ms_all_zero(b->buf + j, MS_BS))
+                j += MS_BS;
+            if (!ms_write_run(b, ino, (w + k) / MS_BS, b->buf + k, (j - k) / MS_BS, rel, error))
+                return FALSE;
+            k = j;
+        }
     }
     return TRUE;
 }

@@ -60,6 +60,11 @@ truncate -s 100M "$u/lib/sparse"
 printf 'tail' | dd of="$u/lib/sparse" bs=1 seek=$((50 << 20)) conv=notrunc status=none
 head -c 3000000 /dev/urandom > "$u/lib/x/random.bin"
 head -c 4097 /dev/urandom > "$u/lib/x/deep/er/odd-size"
+# zero blocks inside data (mke2fs -d stores them as holes; the directory
+# does not): 12 KiB of zeros at an offset no chunk boundary falls on, and a
+# single zero KiB inside a 4 KiB block (a hole on the 1 KiB-block disk)
+{ head -c 1500000 /dev/urandom; head -c 12288 /dev/zero; head -c 1000000 /dev/urandom; } > "$u/lib/x/zero-blocks"
+python3 -c 'import os,sys; b=bytearray(os.urandom(65536)); b[41984:43008]=bytes(1024); open(sys.argv[1],"wb").write(b)' "$u/lib/x/zero-kib"
 : > "$u/lib/empty"
 chmod 1777 "$u/share/doc"
 chmod 2755 "$u/lib/x"
