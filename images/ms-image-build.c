@@ -1,4 +1,6 @@
 /* images/ms-image-build.c: the reproducible ext4 image builder (libext2fs).
+ * The source is a directory tree, or a path inside a guest's disk
+ * (ms-image-disk.c): the same tree gives the same bytes from either.
  *
  * Two passes over the source tree. The first reads the whole listing (names
  * sorted bytewise, lstat, link targets, xattrs), refuses bad trees before any

@@ -1,5 +1,5 @@
-/* tools/ctl-image.c: memsharectl image: build images into the store, list,
- * inspect, verify and remove them. The work is in images/ (builder, store);
+/* tools/ctl-image.c: memsharectl image: build images into the store (from a
+ * directory or a guest's disk), list, inspect, verify and remove them. The work is in images/ (builder, store);
  * this file owns the command line, the output format and the exit codes
  * (tools/ctl.h). `image advise` lives in ctl-advise.c. */
 #include "ctl.h"
@@ -398,12 +398,14 @@ static void
 usage(FILE *f)
 {
     fprintf(f, "Usage: memsharectl image COMMAND ...\n"
-               "  build --from DIR [--name NAME] [--max-size SIZE] [--paths-from FILE] [PATH...]\n"
+               "  build --from DIR [--name NAME] [--usr] [--max-size SIZE] [--paths-from FILE] [PATH...]\n"
+               "  build --from-disk DISK[:PATH] [--partition N] ...   from a guest's raw ext4 disk\n"
                "  list                       NAME SIZE FILES SHA256 ADDED\n"
                "  info NAME                  the manifest\n"
                "  verify NAME...             recompute the sha256 of each image\n"
                "  remove NAME                refused while a running domain uses it\n"
                "  gc                         delete blobs no manifest or domain references\n"
+               "  (each takes --help)\n"
                "  advise DISK-IMAGE...       propose the files to share\n"
                "All take --store DIR (default: [images] store= of memshare.conf, or\n"
                "/var/lib/memshare/images; $MEMSHARE_IMAGE_STORE overrides).\n");
