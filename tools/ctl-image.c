@@ -84,9 +84,12 @@ store_path(const char *opt)
     return opt && *opt ? g_strdup(opt) : ms_image_store_default_path();
 }
 
-/* GOption prints --help (to stdout, exit 0) itself; the program name in its
- * usage line is argv[0], hence "memsharectl image SUB" there. */
-static gboolean
+/* Parses a subcommand's options. -h or --help anywhere before "--" prints
+ * its help on stdout first, whatever else the line holds (ms_ctl_wants_help,
+ * the convention of every memsharectl command). Returns -1 to go on, else
+ * the exit code. The usage line names "memsharectl image SUB" (GOption
+ * takes the program name from argv[0]). */
+static int
 parse_opts(const char *sub, const char *params, const char *summary, GOptionEntry *entries, int *argc,
            char ***argv)
 {
@@ -97,12 +100,18 @@ parse_opts(const char *sub, const char *params, const char *summary, GOptionEntr
     g_snprintf(prog, sizeof(prog), "memsharectl image %s", sub);
     if (*argc > 0)
         (*argv)[0] = prog;
+    if (ms_ctl_wants_help(*argc, *argv)) {
+        g_set_prgname(prog);
+        g_autofree char *help = g_option_context_get_help(ctx, TRUE, NULL);
+        fputs(help, stdout);
+        return MS_CTL_EXIT_OK;
+    }
     g_autoptr(GError) error = NULL;
     if (!g_option_context_parse(ctx, argc, argv, &error)) {
         g_printerr("memsharectl image %s: %s\n", sub, error->message);
-        return FALSE;
+        return MS_CTL_EXIT_USAGE;
     }
-    return TRUE;
+    return -1;
 }
 
 static int
@@ -133,12 +142,13 @@ cmd_build(int argc, char **argv)
         { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
-    if (!parse_opts("build", "--from DIR | --from-disk DISK[:PATH] [PATH...]",
+    int prc = parse_opts("build", "--from DIR | --from-disk DISK[:PATH] [PATH...]",
                     "Builds an ext4 image of a tree (a directory, or a path inside a guest's raw disk) into\n"
                     "the store under NAME. The same tree gives the same bytes either way. A new build of\n"
                     "a name replaces its manifest; running guests keep the blob they map until they stop.",
-                    entries, &argc, &argv))
-        return MS_CTL_EXIT_USAGE;
+                    entries, &argc, &argv);
+    if (prc >= 0)
+        return prc;
     if ((from == NULL) == (from_disk == NULL)) {
         g_printerr("memsharectl image build: give one of --from DIR or --from-disk DISK[:PATH]\n");
         return MS_CTL_EXIT_USAGE;
@@ -223,9 +233,10 @@ cmd_list(int argc, char **argv)
         { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
-    if (!parse_opts("list", "", "Lists the images: name, size, files, the current sha256, and older\n"
-                                "digests that running domains still map.", entries, &argc, &argv))
-        return MS_CTL_EXIT_USAGE;
+    int prc = parse_opts("list", "", "Lists the images: name, size, files, the current sha256, and older\n"
+                                "digests that running domains still map.", entries, &argc, &argv);
+    if (prc >= 0)
+        return prc;
     if (argc > 1) {
         g_printerr("memsharectl image list: unexpected argument '%s'\n", argv[1]);
         return MS_CTL_EXIT_USAGE;
@@ -281,8 +292,9 @@ cmd_info(int argc, char **argv)
         { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
-    if (!parse_opts("info", "NAME", "Prints the manifest of image NAME.", entries, &argc, &argv))
-        return MS_CTL_EXIT_USAGE;
+    int prc = parse_opts("info", "NAME", "Prints the manifest of image NAME.", entries, &argc, &argv);
+    if (prc >= 0)
+        return prc;
     if (argc != 2) {
         g_printerr("memsharectl image info: name one image\n");
         return MS_CTL_EXIT_USAGE;
@@ -308,10 +320,11 @@ cmd_verify(int argc, char **argv)
         { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
-    if (!parse_opts("verify", "NAME...",
+    int prc = parse_opts("verify", "NAME...",
                     "Recomputes the sha256 of each image's blob and of every older blob a running domain\n"
-                    "maps for it, and compares them with the digests they must have.", entries, &argc, &argv))
-        return MS_CTL_EXIT_USAGE;
+                    "maps for it, and compares them with the digests they must have.", entries, &argc, &argv);
+    if (prc >= 0)
+        return prc;
     if (argc < 2) {
         g_printerr("memsharectl image verify: name at least one image\n");
         return MS_CTL_EXIT_USAGE;
@@ -352,9 +365,10 @@ cmd_remove(int argc, char **argv)
         { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
-    if (!parse_opts("remove", "NAME", "Removes image NAME (refused while a running domain uses it).", entries,
-                    &argc, &argv))
-        return MS_CTL_EXIT_USAGE;
+    int prc = parse_opts("remove", "NAME", "Removes image NAME (refused while a running domain uses it).", entries,
+                    &argc, &argv);
+    if (prc >= 0)
+        return prc;
     if (argc != 2) {
         g_printerr("memsharectl image remove: name one image\n");
         return MS_CTL_EXIT_USAGE;
@@ -377,9 +391,10 @@ cmd_gc(int argc, char **argv)
         { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
-    if (!parse_opts("gc", "", "Deletes blobs that no manifest names and no running domain maps, and says\n"
-                              "which older blobs are kept for which domain.", entries, &argc, &argv))
-        return MS_CTL_EXIT_USAGE;
+    int prc = parse_opts("gc", "", "Deletes blobs that no manifest names and no running domain maps, and says\n"
+                              "which older blobs are kept for which domain.", entries, &argc, &argv);
+    if (prc >= 0)
+        return prc;
     g_autofree char *sp = store_path(store);
     g_autoptr(GError) error = NULL;
     g_autoptr(GPtrArray) kept = NULL;

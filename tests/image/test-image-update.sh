@@ -112,6 +112,14 @@ for sub in build list info verify remove gc; do
     check "image $sub --help: exit 0, usage and a description on stdout" \
         bash -c "test $rc = 0 && grep -q '^  memsharectl image $sub ' <<< \"\$1\" && test \$(wc -l <<< \"\$1\") -ge 6" _ "$out"
 done
+out=$("$ctl" image build --bogus --from-disk /nonexistent --help 2>/dev/null); rc=$?
+check "image build --bogus ... --help: help wins (exit 0)" bash -c "test $rc = 0 && grep -q '^  memsharectl image build ' <<< \"\$1\"" _ "$out"
+out=$("$ctl" image verify nosuch -h 2>/dev/null); rc=$?
+check "image verify nosuch -h: help, exit 0" bash -c "test $rc = 0 && grep -q '^  memsharectl image verify ' <<< \"\$1\"" _ "$out"
+out=$("$ctl" help image gc 2>/dev/null); rc=$?
+check "memsharectl help image gc: the same help" bash -c "test $rc = 0 && grep -q '^  memsharectl image gc ' <<< \"\$1\"" _ "$out"
+"$ctl" image verify -- --help >/dev/null 2>&1
+check "image verify -- --help: an image named --help, not help (exit 3)" test $? = 3
 out=$("$ctl" image build --help 2>/dev/null)
 check "image build --help mentions --from-disk and --usr" bash -c "grep -q -- '--from-disk' <<< \"\$1\" && grep -q -- '--usr' <<< \"\$1\"" _ "$out"
 
