@@ -86,8 +86,8 @@ boot g1
 domxml g1 $U1 "<memshare:shared-image name='usr' mode='dax' mount='/usr'/><memshare:shared-image name='tools' mode='blk'/>" > "$tmp/g1.xml"
 agent g1 $U1
 rt=$MEMSHARE_RUNTIME_DIR/domains/$U1
-check "usr attached" wait_for 15 grep -q "image 'usr' attached (dax" "$tmp/g1.agent.log"
-check "runtime file lists the first build" grep -qx "usr $old dax" "$rt/images"
+check "usr and tools attached" wait_for 15 bash -c "grep -q \"image 'usr' attached (dax\" '$tmp/g1.agent.log' && grep -q \"image 'tools' attached (blk\" '$tmp/g1.agent.log'"
+check "runtime file lists the first build" wait_for 15 grep -qx "usr $old dax" "$rt/images"
 check "status: blob ok" wait_for 5 grep -q "^usr.blob=ok" "$rt/status"
 
 # the security update, while g1 runs
@@ -108,11 +108,13 @@ check "the old blob is kept in the store" test -f "$(blob "$old")"
 # an agent restarted now (libvirtd restart, crash): the guest still maps
 # the old build, so that is what the agent keeps and lists
 kill -9 "$agent_g1"; sleep 0.3
+# what the new agent lists is its own: the old one's file goes first
+rm -f "$rt/images"
 agent g1 $U1
 check "restarted agent adopts the older build" \
     wait_for 15 grep -q "image 'usr': the guest maps the older build sha256 ${old:0:12} (the name now points to ${new:0:12})" "$tmp/g1.agent.log"
 check "restarted agent: runtime file lists the old digest, not the new" \
-    wait_for 5 bash -c "grep -qx 'usr $old dax' '$rt/images' && ! grep -q '$new' '$rt/images'"
+    wait_for 10 bash -c "grep -qx 'usr $old dax' '$rt/images' && ! grep -q '$new' '$rt/images'"
 n=$(qmp "$tmp/g1.mon" '{"execute":"query-memory-devices"}' | grep -o '"type": "virtio-pmem"' | wc -l)
 check "restarted agent: still exactly one pmem device" test "$n" = 1
 check "restarted agent: the blk image's older build kept and listed" \
