@@ -457,48 +457,110 @@ ms_disk_next_data(const GArray *ext, guint64 off, guint64 size, guint64 *data, g
     return FALSE;
 }
 
-/* Blocks of DIRFD/NAME that SEEK_DATA reports as data (FULL if the file
- * cannot be opened here: the second pass reports that). */
-static guint64
-ms_count_data_blocks(MsBuild *b, MsSrcDir dir, const MsNode *n, off_t size, guint64 full)
+static gboolean
+ms_all_zero(const guint8 *p, gsize n)
 {
+    /* the first word, then memcmp against itself shifted: no zero buffer */
+    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+typedef struct {
+    guint64 start, end;   /* whole image blocks (end: at most the size, rounded up) */
+} MsRange;
+
+/* The file's data ranges: SEEK_DATA/SEEK_HOLE on FD, or the disk's EXTENTS. */
+static GArray *
+ms_data_ranges(int fd, const GArray *extents, guint64 size)
+{
+    GArray *out = g_array_new(FALSE, FALSE, sizeof(MsRange));
+    guint64 off = 0, limit = (size + MS_BS - 1) & ~(guint64)(MS_BS - 1);
+    while (off < size) {
+        guint64 data, hole;
+        if (extents) {
+            if (!ms_disk_next_data(extents, off, size, &data, &hole))
+                break;
+        } else {
+            off_t d = lseek(fd, off, SEEK_DATA);
+            if (d < 0 && errno == ENXIO)
+                break;           /* a hole up to the end */
+            if (d < 0)
+                d = off;         /* no SEEK_DATA here: read it all */
+            off_t h = lseek(fd, d, SEEK_HOLE);
+            if (h < 0 || (guint64)h > size)
+                h = size;
+            data = d;
+            hole = h;
+        }
+        /* whole blocks: a data range may start or end inside one */
+        MsRange r = { data & ~(guint64)(MS_BS - 1), MIN(limit, (hole + MS_BS - 1) & ~(guint64)(MS_BS - 1)) };
+        if (r.end <= r.start)
+            break;
+        if (out->len && g_array_index(out, MsRange, out->len - 1).end >= r.start)
+            g_array_index(out, MsRange, out->len - 1).end = MAX(r.end, g_array_index(out, MsRange, out->len - 1).end);
+        else
+            g_array_append_val(out, r);
+        off = r.end;
+    }
+    return out;
+}
+
+static gboolean
+ms_read_at(MsBuild *b, int fd, guint32 src_ino, const GArray *extents, guint8 *buf, gsize len, guint64 pos,
+           const char *rel, const char *where, GError **error)
+{
+    if (extents)
+        return ms_image_disk_pread(b->disk, src_ino, extents, buf, len, pos, where, error);
+    gsize got = 0;
+    while (got < len) {
+        ssize_t r = pread(fd, buf + got, len - got, pos + got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return ms_build_errno(b, rel, "cannot read", errno, error);
+        if (r == 0)
+            return ms_build_invalid(b, rel, "file shrank while building the image", error);
+        got += r;
+    }
+    return TRUE;
+}
+
+/* The non-zero 4 KiB blocks of the file's content: exactly what pass 2
+ * stores. Counting the content, not what the source reports as data, keeps
+ * the image size independent of how the source stores zeros (a directory
+ * keeps zero blocks that mke2fs -d turns into holes, compression and
+ * preallocation change what is allocated). FULL if the file cannot be read
+ * here: the second pass reports that. */
+static guint64
+ms_count_data_blocks(MsBuild *b, MsSrcDir dir, const MsNode *n, guint64 size, guint64 full)
+{
+    int fd = -1;
+    g_autoptr(GArray) ext = NULL;
     if (b->disk) {
-        g_autoptr(GArray) ext = ms_image_disk_extents(b->disk, n->st.st_ino, size, "", NULL);
+        ext = ms_image_disk_extents(b->disk, n->st.st_ino, size, "", NULL);
         if (ext == NULL)
             return full;
-        guint64 blocks = 0, off = 0, data, hole;
-        while (off < (guint64)size && ms_disk_next_data(ext, off, size, &data, &hole)) {
-            guint64 first = data / MS_BS, last = (hole + MS_BS - 1) / MS_BS;
-            blocks += last - first;
-            off = last * MS_BS;
-        }
-        return MIN(blocks, full);
+    } else {
+        fd = openat(dir.fd, n->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+            return full;
     }
-    int dirfd = dir.fd;
-    const char *name = n->name;
-    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0)
-        return full;
-    guint64 blocks = 0;
-    off_t off = 0;
-    while (off < size) {
-        off_t data = lseek(fd, off, SEEK_DATA);
-        if (data < 0 && errno == ENXIO)
-            break;
-        if (data < 0) {
-            blocks = full;
-            break;
+    g_autoptr(GArray) ranges = ms_data_ranges(fd, ext, size);
+    guint64 count = 0;
+    gboolean ok = TRUE;
+    for (guint i = 0; ok && i < ranges->len; i++) {
+        const MsRange *r = &g_array_index(ranges, MsRange, i);
+        for (guint64 pos = r->start; ok && pos < r->end; pos += MS_COPY_BUF) {
+            gsize chunk = MIN((guint64)MS_COPY_BUF, r->end - pos);
+            memset(b->buf, 0, chunk);
+            ok = ms_read_at(b, fd, n->st.st_ino, ext, b->buf, MIN(chunk, size - pos), pos, "", "", NULL);
+            for (gsize k = 0; ok && k < chunk; k += MS_BS)
+                if (!ms_all_zero(b->buf + k, MS_BS))
+                    count++;
         }
-        off_t hole = lseek(fd, data, SEEK_HOLE);
-        if (hole < 0 || hole > size)
-            hole = size;
-        guint64 first = (guint64)data / MS_BS;
-        guint64 last = ((guint64)hole + MS_BS - 1) / MS_BS;
-        blocks += last - first;
-        off = (off_t)(last * MS_BS);
     }
-    close(fd);
-    return MIN(blocks, full);
+    if (fd >= 0)
+        close(fd);
+    return ok ? MIN(count, full) : full;
 }
 
 static gboolean
@@ -615,12 +677,11 @@ ms_scan_entry(MsBuild *b, MsSrcDir src, const char *name, guint32 disk_ino, GStr
     b->files++;
     b->blocks += ms_xattr_blocks(n);
     if (t == S_IFREG) {
-        /* The image size must not depend on how the source file system
-         * stores a file (compression, preallocation, tail packing): count
-         * ceil(size / 4 KiB), minus the holes the source reports. */
+        /* The image size must not depend on how the source stores a file
+         * (holes or zero blocks, compression, preallocation): count the
+         * blocks of its content that are not zeros. */
         guint64 data = ((guint64)n->st.st_size + MS_BS - 1) / MS_BS;
-        if ((guint64)n->st.st_blocks * 512 < (guint64)n->st.st_size)
-            data = ms_count_data_blocks(b, src, n, n->st.st_size, data);
+        data = ms_count_data_blocks(b, src, n, n->st.st_size, data);
         /* extent tree: 4 extents fit in the inode, an index block holds 340 */
         b->blocks += data + (data > 4 ? 1 + data / 8192 : 0);
     } else if (t == S_IFLNK) {
@@ -871,13 +932,6 @@ ms_set_attrs(MsBuild *b, ext2_ino_t ino, const MsNode *n, const char *rel, GErro
     return TRUE;
 }
 
-static gboolean
-ms_all_zero(const guint8 *p, gsize n)
-{
-    /* the first word, then memcmp against itself shifted: no zero buffer */
-    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
-
 /* Allocates logical blocks [LBLK, LBLK + N) of INO in one go and writes
  * DATA there with one write per physically contiguous run: ext2fs_file_write
  * would allocate and write one block at a time (as mke2fs -d does). */
@@ -911,66 +965,6 @@ ms_write_run(MsBuild *b, ext2_ino_t ino, guint64 lblk, const guint8 *data, guint
         if (err)
             return ms_build_ext2(b, rel, "cannot write", err, error);
         i = j;
-    }
-    return TRUE;
-}
-
-typedef struct {
-    guint64 start, end;   /* whole image blocks (end: at most the size, rounded up) */
-} MsRange;
-
-/* The file's data ranges: SEEK_DATA/SEEK_HOLE on FD, or the disk's EXTENTS. */
-static GArray *
-ms_data_ranges(int fd, const GArray *extents, guint64 size)
-{
-    GArray *out = g_array_new(FALSE, FALSE, sizeof(MsRange));
-    guint64 off = 0, limit = (size + MS_BS - 1) & ~(guint64)(MS_BS - 1);
-    while (off < size) {
-        guint64 data, hole;
-        if (extents) {
-            if (!ms_disk_next_data(extents, off, size, &data, &hole))
-                break;
-        } else {
-            off_t d = lseek(fd, off, SEEK_DATA);
-            if (d < 0 && errno == ENXIO)
-                break;           /* a hole up to the end */
-            if (d < 0)
-                d = off;         /* no SEEK_DATA here: read it all */
-            off_t h = lseek(fd, d, SEEK_HOLE);
-            if (h < 0 || (guint64)h > size)
-                h = size;
-            data = d;
-            hole = h;
-        }
-        /* whole blocks: a data range may start or end inside one */
-        MsRange r = { data & ~(guint64)(MS_BS - 1), MIN(limit, (hole + MS_BS - 1) & ~(guint64)(MS_BS - 1)) };
-        if (r.end <= r.start)
-            break;
-        if (out->len && g_array_index(out, MsRange, out->len - 1).end >= r.start)
-            g_array_index(out, MsRange, out->len - 1).end = MAX(r.end, g_array_index(out, MsRange, out->len - 1).end);
-        else
-            g_array_append_val(out, r);
-        off = r.end;
-    }
-    return out;
-}
-
-static gboolean
-ms_read_at(MsBuild *b, int fd, guint32 src_ino, const GArray *extents, guint8 *buf, gsize len, guint64 pos,
-           const char *rel, const char *where, GError **error)
-{
-    if (extents)
-        return ms_image_disk_pread(b->disk, src_ino, extents, buf, len, pos, where, error);
-    gsize got = 0;
-    while (got < len) {
-        ssize_t r = pread(fd, buf + got, len - got, pos + got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return ms_build_errno(b, rel, "cannot read", errno, error);
-        if (r == 0)
-            return ms_build_invalid(b, rel, "file shrank while building the image", error);
-        got += r;
     }
     return TRUE;
 }
@@ -1531,6 +1525,8 @@ ms_image_build(const char *source, const char *path, const MsImageBuildOptions *
     b.warnings = g_ptr_array_new_with_free_func(g_free);
     b.ancestors = g_array_new(FALSE, FALSE, sizeof(MsDevIno));
     b.seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    /* pass 1 reads the content too (ms_count_data_blocks) */
+    b.buf = g_malloc(MS_COPY_BUF);
     gboolean ok = FALSE;
     int root_fd = -1;
 
@@ -1608,7 +1604,6 @@ ms_image_build(const char *source, const char *path, const MsImageBuildOptions *
     inodes += inodes / 16 + 16;
     guint64 data = b.blocks + 4;
     data += data / 32 + 64;
-    b.buf = g_malloc(MS_COPY_BUF);
 
     for (guint attempt = 0; attempt < MS_BUILD_ATTEMPTS; attempt++) {
         /* group tables: 256-byte inodes, bitmaps, descriptors and backups */

@@ -65,6 +65,9 @@ head -c 4097 /dev/urandom > "$u/lib/x/deep/er/odd-size"
 # single zero KiB inside a 4 KiB block (a hole on the 1 KiB-block disk)
 { head -c 1500000 /dev/urandom; head -c 12288 /dev/zero; head -c 1000000 /dev/urandom; } > "$u/lib/x/zero-blocks"
 python3 -c 'import os,sys; b=bytearray(os.urandom(65536)); b[41984:43008]=bytes(1024); open(sys.argv[1],"wb").write(b)' "$u/lib/x/zero-kib"
+# 8 MiB of zeros inside data: what the image needs must be counted by the
+# content, or the directory and the disk get different sizes
+{ head -c 100000 /dev/urandom; head -c 8M /dev/zero; head -c 100000 /dev/urandom; } > "$u/lib/x/zero-run"
 : > "$u/lib/empty"
 chmod 1777 "$u/share/doc"
 chmod 2755 "$u/lib/x"
