@@ -185,9 +185,11 @@ ms_images_blob_check(MsImagesBlobWatch *w, const char *image, const char *domain
         w->path_seen = ps;
         return w->state;
     }
-    if (w->state == MS_IMAGES_BLOB_REPLACED && ms_stat_same_inode(&ps, &w->path_seen) &&
+    /* the same other file as last time (a replacement, or a copy of the
+     * same bytes): hashed already, a 600 MiB blob is not hashed every period */
+    if (w->state != MS_IMAGES_BLOB_REMOVED && ms_stat_same_inode(&ps, &w->path_seen) &&
         ms_stat_same_content(&ps, &w->path_seen))
-        return w->state;   /* the same replacement as last time: hashed already */
+        return w->state;
     w->path_seen = ps;
     char hex[65] = "unreadable";
     int nfd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
