@@ -437,24 +437,33 @@ static gboolean ms_scan_entries(MsBuild *b, MsSrcDir src, GPtrArray *names, GArr
 static gboolean
 ms_disk_next_data(const GArray *ext, guint64 off, guint64 size, guint64 *data, guint64 *hole)
 {
-    for (guint i = 0; i < ext->len; i++) {
-        const MsImageDiskExtent *e = &g_array_index(ext, MsImageDiskExtent, i);
-        if (e->offset + e->len <= off)
-            continue;
-        guint64 h = e->offset + e->len;
-        /* extents closer than one image block (a disk with 1 KiB blocks)
-         * are one range: each image block is read and written once */
-        for (guint j = i + 1; j < ext->len; j++) {
-            const MsImageDiskExtent *n = &g_array_index(ext, MsImageDiskExtent, j);
-            if (n->offset >= ((h + MS_BS - 1) & ~(guint64)(MS_BS - 1)))
-                break;
-            h = MAX(h, n->offset + n->len);
-        }
-        *data = MAX(off, e->offset);
-        *hole = MIN(h, size);
-        return *data < size;
+    /* the extents are sorted and do not overlap (ms_image_disk_extents):
+     * the first one ending after OFF by bisection, not a scan from the
+     * start for every range of a file with a million extents */
+    guint lo = 0, hi = ext->len;
+    while (lo < hi) {
+        guint mid = lo + (hi - lo) / 2;
+        const MsImageDiskExtent *m = &g_array_index(ext, MsImageDiskExtent, mid);
+        if (m->offset + m->len <= off)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    return FALSE;
+    if (lo >= ext->len)
+        return FALSE;
+    const MsImageDiskExtent *e = &g_array_index(ext, MsImageDiskExtent, lo);
+    guint64 h = e->offset + e->len;
+    /* extents closer than one image block (a disk with 1 KiB blocks) are
+     * one range: each image block is read and written once */
+    for (guint j = lo + 1; j < ext->len; j++) {
+        const MsImageDiskExtent *n = &g_array_index(ext, MsImageDiskExtent, j);
+        if (n->offset >= ((h + MS_BS - 1) & ~(guint64)(MS_BS - 1)))
+            break;
+        h = MAX(h, n->offset + n->len);
+    }
+    *data = MAX(off, e->offset);
+    *hole = MIN(h, size);
+    return *data < size;
 }
 
 static gboolean

@@ -666,7 +666,7 @@ ms_image_disk_extents(MsImageDisk *d, guint32 ino, guint64 size, const char *whe
             return NULL;
         }
         struct ext2fs_extent e;
-        guint64 steps = 0, blocks = ext2fs_blocks_count(d->fs->super);
+        guint64 steps = 0, blocks = ext2fs_blocks_count(d->fs->super), next_lblk = 0, mapped = 0;
         err = ext2fs_extent_get(h, EXT2_EXTENT_ROOT, &e);
         while (!err) {
             if (++steps > blocks + 16) {
@@ -679,6 +679,16 @@ ms_image_disk_extents(MsImageDisk *d, guint32 ino, guint64 size, const char *whe
                     ms_disk_bad(d, where, "an extent lies outside the file system", error);
                     return NULL;
                 }
+                /* leaves come in logical order: refuse overlaps (and a
+                 * tree mapping more than the file system) as they come,
+                 * before collecting more of them */
+                mapped += e.e_len;
+                if (e.e_lblk < next_lblk || mapped > blocks) {
+                    ext2fs_extent_free(h);
+                    ms_disk_bad(d, where, "extents overlap (corrupted extent tree)", error);
+                    return NULL;
+                }
+                next_lblk = e.e_lblk + e.e_len;
                 /* unwritten extents read as zeros: not data */
                 if (!(e.e_flags & EXT2_EXTENT_FLAGS_UNINIT))
                     ms_extent_add(out, e.e_lblk * (guint64)bs, e.e_len * (guint64)bs, e.e_pblk * (guint64)bs,
@@ -724,8 +734,21 @@ ms_image_disk_pread(MsImageDisk *d, guint32 ino, const GArray *extents, guint8 *
 {
     memset(buf, 0, len);
     guint64 end = offset + len;
-    for (guint i = 0; i < extents->len; i++) {
+    /* sorted, not overlapping: start at the first extent ending after
+     * OFFSET (bisection), stop at the first starting after END */
+    guint lo = 0, hi = extents->len;
+    while (lo < hi) {
+        guint mid = lo + (hi - lo) / 2;
+        const MsImageDiskExtent *m = &g_array_index(extents, MsImageDiskExtent, mid);
+        if (m->offset + m->len <= offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (guint i = lo; i < extents->len; i++) {
         const MsImageDiskExtent *e = &g_array_index(extents, MsImageDiskExtent, i);
+        if (e->offset >= end)
+            break;
         guint64 a = MAX(offset, e->offset), b = MIN(end, e->offset + e->len);
         if (a >= b)
             continue;
