@@ -1,4 +1,6 @@
 /* images/ms-image-build.c: the reproducible ext4 image builder (libext2fs).
+ * The source is a directory tree, or a path inside a guest's disk
+ * (ms-image-disk.c): the same tree gives the same bytes from either.
  *
  * Two passes over the source tree. The first reads the whole listing (names
  * sorted bytewise, lstat, link targets, xattrs), refuses bad trees before any
@@ -22,6 +24,7 @@
  * system happens to store it. */
 #include "ms-image-build.h"
 #include "ms-error.h"
+#include "ms-image-disk.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -70,6 +73,13 @@ typedef struct {
     ino_t ino;
 } MsDevIno;
 
+/* A directory of the source: an open fd for a directory tree, an inode
+ * number for a disk (MsBuild.disk). */
+typedef struct {
+    int fd;
+    guint32 ino;
+} MsSrcDir;
+
 typedef struct {
     const char *source;
     const MsImageBuildOptions *opts;
@@ -85,6 +95,11 @@ typedef struct {
     guint64 blocks;
     guint64 files;
     MsNode *root;
+    /* the source is a path inside this disk, not a directory */
+    MsImageDisk *disk;
+    char *disk_path;        /* that path, absolute, for the disk's messages */
+    char *display;          /* "DISK:PATH", what messages call the source */
+    GHashTable *disk_dirs;  /* directory inodes seen: a disk can link one twice */
 
     /* pass 2 */
     ext2_filsys fs;
@@ -239,12 +254,69 @@ ms_xattr_wanted(const char *name)
            strcmp(name, "system.posix_acl_default") == 0;
 }
 
+/* Where REL is inside the disk, for the disk's messages. */
+static char *
+ms_disk_where(MsBuild *b, const char *rel)
+{
+    if (rel == NULL || *rel == '\0')
+        return g_strdup(b->disk_path);
+    return g_build_filename(b->disk_path, rel, NULL);
+}
+
+static void
+ms_node_add_xattr(MsNode *node, const char *name, const void *value, gsize len)
+{
+    MsXattr *x = g_new0(MsXattr, 1);
+    x->name = g_strdup(name);
+    x->value = g_memdup2(value, len);
+    x->len = len;
+    if (node->xattrs == NULL)
+        node->xattrs = g_ptr_array_new_with_free_func(ms_xattr_free);
+    g_ptr_array_add(node->xattrs, x);
+}
+
+/* The same selection, warnings and limits as from a directory tree. */
+static gboolean
+ms_scan_disk_xattrs(MsBuild *b, const char *rel, MsNode *node, GError **error)
+{
+    g_autofree char *where = ms_disk_where(b, rel);
+    g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) values = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    if (!ms_image_disk_xattrs(b->disk, node->st.st_ino, where, names, values, error))
+        return FALSE;
+    gsize list = 0;
+    for (guint i = 0; i < names->len; i++)
+        list += strlen(g_ptr_array_index(names, i)) + 1;
+    if (list > MS_XATTR_LIST_MAX)
+        return ms_build_invalid(b, rel, "more than 64 KiB of extended attribute names", error);
+    for (guint i = 0; i < names->len; i++) {
+        const char *xn = g_ptr_array_index(names, i);
+        if (!ms_xattr_wanted(xn)) {
+            ms_build_warn(b, rel, "extended attribute '%s' skipped (namespace not copied)", xn);
+            continue;
+        }
+        gsize vl = 0;
+        const void *v = g_bytes_get_data(g_ptr_array_index(values, i), &vl);
+        if (vl > MS_XATTR_VALUE_MAX) {
+            g_autofree char *why = g_strdup_printf("extended attribute '%s' is larger than 64 KiB", xn);
+            return ms_build_invalid(b, rel, why, error);
+        }
+        ms_node_add_xattr(node, xn, v, vl);
+    }
+    if (node->xattrs)
+        g_ptr_array_sort(node->xattrs, ms_xattr_cmp);
+    return TRUE;
+}
+
 /* Reads the xattrs of DIRFD/NAME without following a final symlink: the
  * /proc/self/fd path works for any depth, where SOURCE/REL could exceed
  * PATH_MAX. */
 static gboolean
-ms_scan_xattrs(MsBuild *b, int dirfd, const char *name, const char *rel, MsNode *node, GError **error)
+ms_scan_xattrs(MsBuild *b, MsSrcDir dir, const char *name, const char *rel, MsNode *node, GError **error)
 {
+    if (b->disk)
+        return ms_scan_disk_xattrs(b, rel, node, error);
+    int dirfd = dir.fd;
     g_autofree char *p = g_strdup_printf("/proc/self/fd/%d/%s", dirfd, name);
     g_autofree char *list = g_malloc(MS_XATTR_LIST_MAX);
     ssize_t n = llistxattr(p, list, MS_XATTR_LIST_MAX);
@@ -280,13 +352,7 @@ ms_scan_xattrs(MsBuild *b, int dirfd, const char *name, const char *rel, MsNode 
             }
             return ms_build_errno(b, rel, "cannot read extended attribute", e, error);
         }
-        MsXattr *x = g_new0(MsXattr, 1);
-        x->name = g_strdup(xn);
-        x->value = g_memdup2(val, vl);
-        x->len = vl;
-        if (node->xattrs == NULL)
-            node->xattrs = g_ptr_array_new_with_free_func(ms_xattr_free);
-        g_ptr_array_add(node->xattrs, x);
+        ms_node_add_xattr(node, xn, val, vl);
     }
     if (node->xattrs)
         g_ptr_array_sort(node->xattrs, ms_xattr_cmp);
@@ -361,43 +427,156 @@ ms_xattr_blocks(const MsNode *n)
     return sz > 80 ? 1 : 0;
 }
 
-static gboolean ms_scan_dir(MsBuild *b, int fd, MsNode *dir, GString *rel, guint depth, MsSel sel,
+static gboolean ms_scan_dir(MsBuild *b, MsSrcDir d, MsNode *dir, GString *rel, guint depth, MsSel sel,
                             GError **error);
+static gboolean ms_scan_entries(MsBuild *b, MsSrcDir src, GPtrArray *names, GArray *inos, MsNode *dir,
+                                GString *rel, guint depth, MsSel sel, GError **error);
 
-/* Blocks of DIRFD/NAME that SEEK_DATA reports as data (FULL if the file
- * cannot be opened here: the second pass reports that). */
-static guint64
-ms_count_data_blocks(int dirfd, const char *name, off_t size, guint64 full)
+/* SEEK_DATA/SEEK_HOLE over a disk file's extents: the first data range at
+ * or after OFF ([*DATA, *HOLE)); FALSE when only a hole is left. */
+static gboolean
+ms_disk_next_data(const GArray *ext, guint64 off, guint64 size, guint64 *data, guint64 *hole)
 {
-    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0)
-        return full;
-    guint64 blocks = 0;
-    off_t off = 0;
-    while (off < size) {
-        off_t data = lseek(fd, off, SEEK_DATA);
-        if (data < 0 && errno == ENXIO)
-            break;
-        if (data < 0) {
-            blocks = full;
-            break;
-        }
-        off_t hole = lseek(fd, data, SEEK_HOLE);
-        if (hole < 0 || hole > size)
-            hole = size;
-        guint64 first = (guint64)data / MS_BS;
-        guint64 last = ((guint64)hole + MS_BS - 1) / MS_BS;
-        blocks += last - first;
-        off = (off_t)(last * MS_BS);
+    /* the extents are sorted and do not overlap (ms_image_disk_extents):
+     * the first one ending after OFF by bisection, not a scan from the
+     * start for every range of a file with a million extents */
+    guint lo = 0, hi = ext->len;
+    while (lo < hi) {
+        guint mid = lo + (hi - lo) / 2;
+        const MsImageDiskExtent *m = &g_array_index(ext, MsImageDiskExtent, mid);
+        if (m->offset + m->len <= off)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    close(fd);
-    return MIN(blocks, full);
+    if (lo >= ext->len)
+        return FALSE;
+    const MsImageDiskExtent *e = &g_array_index(ext, MsImageDiskExtent, lo);
+    guint64 h = e->offset + e->len;
+    /* extents closer than one image block (a disk with 1 KiB blocks) are
+     * one range: each image block is read and written once */
+    for (guint j = lo + 1; j < ext->len; j++) {
+        const MsImageDiskExtent *n = &g_array_index(ext, MsImageDiskExtent, j);
+        if (n->offset >= ((h + MS_BS - 1) & ~(guint64)(MS_BS - 1)))
+            break;
+        h = MAX(h, n->offset + n->len);
+    }
+    *data = MAX(off, e->offset);
+    *hole = MIN(h, size);
+    return *data < size;
 }
 
 static gboolean
-ms_scan_entry(MsBuild *b, int dirfd, const char *name, GString *rel, guint depth, MsSel sel,
-              MsNode *dir, gsize *dir_bytes, GError **error)
+ms_all_zero(const guint8 *p, gsize n)
 {
+    /* the first word, then memcmp against itself shifted: no zero buffer */
+    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+typedef struct {
+    guint64 start, end;   /* whole image blocks (end: at most the size, rounded up) */
+} MsRange;
+
+/* The file's data ranges: SEEK_DATA/SEEK_HOLE on FD, or the disk's EXTENTS. */
+static GArray *
+ms_data_ranges(int fd, const GArray *extents, guint64 size)
+{
+    GArray *out = g_array_new(FALSE, FALSE, sizeof(MsRange));
+    guint64 off = 0, limit = (size + MS_BS - 1) & ~(guint64)(MS_BS - 1);
+    while (off < size) {
+        guint64 data, hole;
+        if (extents) {
+            if (!ms_disk_next_data(extents, off, size, &data, &hole))
+                break;
+        } else {
+            off_t d = lseek(fd, off, SEEK_DATA);
+            if (d < 0 && errno == ENXIO)
+                break;           /* a hole up to the end */
+            if (d < 0)
+                d = off;         /* no SEEK_DATA here: read it all */
+            off_t h = lseek(fd, d, SEEK_HOLE);
+            if (h < 0 || (guint64)h > size)
+                h = size;
+            data = d;
+            hole = h;
+        }
+        /* whole blocks: a data range may start or end inside one */
+        MsRange r = { data & ~(guint64)(MS_BS - 1), MIN(limit, (hole + MS_BS - 1) & ~(guint64)(MS_BS - 1)) };
+        if (r.end <= r.start)
+            break;
+        if (out->len && g_array_index(out, MsRange, out->len - 1).end >= r.start)
+            g_array_index(out, MsRange, out->len - 1).end = MAX(r.end, g_array_index(out, MsRange, out->len - 1).end);
+        else
+            g_array_append_val(out, r);
+        off = r.end;
+    }
+    return out;
+}
+
+static gboolean
+ms_read_at(MsBuild *b, int fd, guint32 src_ino, const GArray *extents, guint8 *buf, gsize len, guint64 pos,
+           const char *rel, const char *where, GError **error)
+{
+    if (extents)
+        return ms_image_disk_pread(b->disk, src_ino, extents, buf, len, pos, where, error);
+    gsize got = 0;
+    while (got < len) {
+        ssize_t r = pread(fd, buf + got, len - got, pos + got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return ms_build_errno(b, rel, "cannot read", errno, error);
+        if (r == 0)
+            return ms_build_invalid(b, rel, "file shrank while building the image", error);
+        got += r;
+    }
+    return TRUE;
+}
+
+/* The non-zero 4 KiB blocks of the file's content: exactly what pass 2
+ * stores. Counting the content, not what the source reports as data, keeps
+ * the image size independent of how the source stores zeros (a directory
+ * keeps zero blocks that mke2fs -d turns into holes, compression and
+ * preallocation change what is allocated). FULL if the file cannot be read
+ * here: the second pass reports that. */
+static guint64
+ms_count_data_blocks(MsBuild *b, MsSrcDir dir, const MsNode *n, guint64 size, guint64 full)
+{
+    int fd = -1;
+    g_autoptr(GArray) ext = NULL;
+    if (b->disk) {
+        ext = ms_image_disk_extents(b->disk, n->st.st_ino, size, "", NULL);
+        if (ext == NULL)
+            return full;
+    } else {
+        fd = openat(dir.fd, n->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+            return full;
+    }
+    g_autoptr(GArray) ranges = ms_data_ranges(fd, ext, size);
+    guint64 count = 0;
+    gboolean ok = TRUE;
+    for (guint i = 0; ok && i < ranges->len; i++) {
+        const MsRange *r = &g_array_index(ranges, MsRange, i);
+        for (guint64 pos = r->start; ok && pos < r->end; pos += MS_COPY_BUF) {
+            gsize chunk = MIN((guint64)MS_COPY_BUF, r->end - pos);
+            memset(b->buf, 0, chunk);
+            ok = ms_read_at(b, fd, n->st.st_ino, ext, b->buf, MIN(chunk, size - pos), pos, "", "", NULL);
+            for (gsize k = 0; ok && k < chunk; k += MS_BS)
+                if (!ms_all_zero(b->buf + k, MS_BS))
+                    count++;
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    return ok ? MIN(count, full) : full;
+}
+
+static gboolean
+ms_scan_entry(MsBuild *b, MsSrcDir src, const char *name, guint32 disk_ino, GString *rel, guint depth,
+              MsSel sel, MsNode *dir, gsize *dir_bytes, GError **error)
+{
+    int dirfd = src.fd;
     gsize base = rel->len;
     if (rel->len)
         g_string_append_c(rel, '/');
@@ -425,7 +604,13 @@ ms_scan_entry(MsBuild *b, int dirfd, const char *name, GString *rel, guint depth
 
     MsNode *n = g_new0(MsNode, 1);
     n->name = g_strdup(name);
-    if (fstatat(dirfd, name, &n->st, AT_SYMLINK_NOFOLLOW) < 0) {
+    if (b->disk) {
+        g_autofree char *where = ms_disk_where(b, rel->str);
+        if (!ms_image_disk_stat(b->disk, disk_ino, &n->st, where, error)) {
+            ms_node_free(n);
+            goto out;
+        }
+    } else if (fstatat(dirfd, name, &n->st, AT_SYMLINK_NOFOLLOW) < 0) {
         int e = errno;
         ms_node_free(n);
         ms_build_errno(b, rel->str, "cannot stat", e, error);
@@ -451,7 +636,7 @@ ms_scan_entry(MsBuild *b, int dirfd, const char *name, GString *rel, guint depth
     g_ptr_array_add(dir->children, n);
     *dir_bytes += 8 + ((nl + 3) & ~(gsize)3);
 
-    if (!ms_scan_xattrs(b, dirfd, name, rel->str, n, error))
+    if (!ms_scan_xattrs(b, src, name, rel->str, n, error))
         goto out;
 
     /* ext4's i_links_count is 16 bits and the kernel caps it at 65000
@@ -474,8 +659,14 @@ ms_scan_entry(MsBuild *b, int dirfd, const char *name, GString *rel, guint depth
             ms_build_invalid(b, rel->str, "symbolic link target is empty or longer than 4095 bytes", error);
             goto out;
         }
-        n->target = g_malloc0(n->st.st_size + 2);
-        ssize_t r = readlinkat(dirfd, name, n->target, n->st.st_size + 1);
+        if (b->disk) {
+            g_autofree char *where = ms_disk_where(b, rel->str);
+            n->target = ms_image_disk_readlink(b->disk, n->st.st_ino, n->st.st_size, where, error);
+            if (n->target == NULL)
+                goto out;
+        }
+        n->target = n->target ? n->target : g_malloc0(n->st.st_size + 2);
+        ssize_t r = b->disk ? (ssize_t)strlen(n->target) : readlinkat(dirfd, name, n->target, n->st.st_size + 1);
         if (r < 0) {
             ms_build_errno(b, rel->str, "cannot read symbolic link", errno, error);
             goto out;
@@ -495,12 +686,11 @@ ms_scan_entry(MsBuild *b, int dirfd, const char *name, GString *rel, guint depth
     b->files++;
     b->blocks += ms_xattr_blocks(n);
     if (t == S_IFREG) {
-        /* The image size must not depend on how the source file system
-         * stores a file (compression, preallocation, tail packing): count
-         * ceil(size / 4 KiB), minus the holes the source reports. */
+        /* The image size must not depend on how the source stores a file
+         * (holes or zero blocks, compression, preallocation): count the
+         * blocks of its content that are not zeros. */
         guint64 data = ((guint64)n->st.st_size + MS_BS - 1) / MS_BS;
-        if ((guint64)n->st.st_blocks * 512 < (guint64)n->st.st_size)
-            data = ms_count_data_blocks(dirfd, name, n->st.st_size, data);
+        data = ms_count_data_blocks(b, src, n, n->st.st_size, data);
         /* extent tree: 4 extents fit in the inode, an index block holds 340 */
         b->blocks += data + (data > 4 ? 1 + data / 8192 : 0);
     } else if (t == S_IFLNK) {
@@ -521,15 +711,28 @@ ms_scan_entry(MsBuild *b, int dirfd, const char *name, GString *rel, guint depth
             ms_build_invalid(b, rel->str, why, error);
             goto out;
         }
-        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) {
-            ms_build_errno(b, rel->str, "cannot open directory", errno, error);
-            goto out;
+        MsSrcDir child = { -1, 0 };
+        if (b->disk) {
+            /* a corrupted disk may link one directory from two places: a
+             * tree, not a loop, but one that can grow exponentially */
+            if (!g_hash_table_add(b->disk_dirs, GUINT_TO_POINTER(n->st.st_ino))) {
+                ms_build_invalid(b, rel->str, "directory reached twice (a hard-linked directory: "
+                                              "the file system is corrupted)", error);
+                goto out;
+            }
+            child.ino = n->st.st_ino;
+        } else {
+            child.fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (child.fd < 0) {
+                ms_build_errno(b, rel->str, "cannot open directory", errno, error);
+                goto out;
+            }
         }
         g_array_append_val(b->ancestors, di);
-        gboolean r = ms_scan_dir(b, fd, n, rel, depth + 1, child_sel, error);
+        gboolean r = ms_scan_dir(b, child, n, rel, depth + 1, child_sel, error);
         g_array_set_size(b->ancestors, b->ancestors->len - 1);
-        close(fd);
+        if (child.fd >= 0)
+            close(child.fd);
         if (!r)
             goto out;
     }
@@ -539,9 +742,72 @@ out:
     return ok;
 }
 
-static gboolean
-ms_scan_dir(MsBuild *b, int fd, MsNode *dir, GString *rel, guint depth, MsSel sel, GError **error)
+typedef struct {
+    char *name;
+    guint32 ino;
+} MsDirEntry;
+
+static void
+ms_dir_entry_free(gpointer p)
 {
+    MsDirEntry *e = p;
+    g_free(e->name);
+    g_free(e);
+}
+
+static int
+ms_dir_entry_cmp(gconstpointer a, gconstpointer b)
+{
+    return strcmp((*(MsDirEntry *const *)a)->name, (*(MsDirEntry *const *)b)->name);
+}
+
+/* The entries of a disk directory, sorted; a name listed twice (only a
+ * corrupted directory has that) is refused. */
+static GPtrArray *
+ms_scan_disk_dir(MsBuild *b, guint32 ino, const char *rel, GError **error)
+{
+    g_autofree char *where = ms_disk_where(b, rel);
+    g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GArray) inos = g_array_new(FALSE, FALSE, sizeof(guint32));
+    if (!ms_image_disk_list(b->disk, ino, where, names, inos, error))
+        return NULL;
+    g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func(ms_dir_entry_free);
+    for (guint i = 0; i < names->len; i++) {
+        MsDirEntry *e = g_new0(MsDirEntry, 1);
+        e->name = g_strdup(g_ptr_array_index(names, i));
+        e->ino = g_array_index(inos, guint32, i);
+        g_ptr_array_add(out, e);
+    }
+    g_ptr_array_sort(out, ms_dir_entry_cmp);
+    for (guint i = 1; i < out->len; i++) {
+        const char *n = ((MsDirEntry *)g_ptr_array_index(out, i))->name;
+        if (strcmp(n, ((MsDirEntry *)g_ptr_array_index(out, i - 1))->name) == 0) {
+            g_autofree char *p = g_strescape(n, NULL);
+            g_autofree char *why = g_strdup_printf("the name \"%s\" is listed twice (corrupted directory)", p);
+            ms_build_invalid(b, rel, why, error);
+            return NULL;
+        }
+    }
+    return g_steal_pointer(&out);
+}
+
+static gboolean
+ms_scan_dir(MsBuild *b, MsSrcDir src, MsNode *dir, GString *rel, guint depth, MsSel sel, GError **error)
+{
+    if (b->disk) {
+        g_autoptr(GPtrArray) ents = ms_scan_disk_dir(b, src.ino, rel->str, error);
+        if (ents == NULL)
+            return FALSE;
+        g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+        g_autoptr(GArray) inos = g_array_new(FALSE, FALSE, sizeof(guint32));
+        for (guint i = 0; i < ents->len; i++) {
+            MsDirEntry *e = g_ptr_array_index(ents, i);
+            g_ptr_array_add(names, g_strdup(e->name));
+            g_array_append_val(inos, e->ino);
+        }
+        return ms_scan_entries(b, src, names, inos, dir, rel, depth, sel, error);
+    }
+    int fd = src.fd;
     int dfd = dup(fd);
     DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
     if (d == NULL) {
@@ -569,10 +835,19 @@ ms_scan_dir(MsBuild *b, int fd, MsNode *dir, GString *rel, guint depth, MsSel se
     closedir(d);
     /* bytewise order: the same tree gives the same directory blocks */
     g_ptr_array_sort(names, ms_name_cmp);
+    return ms_scan_entries(b, src, names, NULL, dir, rel, depth, sel, error);
+}
+
+/* NAMES sorted; INOS their inodes on a disk, NULL for a directory tree. */
+static gboolean
+ms_scan_entries(MsBuild *b, MsSrcDir src, GPtrArray *names, GArray *inos, MsNode *dir, GString *rel,
+                guint depth, MsSel sel, GError **error)
+{
     dir->children = g_ptr_array_new_with_free_func(ms_node_free);
     gsize bytes = 24;
     for (guint i = 0; i < names->len; i++)
-        if (!ms_scan_entry(b, fd, g_ptr_array_index(names, i), rel, depth, sel, dir, &bytes, error))
+        if (!ms_scan_entry(b, src, g_ptr_array_index(names, i), inos ? g_array_index(inos, guint32, i) : 0, rel,
+                           depth, sel, dir, &bytes, error))
             return FALSE;
     guint subdirs = 0;
     for (guint i = 0; i < dir->children->len; i++)
@@ -666,13 +941,6 @@ ms_set_attrs(MsBuild *b, ext2_ino_t ino, const MsNode *n, const char *rel, GErro
     return TRUE;
 }
 
-static gboolean
-ms_all_zero(const guint8 *p, gsize n)
-{
-    /* the first word, then memcmp against itself shifted: no zero buffer */
-    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
-
 /* Allocates logical blocks [LBLK, LBLK + N) of INO in one go and writes
  * DATA there with one write per physically contiguous run: ext2fs_file_write
  * would allocate and write one block at a time (as mke2fs -d does). */
@@ -710,55 +978,52 @@ ms_write_run(MsBuild *b, ext2_ino_t ino, guint64 lblk, const guint8 *data, guint
     return TRUE;
 }
 
+/* Copies the file's data into INO: from FD (a directory tree), or from
+ * disk inode SRC_INO through EXTENTS. The file is read in windows of 1 MiB
+ * at absolute offsets (holes read as zeros) and written as the runs of
+ * non-zero blocks of each window, so the writes (and with them the block
+ * allocation) depend on the content only, not on where the source has holes:
+ * a disk made with mke2fs -d has holes where the directory had zero blocks,
+ * and must give the same image. */
 static gboolean
-ms_copy_data(MsBuild *b, int fd, ext2_ino_t ino, guint64 size, const char *rel, GError **error)
+ms_copy_data(MsBuild *b, int fd, guint32 src_ino, const GArray *extents, ext2_ino_t ino, guint64 size,
+             const char *rel, GError **error)
 {
-    guint64 off = 0;
-    while (off < size) {
-        off_t data = lseek(fd, off, SEEK_DATA);
-        if (data < 0 && errno == ENXIO)
-            break;           /* a hole up to the end */
-        if (data < 0)
-            data = off;      /* no SEEK_DATA here: read it all */
-        off_t hole = lseek(fd, data, SEEK_HOLE);
-        if (hole < 0 || (guint64)hole > size)
-            hole = size;
-        /* whole blocks: a data range may start or end inside one */
-        guint64 pos = (guint64)data & ~(guint64)(MS_BS - 1);
-        guint64 end = MIN(size, ((guint64)hole + MS_BS - 1) & ~(guint64)(MS_BS - 1));
-        while (pos < end) {
-            gsize want = MIN((guint64)MS_COPY_BUF, end - pos);
-            gsize got = 0;
-            while (got < want) {
-                ssize_t r = pread(fd, b->buf + got, want - got, pos + got);
-                if (r < 0 && errno == EINTR)
-                    continue;
-                if (r < 0)
-                    return ms_build_errno(b, rel, "cannot read", errno, error);
-                if (r == 0)
-                    return ms_build_invalid(b, rel, "file shrank while building the image", error);
-                got += r;
-            }
-            /* the tail of the last block is zeros in the image */
-            gsize padded = (got + MS_BS - 1) & ~(gsize)(MS_BS - 1);
-            memset(b->buf + got, 0, padded - got);
-            /* runs of non-zero blocks; zero blocks stay holes */
-            gsize i = 0;
-            while (i < padded) {
-                if (ms_all_zero(b->buf + i, MS_BS)) {
-                    i += MS_BS;
-                    continue;
-                }
-                gsize j = i + MS_BS;
-                while (j < padded && !ms_all_zero(b->buf + j, MS_BS))
-                    j += MS_BS;
-                if (!ms_write_run(b, ino, (pos + i) / MS_BS, b->buf + i, (j - i) / MS_BS, rel, error))
-                    return FALSE;
-                i = j;
-            }
-            pos += got;
+    g_autofree char *where = b->disk ? ms_disk_where(b, rel) : NULL;
+    g_autoptr(GArray) ranges = ms_data_ranges(fd, extents, size);
+    guint64 cursor = 0;
+    guint i = 0;
+    while (i < ranges->len) {
+        const MsRange *first = &g_array_index(ranges, MsRange, i);
+        guint64 w = MAX(cursor, first->start / MS_COPY_BUF * MS_COPY_BUF);
+        guint64 wend = MIN(w + MS_COPY_BUF, (size + MS_BS - 1) & ~(guint64)(MS_BS - 1));
+        gsize wlen = wend - w;
+        memset(b->buf, 0, wlen);
+        for (guint j = i; j < ranges->len; j++) {
+            const MsRange *r = &g_array_index(ranges, MsRange, j);
+            if (r->start >= wend)
+                break;
+            guint64 a = MAX(r->start, w), z = MIN(MIN(r->end, wend), size);
+            if (a < z && !ms_read_at(b, fd, src_ino, extents, b->buf + (a - w), z - a, a, rel, where, error))
+                return FALSE;
         }
-        off = end;
+        while (i < ranges->len && g_array_index(ranges, MsRange, i).end <= wend)
+            i++;
+        cursor = wend;
+        /* runs of non-zero blocks; zero blocks stay holes */
+        gsize k = 0;
+        while (k < wlen) {
+            if (ms_all_zero(b->buf + k, MS_BS)) {
+                k += MS_BS;
+                continue;
+            }
+            gsize j = k + MS_BS;
+            while (j < wlen && !ms_all_zero(b->buf + j, MS_BS))
+                j += MS_BS;
+            if (!ms_write_run(b, ino, (w + k) / MS_BS, b->buf + k, (j - k) / MS_BS, rel, error))
+                return FALSE;
+            k = j;
+        }
     }
     return TRUE;
 }
@@ -772,25 +1037,39 @@ ms_new_inode(MsBuild *b, ext2_ino_t dir, int mode, ext2_ino_t *ino, const char *
     return TRUE;
 }
 
-static gboolean ms_populate_dir(MsBuild *b, int fd, const MsNode *dir, ext2_ino_t dino, GString *rel,
+static gboolean ms_populate_dir(MsBuild *b, MsSrcDir src, const MsNode *dir, ext2_ino_t dino, GString *rel,
                                 GError **error);
 
 static gboolean
-ms_add_regular(MsBuild *b, int dirfd, const MsNode *n, ext2_ino_t dino, ext2_ino_t *out,
+ms_add_regular(MsBuild *b, MsSrcDir src, const MsNode *n, ext2_ino_t dino, ext2_ino_t *out,
                const char *rel, GError **error)
 {
-    int fd = openat(dirfd, n->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0)
-        return ms_build_errno(b, rel, "cannot open", errno, error);
+    int fd = -1;
+    g_autoptr(GArray) extents = NULL;
     struct stat st;
-    if (fstat(fd, &st) < 0 || st.st_ino != n->st.st_ino || st.st_dev != n->st.st_dev ||
-        st.st_size != n->st.st_size || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return ms_build_invalid(b, rel, "changed while building the image", error);
+    if (b->disk) {
+        g_autofree char *where = ms_disk_where(b, rel);
+        if (!ms_image_disk_stat(b->disk, n->st.st_ino, &st, where, error))
+            return FALSE;
+        if (st.st_size != n->st.st_size || !S_ISREG(st.st_mode))
+            return ms_build_invalid(b, rel, "changed while building the image", error);
+        extents = ms_image_disk_extents(b->disk, n->st.st_ino, n->st.st_size, where, error);
+        if (extents == NULL)
+            return FALSE;
+    } else {
+        fd = openat(src.fd, n->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+            return ms_build_errno(b, rel, "cannot open", errno, error);
+        if (fstat(fd, &st) < 0 || st.st_ino != n->st.st_ino || st.st_dev != n->st.st_dev ||
+            st.st_size != n->st.st_size || !S_ISREG(st.st_mode)) {
+            close(fd);
+            return ms_build_invalid(b, rel, "changed while building the image", error);
+        }
     }
     ext2_ino_t ino;
     if (!ms_new_inode(b, dino, LINUX_S_IFREG | 0644, &ino, rel, error)) {
-        close(fd);
+        if (fd >= 0)
+            close(fd);
         return FALSE;
     }
     ext2fs_inode_alloc_stats2(b->fs, ino, +1, 0);
@@ -815,11 +1094,13 @@ ms_add_regular(MsBuild *b, int dirfd, const MsNode *n, ext2_ino_t dino, ext2_ino
     if (!err)
         err = ext2fs_write_inode_full(b->fs, ino, (struct ext2_inode *)&in, sizeof(in));
     if (err) {
-        close(fd);
+        if (fd >= 0)
+            close(fd);
         return ms_build_ext2(b, rel, "cannot create inode", err, error);
     }
-    gboolean ok = ms_copy_data(b, fd, ino, n->st.st_size, rel, error);
-    close(fd);
+    gboolean ok = ms_copy_data(b, fd, n->st.st_ino, extents, ino, n->st.st_size, rel, error);
+    if (fd >= 0)
+        close(fd);
     if (!ok)
         return FALSE;
     *out = ino;
@@ -874,7 +1155,7 @@ ms_ftype(mode_t m)
 }
 
 static gboolean
-ms_populate_entry(MsBuild *b, int dirfd, const MsNode *n, ext2_ino_t dino, GString *rel, GError **error)
+ms_populate_entry(MsBuild *b, MsSrcDir src, const MsNode *n, ext2_ino_t dino, GString *rel, GError **error)
 {
     ext2_ino_t ino = 0;
     mode_t t = n->st.st_mode & S_IFMT;
@@ -919,15 +1200,19 @@ ms_populate_entry(MsBuild *b, int dirfd, const MsNode *n, ext2_ino_t dino, GStri
         if (!ms_set_attrs(b, ino, n, rel->str, error))
             return FALSE;
         b->files++;
-        int fd = openat(dirfd, n->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-            return ms_build_errno(b, rel->str, "cannot open directory", errno, error);
-        gboolean ok = ms_populate_dir(b, fd, n, ino, rel, error);
-        close(fd);
+        MsSrcDir child = { -1, n->st.st_ino };
+        if (!b->disk) {
+            child.fd = openat(src.fd, n->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (child.fd < 0)
+                return ms_build_errno(b, rel->str, "cannot open directory", errno, error);
+        }
+        gboolean ok = ms_populate_dir(b, child, n, ino, rel, error);
+        if (child.fd >= 0)
+            close(child.fd);
         return ok;
     }
     case S_IFREG:
-        if (!ms_add_regular(b, dirfd, n, dino, &ino, rel->str, error))
+        if (!ms_add_regular(b, src, n, dino, &ino, rel->str, error))
             return FALSE;
         break;
     case S_IFLNK: {
@@ -954,7 +1239,7 @@ ms_populate_entry(MsBuild *b, int dirfd, const MsNode *n, ext2_ino_t dino, GStri
 }
 
 static gboolean
-ms_populate_dir(MsBuild *b, int fd, const MsNode *dir, ext2_ino_t dino, GString *rel, GError **error)
+ms_populate_dir(MsBuild *b, MsSrcDir src, const MsNode *dir, ext2_ino_t dino, GString *rel, GError **error)
 {
     for (guint i = 0; dir->children && i < dir->children->len; i++) {
         const MsNode *n = g_ptr_array_index(dir->children, i);
@@ -962,7 +1247,7 @@ ms_populate_dir(MsBuild *b, int fd, const MsNode *dir, ext2_ino_t dino, GString 
         if (rel->len)
             g_string_append_c(rel, '/');
         g_string_append(rel, n->name);
-        gboolean ok = ms_populate_entry(b, fd, n, dino, rel, error);
+        gboolean ok = ms_populate_entry(b, src, n, dino, rel, error);
         g_string_truncate(rel, base);
         if (!ok)
             return FALSE;
@@ -980,7 +1265,7 @@ ms_fs_close(ext2_filsys *fs)
 }
 
 static gboolean
-ms_build_fs(MsBuild *b, int root_fd, const char *path, guint64 blocks, guint64 inodes,
+ms_build_fs(MsBuild *b, MsSrcDir root_src, const char *path, guint64 blocks, guint64 inodes,
             const guint8 digest[32], GError **error)
 {
     struct ext2_super_block param;
@@ -1064,7 +1349,7 @@ ms_build_fs(MsBuild *b, int root_fd, const char *path, guint64 blocks, guint64 i
     b->files = 1;
 
     g_autoptr(GString) rel = g_string_new(NULL);
-    if (!ms_populate_dir(b, root_fd, b->root, EXT2_ROOT_INO, rel, error))
+    if (!ms_populate_dir(b, root_src, b->root, EXT2_ROOT_INO, rel, error))
         return FALSE;
 
     b->fs = NULL;
@@ -1147,6 +1432,46 @@ ms_build_clear(MsBuild *b)
     g_clear_pointer(&b->links, g_hash_table_unref);
     g_clear_pointer(&b->root, ms_node_free);
     g_clear_pointer(&b->buf, g_free);
+    g_clear_pointer(&b->disk, ms_image_disk_free);
+    g_clear_pointer(&b->disk_path, g_free);
+    g_clear_pointer(&b->display, g_free);
+    g_clear_pointer(&b->disk_dirs, g_hash_table_unref);
+}
+
+static const MsNode *
+ms_node_child(const MsNode *dir, const char *name)
+{
+    for (guint i = 0; dir->children && i < dir->children->len; i++) {
+        const MsNode *c = g_ptr_array_index(dir->children, i);
+        if (strcmp(c->name, name) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+/* A /usr has bin/ and lib/ directories at its top (merged-usr or not). A
+ * whole root file system (usr/ inside, /bin often a link) is the common
+ * mistake: say so. */
+static gboolean
+ms_build_check_usr(MsBuild *b, GError **error)
+{
+    static const char *const need[] = { "bin", "lib" };
+    g_autoptr(GString) missing = g_string_new(NULL);
+    for (guint i = 0; i < G_N_ELEMENTS(need); i++) {
+        const MsNode *c = ms_node_child(b->root, need[i]);
+        if (c && S_ISDIR(c->st.st_mode))
+            continue;
+        g_string_append_printf(missing, "%s%s/%s", missing->len ? " and " : "", need[i],
+                               c ? " (not a directory)" : "");
+    }
+    if (missing->len == 0)
+        return TRUE;
+    const MsNode *usr = ms_node_child(b->root, "usr");
+    g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
+                "%s: not a /usr (--usr): no %s at its top%s", b->source, missing->str,
+                usr && S_ISDIR(usr->st.st_mode) ? "; it looks like a whole root file system: build from its usr/"
+                                                : "");
+    return FALSE;
 }
 
 static guint32
@@ -1209,6 +1534,8 @@ ms_image_build(const char *source, const char *path, const MsImageBuildOptions *
     b.warnings = g_ptr_array_new_with_free_func(g_free);
     b.ancestors = g_array_new(FALSE, FALSE, sizeof(MsDevIno));
     b.seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    /* pass 1 reads the content too (ms_count_data_blocks) */
+    b.buf = g_malloc(MS_COPY_BUF);
     gboolean ok = FALSE;
     int root_fd = -1;
 
@@ -1223,31 +1550,51 @@ ms_image_build(const char *source, const char *path, const MsImageBuildOptions *
         b.matched = g_new0(gboolean, b.paths->len);
     }
 
-    root_fd = open(source, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (root_fd < 0) {
-        ms_build_errno(&b, NULL, "cannot open the source directory", errno, error);
-        goto out;
-    }
+    MsSrcDir root_src = { -1, 0 };
     b.root = g_new0(MsNode, 1);
-    if (fstat(root_fd, &b.root->st) < 0) {
-        ms_build_errno(&b, NULL, "cannot stat", errno, error);
-        goto out;
+    if (opts->disk) {
+        b.disk = ms_image_disk_open(opts->disk, opts->partition, error);
+        if (b.disk == NULL)
+            goto out;
+        g_autofree char *canon = g_canonicalize_filename(source && *source ? source : "/", "/");
+        b.disk_path = g_steal_pointer(&canon);
+        b.display = g_strdup_printf("%s:%s", ms_image_disk_describe(b.disk), b.disk_path);
+        b.source = b.display;
+        if (!ms_image_disk_resolve(b.disk, b.disk_path, &root_src.ino, error))
+            goto out;
+        if (!ms_image_disk_stat(b.disk, root_src.ino, &b.root->st, b.disk_path, error))
+            goto out;
+        b.disk_dirs = g_hash_table_new(g_direct_hash, g_direct_equal);
+        g_hash_table_add(b.disk_dirs, GUINT_TO_POINTER(root_src.ino));
+    } else {
+        root_fd = open(source, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (root_fd < 0) {
+            ms_build_errno(&b, NULL, "cannot open the source directory", errno, error);
+            goto out;
+        }
+        root_src.fd = root_fd;
+        if (fstat(root_fd, &b.root->st) < 0) {
+            ms_build_errno(&b, NULL, "cannot stat", errno, error);
+            goto out;
+        }
     }
     {
         g_autofree char *lbl = g_strdup_printf("label=%s epoch=%u clamp=%d", opts->label ? opts->label : "",
                                                epoch, opts->clamp_mtime ? 1 : 0);
         g_checksum_update(b.listing, (const guchar *)lbl, strlen(lbl) + 1);
     }
-    if (!ms_scan_xattrs(&b, root_fd, ".", NULL, b.root, error))
+    if (!ms_scan_xattrs(&b, root_src, ".", NULL, b.root, error))
         goto out;
     ms_listing_add(&b, "", b.root, NULL);
     MsDevIno rdi = { b.root->st.st_dev, b.root->st.st_ino };
     g_array_append_val(b.ancestors, rdi);
     {
         g_autoptr(GString) rel = g_string_new(NULL);
-        if (!ms_scan_dir(&b, root_fd, b.root, rel, 0, b.paths ? MS_SEL_PARTIAL : MS_SEL_ALL, error))
+        if (!ms_scan_dir(&b, root_src, b.root, rel, 0, b.paths ? MS_SEL_PARTIAL : MS_SEL_ALL, error))
             goto out;
     }
+    if (opts->usr && !ms_build_check_usr(&b, error))
+        goto out;
     for (guint i = 0; b.paths && i < b.paths->len; i++) {
         if (!b.matched[i]) {
             ms_build_errno(&b, g_ptr_array_index(b.paths, i), "selected path", ENOENT, error);
@@ -1266,7 +1613,6 @@ ms_image_build(const char *source, const char *path, const MsImageBuildOptions *
     inodes += inodes / 16 + 16;
     guint64 data = b.blocks + 4;
     data += data / 32 + 64;
-    b.buf = g_malloc(MS_COPY_BUF);
 
     for (guint attempt = 0; attempt < MS_BUILD_ATTEMPTS; attempt++) {
         /* group tables: 256-byte inodes, bitmaps, descriptors and backups */
@@ -1278,7 +1624,7 @@ ms_image_build(const char *source, const char *path, const MsImageBuildOptions *
         if (opts->max_size && bytes > opts->max_size) {
             g_set_error(error, MS_ERROR, MS_ERROR_TOO_BIG,
                         "%s: the tree needs an image of %" G_GUINT64_FORMAT " bytes, more than the limit of %"
-                        G_GUINT64_FORMAT, source, bytes, opts->max_size);
+                        G_GUINT64_FORMAT, b.source, bytes, opts->max_size);
             goto out;
         }
 
@@ -1300,7 +1646,7 @@ ms_image_build(const char *source, const char *path, const MsImageBuildOptions *
         b.links = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         b.no_space = FALSE;
         g_autoptr(GError) lerr = NULL;
-        gboolean built = ms_build_fs(&b, root_fd, path, blocks, inodes, digest, &lerr);
+        gboolean built = ms_build_fs(&b, root_src, path, blocks, inodes, digest, &lerr);
         ms_fs_close(&b.fs);
         if (!built) {
             close(fd);
@@ -1337,6 +1683,7 @@ ms_image_build(const char *source, const char *path, const MsImageBuildOptions *
                        digest[7], digest[8], digest[9], digest[10], digest[11], digest[12], digest[13],
                        digest[14], digest[15]);
             result->warnings = g_steal_pointer(&b.warnings);
+            result->partition = b.disk ? ms_image_disk_partition(b.disk) : 0;
         }
         close(fd);
         ok = TRUE;

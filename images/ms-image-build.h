@@ -39,6 +39,16 @@ typedef struct {
     gboolean clamp_mtime;
     /* Longest relative path accepted; 0: MS_IMAGE_PATH_MAX. */
     gsize path_max;
+    /* Non-NULL: the source is an absolute path inside the ext2/3/4 file
+     * system of this raw disk (or disk image), read through libext2fs
+     * (ms-image-disk.h), not a directory. The same tree gives the same
+     * image either way. */
+    const char *disk;
+    /* With disk: the partition (1-based); 0: the whole disk, or its only
+     * ext partition. */
+    guint partition;
+    /* TRUE: the tree must look like a /usr (ms_image_check_usr). */
+    gboolean usr;
 } MsImageBuildOptions;
 
 typedef struct {
@@ -48,6 +58,7 @@ typedef struct {
     char sha256[65];       /* of the whole image file */
     char uuid[37];         /* file system UUID */
     GPtrArray *warnings;   /* char*: entries skipped (sockets, unreadable xattrs) */
+    guint partition;       /* with opts->disk: the partition read (0: the whole disk) */
 } MsImageBuildResult;
 
 void ms_image_build_result_clear(MsImageBuildResult *result);

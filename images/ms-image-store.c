@@ -103,6 +103,11 @@ ms_image_manifest_to_json(const MsImageManifest *m)
     json_builder_add_string_value(b, m->label ? m->label : "");
     json_builder_set_member_name(b, "builder");
     json_builder_add_string_value(b, m->builder ? m->builder : "");
+    if (m->usr) {
+        /* only when set: manifests of other images keep their bytes */
+        json_builder_set_member_name(b, "usr");
+        json_builder_add_boolean_value(b, TRUE);
+    }
     json_builder_end_object(b);
     g_autoptr(JsonGenerator) g = json_generator_new();
     g_autoptr(JsonNode) root = json_builder_get_root(b);
@@ -179,6 +184,9 @@ ms_image_manifest_parse(const char *data, gsize len, const char *what, GError **
     m->created = g_strdup(ms_json_string(o, "created"));
     m->label = g_strdup(ms_json_string(o, "label"));
     m->builder = g_strdup(ms_json_string(o, "builder"));
+    JsonNode *un = json_object_get_member(o, "usr");
+    m->usr = un && JSON_NODE_HOLDS_VALUE(un) && json_node_get_value_type(un) == G_TYPE_BOOLEAN &&
+             json_node_get_boolean(un);
     g_autoptr(GStrvBuilder) sb = g_strv_builder_new();
     JsonNode *pn = json_object_get_member(o, "paths");
     if (pn && JSON_NODE_HOLDS_ARRAY(pn)) {
@@ -447,6 +455,30 @@ ms_image_store_verify_cached(const char *store, const char *name, const char *st
 }
 
 gboolean
+ms_image_manifest_check_mount(const MsImageManifest *m, const char *mount, GError **error)
+{
+    if (mount == NULL)
+        return TRUE;
+    g_autofree char *canon = g_canonicalize_filename(mount, "/");
+    if (strcmp(canon, "/usr") != 0 || m->usr)
+        return TRUE;
+    g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
+                "image '%s' is mounted on /usr but was not built as a /usr (its manifest lacks \"usr\": true; "
+                "source %s): rebuild it with memsharectl image build --usr, which checks for bin/ and lib/",
+                m->name, m->source && *m->source ? m->source : "unknown");
+    return FALSE;
+}
+
+gboolean
+ms_image_store_check_mount(const char *store, const char *name, const char *mount, GError **error)
+{
+    g_autoptr(MsImageManifest) m = ms_image_store_lookup(store, name, NULL, error);
+    if (m == NULL)
+        return FALSE;
+    return ms_image_manifest_check_mount(m, mount, error);
+}
+
+gboolean
 ms_image_store_verify(const char *store, const char *name, GError **error)
 {
     g_auto(MsFd) store_fd = ms_store_open(store, FALSE, error);
@@ -481,6 +513,59 @@ ms_image_store_verify(const char *store, const char *name, GError **error)
         return FALSE;
     }
     return TRUE;
+}
+
+guint
+ms_image_store_verify_uses(const char *store, const char *name, GPtrArray *notes, GPtrArray *problems)
+{
+    g_autoptr(MsImageManifest) m = ms_image_store_lookup(store, name, NULL, NULL);
+    g_autoptr(GPtrArray) uses = ms_image_store_uses();
+    /* digest -> its problem ("" when fine): each blob is hashed once */
+    g_autoptr(GHashTable) checked = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    guint n = 0;
+    for (guint i = 0; i < uses->len; i++) {
+        MsImageUse *u = g_ptr_array_index(uses, i);
+        if (strcmp(u->name, name) != 0)
+            continue;
+        const char *why = g_hash_table_lookup(checked, u->sha256);
+        if (why == NULL) {
+            g_autofree char *bpath = g_strdup_printf("%s/blobs/sha256-%s.img", store, u->sha256);
+            int fd = open(bpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+            char sha[65] = "";
+            if (fd < 0) {
+                int e = errno;
+                why = g_strdup_printf("%s is %s: the guest keeps its mapping of the file it attached until "
+                                      "it stops, but the store no longer holds that build",
+                                      bpath, e == ENOENT ? "gone (removed or renamed behind the store's back)"
+                                                         : g_strerror(e));
+            } else {
+                g_autoptr(GError) herr = NULL;
+                if (!ms_image_sha256_fd(fd, sha, NULL, bpath, &herr))
+                    why = g_strdup(herr->message);
+                else if (strcmp(sha, u->sha256) != 0)
+                    why = g_strdup_printf("%s now has sha256 %s: the blob changed under its name (blobs are "
+                                          "0444 root and never rewritten). Replaced by rename, the guest keeps "
+                                          "the old bytes; modified in place, it sees the new ones (the agent's "
+                                          "status says which, %s.blob=); stop the domain, then rebuild the image",
+                                          bpath, sha, name);
+                else
+                    why = g_strdup("");
+                close(fd);
+            }
+            g_hash_table_insert(checked, g_strdup(u->sha256), (char *)why);
+        }
+        if (*why) {
+            n++;
+            if (problems)
+                g_ptr_array_add(problems, g_strdup_printf("image '%s': domain '%s' maps sha256 %s, but %s",
+                                                          name, u->domain, u->sha256, why));
+        } else if (m && strcmp(m->sha256, u->sha256) != 0 && notes) {
+            g_ptr_array_add(notes, g_strdup_printf("domain '%s' still maps the older build sha256 %s (OK); "
+                                                   "the name now points to %s, which it gets when restarted",
+                                                   u->domain, u->sha256, m->sha256));
+        }
+    }
+    return n;
 }
 
 static int
@@ -559,6 +644,66 @@ ms_domain_dir_live(const char *dir)
 }
 
 void
+ms_image_use_free(MsImageUse *u)
+{
+    if (u == NULL)
+        return;
+    g_free(u->uuid);
+    g_free(u->domain);
+    g_free(u->name);
+    g_free(u->sha256);
+    g_free(u->mode);
+    g_free(u);
+}
+
+static int
+ms_use_cmp(gconstpointer a, gconstpointer b)
+{
+    const MsImageUse *x = *(MsImageUse *const *)a, *y = *(MsImageUse *const *)b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : strcmp(x->domain, y->domain);
+}
+
+GPtrArray *
+ms_image_store_uses(void)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)ms_image_use_free);
+    g_autofree char *root = g_build_filename(ms_runtime_dir(), "domains", NULL);
+    g_autoptr(GDir) dir = g_dir_open(root, 0, NULL);
+    const char *ent;
+    while (dir && (ent = g_dir_read_name(dir)) != NULL) {
+        g_autofree char *ddir = g_build_filename(root, ent, NULL);
+        g_autofree char *file = g_build_filename(ddir, "images", NULL);
+        g_autofree char *text = NULL;
+        if (!ms_file_read_bounded(file, MS_SMALL_FILE_MAX, &text, NULL, NULL))
+            continue;
+        if (!ms_domain_dir_live(ddir))
+            continue;
+        /* the domain's name, for messages: the agent's status file */
+        g_autofree char *status = g_build_filename(ddir, "status", NULL);
+        g_autoptr(GKeyFile) kf = g_key_file_new();
+        g_autofree char *dname = NULL;
+        if (g_key_file_load_from_file(kf, status, G_KEY_FILE_NONE, NULL))
+            dname = g_key_file_get_string(kf, "agent", "domain", NULL);
+        g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+        for (guint i = 0; lines[i]; i++) {
+            g_auto(GStrv) f = g_strsplit_set(g_strstrip(lines[i]), " \t", -1);
+            if (g_strv_length(f) < 2 || !ms_image_name_is_valid(f[0]) || !ms_is_sha256_hex(f[1]))
+                continue;
+            MsImageUse *u = g_new0(MsImageUse, 1);
+            u->uuid = g_strdup(ent);
+            u->domain = g_strdup(dname && *dname ? dname : ent);
+            u->name = g_strdup(f[0]);
+            u->sha256 = g_strdup(f[1]);
+            u->mode = g_strdup(f[2] ? f[2] : "");
+            g_ptr_array_add(out, u);
+        }
+    }
+    g_ptr_array_sort(out, ms_use_cmp);
+    return out;
+}
+
+void
 ms_image_store_in_use(GHashTable **names, GHashTable **digests)
 {
     g_autoptr(GHashTable) n = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -597,7 +742,7 @@ ms_image_store_in_use(GHashTable **names, GHashTable **digests)
 /* writers                                                             */
 
 static int
-ms_store_gc_locked(int store_fd, const char *store, GError **error)
+ms_store_gc_locked(int store_fd, const char *store, GPtrArray *kept, GError **error)
 {
     g_autoptr(GPtrArray) names = ms_store_names(store_fd, store, error);
     if (names == NULL)
@@ -639,8 +784,24 @@ ms_store_gc_locked(int store_fd, const char *store, GError **error)
             continue;
         if (blob) {
             g_autofree char *hex = g_strndup(e + 7, 64);
-            if (g_hash_table_contains(keep, e) || g_hash_table_contains(used, hex))
+            if (g_hash_table_contains(keep, e))
                 continue;
+            if (g_hash_table_contains(used, hex)) {
+                /* an older build a running guest still maps */
+                if (kept) {
+                    g_autoptr(GPtrArray) uses = ms_image_store_uses();
+                    g_autoptr(GString) who = g_string_new(NULL);
+                    for (guint i = 0; i < uses->len; i++) {
+                        MsImageUse *u = g_ptr_array_index(uses, i);
+                        if (strcmp(u->sha256, hex) == 0)
+                            g_string_append_printf(who, "%sdomain '%s' (image '%s')", who->len ? ", " : "",
+                                                   u->domain, u->name);
+                    }
+                    g_ptr_array_add(kept, g_strdup_printf("%s/%s: kept, in use by %s until it stops", bdir, e,
+                                                          who->str));
+                }
+                continue;
+            }
         }
         if (unlinkat(dirfd(d), e, 0) == 0)
             removed++;
@@ -652,7 +813,7 @@ ms_store_gc_locked(int store_fd, const char *store, GError **error)
 }
 
 int
-ms_image_store_gc(const char *store, GError **error)
+ms_image_store_gc_report(const char *store, GPtrArray **kept, GError **error)
 {
     g_auto(MsFd) store_fd = ms_store_open(store, FALSE, error);
     if (store_fd < 0)
@@ -660,7 +821,17 @@ ms_image_store_gc(const char *store, GError **error)
     g_auto(MsFd) lock = ms_store_lock(store_fd, store, error);
     if (lock < 0)
         return -1;
-    return ms_store_gc_locked(store_fd, store, error);
+    g_autoptr(GPtrArray) k = g_ptr_array_new_with_free_func(g_free);
+    int n = ms_store_gc_locked(store_fd, store, k, error);
+    if (n >= 0 && kept)
+        *kept = g_steal_pointer(&k);
+    return n;
+}
+
+int
+ms_image_store_gc(const char *store, GError **error)
+{
+    return ms_image_store_gc_report(store, NULL, error);
 }
 
 static char *
@@ -738,7 +909,14 @@ ms_image_store_add(const char *store, const char *name, const char *source, cons
     m->block_size = MS_IMAGE_BLOCK_SIZE;
     m->files = r.files;
     g_autofree char *cwd = g_get_current_dir();
-    m->source = g_path_is_absolute(source) ? g_strdup(source) : g_build_filename(cwd, source, NULL);
+    if (opts && opts->disk) {
+        g_autofree char *disk = g_path_is_absolute(opts->disk) ? g_strdup(opts->disk)
+                                                               : g_build_filename(cwd, opts->disk, NULL);
+        g_autofree char *part = r.partition ? g_strdup_printf(" partition %u", r.partition) : g_strdup("");
+        m->source = g_strdup_printf("%s%s:%s", disk, part, source);
+    } else {
+        m->source = g_path_is_absolute(source) ? g_strdup(source) : g_build_filename(cwd, source, NULL);
+    }
     g_autoptr(GStrvBuilder) sb = g_strv_builder_new();
     for (guint i = 0; opts && opts->paths && opts->paths[i]; i++) {
         g_autofree char *p = ms_image_path_normalize(opts->paths[i], NULL);
@@ -756,6 +934,7 @@ ms_image_store_add(const char *store, const char *name, const char *source, cons
     }
     m->label = g_strdup(label);
     m->builder = g_strdup(MS_IMAGE_BUILDER_VERSION);
+    m->usr = opts && opts->usr;
     ms_image_build_result_clear(&r);
 
     g_autofree char *json = ms_image_manifest_to_json(m);
@@ -767,7 +946,7 @@ ms_image_store_add(const char *store, const char *name, const char *source, cons
 
     /* the name's previous blob, if nothing else uses it */
     g_autoptr(GError) gerr = NULL;
-    if (ms_store_gc_locked(store_fd, store, &gerr) < 0)
+    if (ms_store_gc_locked(store_fd, store, NULL, &gerr) < 0)
         g_debug("image store %s: %s", store, gerr->message);
     return g_steal_pointer(&m);
 }
@@ -804,7 +983,7 @@ ms_image_store_remove(const char *store, const char *name, GError **error)
     }
     fsync(names_fd);
     g_autoptr(GError) gerr = NULL;
-    if (ms_store_gc_locked(store_fd, store, &gerr) < 0)
+    if (ms_store_gc_locked(store_fd, store, NULL, &gerr) < 0)
         g_debug("image store %s: %s", store, gerr->message);
     return TRUE;
 }

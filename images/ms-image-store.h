@@ -32,6 +32,8 @@ typedef struct {
     char *created;      /* ISO 8601 (UTC) of the image's epoch: reproducible */
     char *label;
     char *builder;
+    /* Built with --usr: the tree was checked to be a /usr ("usr": true). */
+    gboolean usr;
 } MsImageManifest;
 
 void ms_image_manifest_free(MsImageManifest *m);
@@ -60,6 +62,16 @@ MsImageManifest *ms_image_store_add(const char *store, const char *name, const c
 MsImageManifest *ms_image_store_lookup(const char *store, const char *name, char **blob_path,
                                        GError **error);
 
+/* Does image M suit a policy's mount point MOUNT (NULL: none)? An image
+ * mounted on /usr must have been built with --usr (the builder checked its
+ * bin/ and lib/). FALSE with a message naming the image and what is
+ * missing. The hook calls this at prepare and warns (a guest whose /usr is
+ * not a /usr does not boot, but the domain itself is fine). */
+gboolean ms_image_manifest_check_mount(const MsImageManifest *m, const char *mount, GError **error);
+
+/* The same for image NAME of the store. */
+gboolean ms_image_store_check_mount(const char *store, const char *name, const char *mount, GError **error);
+
 /* Recomputes the blob's sha256 and size and compares them with the manifest. */
 gboolean ms_image_store_verify(const char *store, const char *name, GError **error);
 
@@ -72,6 +84,14 @@ gboolean ms_image_store_verify(const char *store, const char *name, GError **err
 gboolean ms_image_store_verify_cached(const char *store, const char *name, const char *stamp_dir,
                                       GError **error);
 
+/* Checks the blobs that running domains map for image NAME (which may be
+ * older builds than the manifest's): each must still exist under its
+ * digest's name and hash to that digest. NOTES (char*) get one line per
+ * domain on an older build; PROBLEMS (char*) one per blob that is gone or
+ * changed, naming the image, the domain and both digests. Returns the
+ * number of problems. */
+guint ms_image_store_verify_uses(const char *store, const char *name, GPtrArray *notes, GPtrArray *problems);
+
 /* All manifests, sorted by name. Unreadable manifests are skipped with a
  * message in *problems (char*), if given. */
 GPtrArray *ms_image_store_list(const char *store, GPtrArray **problems, GError **error);
@@ -80,6 +100,21 @@ GPtrArray *ms_image_store_list(const char *store, GPtrArray **problems, GError *
  * blobs' digests. Either may be NULL. */
 void ms_image_store_in_use(GHashTable **names, GHashTable **digests);
 
+/* One image attached to a running domain, from its agent's runtime file. */
+typedef struct {
+    char *uuid;
+    char *domain;    /* the name from the agent's status file, else the UUID */
+    char *name;
+    char *sha256;    /* what the domain maps: after a rebuild, an older digest */
+    char *mode;
+} MsImageUse;
+
+void ms_image_use_free(MsImageUse *u);
+
+/* Every image every running domain uses (MsImageUse*), sorted by image
+ * name, then domain. */
+GPtrArray *ms_image_store_uses(void);
+
 /* Removes NAME (refused while a running domain uses it) and collects blobs
  * no manifest references. */
 gboolean ms_image_store_remove(const char *store, const char *name, GError **error);
@@ -87,5 +122,9 @@ gboolean ms_image_store_remove(const char *store, const char *name, GError **err
 /* Deletes blobs (and stale temp files) no manifest and no running domain
  * references. Returns the number removed, -1 on error. */
 int ms_image_store_gc(const char *store, GError **error);
+
+/* As ms_image_store_gc; *KEPT (char*, if given) says which blobs no
+ * manifest references were kept and which running domain uses each. */
+int ms_image_store_gc_report(const char *store, GPtrArray **kept, GError **error);
 
 G_END_DECLS

@@ -14,8 +14,13 @@
  * line), which `memsharectl image remove` reads to refuse removing an image
  * in use, and reports in the status file's [images] group. Attaching is
  * idempotent: an agent that restarts finds its devices by id and does not
- * attach twice. Nothing is detached at stop: the guest may have the image
- * mounted, and the devices go away with QEMU. */
+ * attach twice; if the name was rebuilt meanwhile, it keeps (and lists) the
+ * older blob the guest maps, which the guest leaves at its next start.
+ * Every period it checks the attached blobs: one modified in place (the
+ * guest sees the changed bytes), removed, or replaced under its name is
+ * reported with the image, the domain and both digests; the guest runs on.
+ * Nothing is detached at stop: the guest may have the image mounted, and
+ * the devices go away with QEMU. */
 #include "ms-images.h"
 #include "ms-error.h"
 #include "ms-image-build.h"
@@ -30,6 +35,8 @@
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+#include <libxml/parser.h>
+#include <libxml/xpath.h>
 
 #define MS_IMAGES_PERIOD_MS 30000
 #define MS_IMAGES_MANIFEST_MAX (1024 * 1024)
@@ -47,6 +54,10 @@ typedef struct {
     char *blob;            /* STORE/blobs/sha256-HEX.img */
     gboolean attached;
     char *error;           /* last error, logged once per change */
+    int blob_fd;           /* the verified blob, held open to watch its inode */
+    MsImagesBlobWatch watch;
+    char *update_noted;    /* the newer digest already logged */
+    char *mount_warning;   /* mount='/usr' for an image not built --usr */
 } MsImageSlot;
 
 typedef struct {
@@ -64,6 +75,11 @@ ms_image_slot_free(MsImageSlot *s)
     g_free(s->sha256);
     g_free(s->blob);
     g_free(s->error);
+    if (s->blob_fd >= 0)
+        close(s->blob_fd);
+    ms_images_blob_watch_clear(&s->watch);
+    g_free(s->update_noted);
+    g_free(s->mount_warning);
     g_free(s);
 }
 
@@ -85,7 +101,114 @@ ms_images_period(const MsAgentEnv *env)
 {
     if (env->policy == NULL || env->policy->images == NULL || env->policy->images->len == 0)
         return 0;
-    return MS_IMAGES_PERIOD_MS;
+    /* tests shorten the blob check's period instead of waiting 30 s */
+    const char *e = g_getenv("MEMSHARE_IMAGES_PERIOD_MS");
+    guint64 v = e ? g_ascii_strtoull(e, NULL, 10) : 0;
+    return v >= 100 && v <= 3600000 ? v : MS_IMAGES_PERIOD_MS;
+}
+
+void
+ms_images_blob_watch_clear(MsImagesBlobWatch *w)
+{
+    g_clear_pointer(&w->message, g_free);
+    memset(w, 0, sizeof(*w));
+}
+
+static gboolean
+ms_stat_same_inode(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+static gboolean
+ms_stat_same_content(const struct stat *a, const struct stat *b)
+{
+    /* a write changes mtime and ctime, and nobody can set ctime back */
+    return a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+           a->st_mtim.tv_nsec == b->st_mtim.tv_nsec && a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+           a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+static void
+ms_watch_set(MsImagesBlobWatch *w, MsImagesBlobState state, char *message)
+{
+    w->state = state;
+    g_free(w->message);
+    w->message = message;
+}
+
+MsImagesBlobState
+ms_images_blob_check(MsImagesBlobWatch *w, const char *image, const char *domain, const char *sha256,
+                     const char *path, int fd)
+{
+    /* modified in place is the worst, and stays reported: the guest may
+     * already have read the changed bytes */
+    if (w->state == MS_IMAGES_BLOB_MODIFIED)
+        return w->state;
+    struct stat now;
+    if (fd >= 0 && fstat(fd, &now) == 0 && !ms_stat_same_content(&now, &w->at)) {
+        char hex[65];
+        guint64 size = 0;
+        g_autoptr(GError) herr = NULL;
+        if (!ms_image_sha256_fd(fd, hex, &size, path, &herr)) {
+            g_debug("image '%s': %s", image, herr->message);
+        } else if (strcmp(hex, sha256) != 0) {
+            ms_watch_set(w, MS_IMAGES_BLOB_MODIFIED,
+                         g_strdup_printf("image '%s' of domain '%s': the blob the guest maps was MODIFIED IN "
+                                         "PLACE: it now has sha256 %s, the guest attached sha256 %s (%s); the "
+                                         "guest sees the changed bytes. Blobs are 0444 root and must never be "
+                                         "written: stop the domain, rebuild the image, start it again",
+                                         image, domain, hex, sha256, path));
+            return w->state;
+        } else {
+            w->at = now;   /* touched or chmodded, same bytes */
+        }
+    }
+    if (!w->path_known) {
+        w->path_seen = w->at;
+        w->path_known = TRUE;
+    }
+    struct stat ps;
+    if (lstat(path, &ps) < 0) {
+        int e = errno;
+        if (w->state != MS_IMAGES_BLOB_REMOVED)
+            ms_watch_set(w, MS_IMAGES_BLOB_REMOVED,
+                         g_strdup_printf("image '%s' of domain '%s': its blob %s (sha256 %s) is %s; the guest "
+                                         "keeps mapping the file it attached, nothing is lost, but that build "
+                                         "cannot be attached again", image, domain, path, sha256,
+                                         e == ENOENT ? "gone from the store" : g_strerror(e)));
+        memset(&w->path_seen, 0, sizeof(w->path_seen));
+        return w->state;
+    }
+    if (fd >= 0 && ms_stat_same_inode(&ps, &w->at)) {
+        ms_watch_set(w, MS_IMAGES_BLOB_OK, NULL);
+        w->path_seen = ps;
+        return w->state;
+    }
+    /* the same other file as last time (a replacement, or a copy of the
+     * same bytes): hashed already, a 600 MiB blob is not hashed every period */
+    if (w->state != MS_IMAGES_BLOB_REMOVED && ms_stat_same_inode(&ps, &w->path_seen) &&
+        ms_stat_same_content(&ps, &w->path_seen))
+        return w->state;
+    w->path_seen = ps;
+    char hex[65] = "unreadable";
+    int nfd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (nfd >= 0) {
+        if (!ms_image_sha256_fd(nfd, hex, NULL, path, NULL))
+            g_strlcpy(hex, "unreadable", sizeof(hex));
+        close(nfd);
+    }
+    if (strcmp(hex, sha256) == 0) {
+        /* the same bytes under another inode (restored from a copy) */
+        ms_watch_set(w, MS_IMAGES_BLOB_OK, NULL);
+        return w->state;
+    }
+    ms_watch_set(w, MS_IMAGES_BLOB_REPLACED,
+                 g_strdup_printf("image '%s' of domain '%s': %s was replaced by another file (sha256 %s; the guest "
+                                 "attached sha256 %s); the guest keeps mapping the old file, nothing is lost, but "
+                                 "the store's blob no longer matches its name (memsharectl image verify %s)",
+                                 image, domain, path, hex, sha256, image));
+    return w->state;
 }
 
 /* Resolves the image inside the store (images/ms-image-store.c: names are
@@ -98,6 +221,13 @@ ms_images_resolve(MsImages *m, MsImageSlot *s, GError **error)
     g_autoptr(MsImageManifest) man = ms_image_store_lookup(m->store, s->name, &blob, error);
     if (man == NULL)
         return FALSE;
+    /* a warning, not a refusal: the domain is fine, its guest may not boot
+     * (the hook warns at prepare too) */
+    g_autoptr(GError) merr = NULL;
+    if (!ms_image_manifest_check_mount(man, s->mount, &merr) && s->mount_warning == NULL) {
+        g_warning("%s", merr->message);
+        s->mount_warning = g_strdup(merr->message);
+    }
     int fd = open(blob, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
@@ -119,15 +249,23 @@ ms_images_resolve(MsImages *m, MsImageSlot *s, GError **error)
     char hex[65];
     guint64 size = 0;
     gboolean ok = ms_image_sha256_fd(fd, hex, &size, blob, error);
-    close(fd);
-    if (!ok)
+    if (!ok) {
+        close(fd);
         return FALSE;
+    }
     if (strcmp(hex, man->sha256) != 0 || size != man->size) {
         g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
                     "%s: sha256 %s (%" G_GUINT64_FORMAT " bytes) does not match the manifest (%s, %"
                     G_GUINT64_FORMAT " bytes)", blob, hex, size, man->sha256, man->size);
+        close(fd);
         return FALSE;
     }
+    /* held open: the periodic check watches this very inode */
+    if (s->blob_fd >= 0)
+        close(s->blob_fd);
+    s->blob_fd = fd;
+    ms_images_blob_watch_clear(&s->watch);
+    s->watch.at = st;
     g_free(s->sha256);
     s->sha256 = g_strdup(man->sha256);
     g_free(s->blob);
@@ -306,14 +444,93 @@ ms_images_vblk_args(const MsImageSlot *s, const char *bus)
     return d;
 }
 
+/* The blob an earlier agent attached as ID, if it is an older build in
+ * this store: the name was rebuilt while the guest ran. The guest keeps it
+ * until it restarts; the runtime file must then list that digest, or gc
+ * would take the blob. */
 static gboolean
-ms_images_attach_dax(const MsAgentEnv *env, MsImageSlot *s, GError **error)
+ms_images_adopt_path(MsImages *m, MsImageSlot *s, const char *path)
+{
+    g_autofree char *dir = g_path_get_dirname(path);
+    g_autofree char *base = g_path_get_basename(path);
+    g_autofree char *blobs = g_build_filename(m->store, "blobs", NULL);
+    if (strcmp(dir, blobs) != 0 || strlen(base) != 7 + 64 + 4 || !g_str_has_prefix(base, "sha256-") ||
+        !g_str_has_suffix(base, ".img"))
+        return FALSE;
+    g_autofree char *hex = g_strndup(base + 7, 64);
+    for (const char *p = hex; *p; p++)
+        if (!g_ascii_isxdigit(*p) || g_ascii_isupper(*p))
+            return FALSE;
+    g_message("image '%s': the guest maps the older build sha256 %.12s (the name now points to %.12s); "
+              "it keeps it until it restarts", s->name, hex, s->sha256);
+    g_free(s->sha256);
+    s->sha256 = g_steal_pointer(&hex);
+    g_free(s->blob);
+    s->blob = g_strdup(path);
+    if (s->blob_fd >= 0)
+        close(s->blob_fd);
+    ms_images_blob_watch_clear(&s->watch);
+    s->blob_fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (s->blob_fd >= 0 && fstat(s->blob_fd, &st) == 0) {
+        s->watch.at = st;
+        s->size = st.st_size;
+    }
+    return TRUE;
+}
+
+static gboolean
+ms_images_adopt_older(const MsAgentEnv *env, MsImages *m, MsImageSlot *s, const char *id)
+{
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "path");
+    g_autofree char *qom = g_strdup_printf("/objects/%s", id);
+    json_builder_add_string_value(b, qom);
+    json_builder_set_member_name(b, "property");
+    json_builder_add_string_value(b, "mem-path");
+    json_builder_end_object(b);
+    g_autoptr(JsonNode) r = ms_images_qmp(env, "qom-get", b, NULL);
+    if (r == NULL || !JSON_NODE_HOLDS_VALUE(r) || json_node_get_value_type(r) != G_TYPE_STRING)
+        return FALSE;
+    return ms_images_adopt_path(m, s, json_node_get_string(r));
+}
+
+/* The source file of the disk an earlier agent attached with alias
+ * ua-ms-blkINDEX, from libvirt's live XML; NULL if there is none. */
+static char *
+ms_images_live_blk_source(const char *live, guint index)
+{
+    g_autofree char *alias = g_strdup_printf("ua-ms-blk%u", index);
+    xmlDocPtr doc = xmlReadMemory(live, strlen(live), "live.xml", NULL, XML_PARSE_NONET | XML_PARSE_NOERROR |
+                                                                             XML_PARSE_NOWARNING);
+    if (doc == NULL)
+        return NULL;
+    char *out = NULL;
+    xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+    g_autofree char *expr = g_strdup_printf("/domain/devices/disk[alias/@name='%s']/source/@file", alias);
+    xmlXPathObjectPtr r = ctx ? xmlXPathEvalExpression((const xmlChar *)expr, ctx) : NULL;
+    if (r && r->nodesetval && r->nodesetval->nodeNr > 0) {
+        xmlChar *v = xmlNodeGetContent(r->nodesetval->nodeTab[0]);
+        out = g_strdup((const char *)v);
+        xmlFree(v);
+    }
+    xmlXPathFreeObject(r);
+    xmlXPathFreeContext(ctx);
+    xmlFreeDoc(doc);
+    return out;
+}
+
+static gboolean
+ms_images_attach_dax(const MsAgentEnv *env, MsImages *m, MsImageSlot *s, GError **error)
 {
     g_autofree char *obj = g_strdup_printf("ms-img%u", s->index);
     gboolean exists;
 
     if (ms_images_object_has_path(env, obj, s->blob, &exists))
         return TRUE;   /* attached by an earlier agent */
+    if (exists && ms_images_adopt_older(env, m, s, obj))
+        return TRUE;
     if (exists) {
         g_set_error(error, MS_ERROR, MS_ERROR_FAILED,
                     "QEMU object %s exists but maps another file (the policy changed while running)", obj);
@@ -363,7 +580,7 @@ ms_images_attach_dax(const MsAgentEnv *env, MsImageSlot *s, GError **error)
 /* The blk path through libvirt: the disk then is part of libvirt's live
  * XML (virsh domblklist shows it) and libvirt detaches it at stop. */
 static gboolean
-ms_images_attach_blk_libvirt(const MsAgentEnv *env, MsImageSlot *s, GError **error)
+ms_images_attach_blk_libvirt(const MsAgentEnv *env, MsImages *m, MsImageSlot *s, GError **error)
 {
     virDomainPtr dom = env->libvirt_domain;
     char *live = virDomainGetXMLDesc(dom, 0);
@@ -384,9 +601,18 @@ ms_images_attach_blk_libvirt(const MsAgentEnv *env, MsImageSlot *s, GError **err
             break;
         }
     }
+    /* attached by an earlier agent, of an older build of the name? */
+    g_autofree char *earlier = present ? NULL : ms_images_live_blk_source(live, s->index);
     free(live);
     if (present)
         return TRUE;
+    if (earlier) {
+        if (ms_images_adopt_path(m, s, earlier))
+            return TRUE;
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED,
+                    "disk ua-ms-blk%u exists but maps %s (the policy changed while running)", s->index, earlier);
+        return FALSE;
+    }
     if (target[0] == '\0') {
         g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND, "no free virtio disk name (vdb..vdz all used)");
         return FALSE;
@@ -411,7 +637,7 @@ ms_images_attach_blk_libvirt(const MsAgentEnv *env, MsImageSlot *s, GError **err
 }
 
 static gboolean
-ms_images_attach_blk_qmp(const MsAgentEnv *env, MsImageSlot *s, GError **error)
+ms_images_attach_blk_qmp(const MsAgentEnv *env, MsImages *m, MsImageSlot *s, GError **error)
 {
     g_autofree char *node = g_strdup_printf("ms-blk%u", s->index);
 
@@ -420,10 +646,18 @@ ms_images_attach_blk_qmp(const MsAgentEnv *env, MsImageSlot *s, GError **error)
         JsonArray *a = json_node_get_array(named);
         for (guint i = 0; i < json_array_get_length(a); i++) {
             JsonNode *e = json_array_get_element(a, i);
-            if (JSON_NODE_HOLDS_OBJECT(e) &&
-                g_strcmp0(json_object_get_string_member_with_default(json_node_get_object(e), "node-name", ""),
-                          node) == 0)
+            if (!JSON_NODE_HOLDS_OBJECT(e))
+                continue;
+            JsonObject *o = json_node_get_object(e);
+            if (g_strcmp0(json_object_get_string_member_with_default(o, "node-name", ""), node) != 0)
+                continue;
+            /* ours from an earlier agent: the same blob, or an older build */
+            const char *file = json_object_get_string_member_with_default(o, "file", "");
+            if (g_strcmp0(file, s->blob) == 0 || ms_images_adopt_path(m, s, file))
                 return TRUE;
+            g_set_error(error, MS_ERROR, MS_ERROR_FAILED,
+                        "block node %s exists but maps %s (the policy changed while running)", node, file);
+            return FALSE;
         }
     }
     g_autoptr(JsonBuilder) b = json_builder_new();
@@ -470,6 +704,7 @@ ms_images_create(const MsAgentEnv *env, GError **error)
     for (guint i = 0; i < env->policy->images->len; i++) {
         const MsSharedImage *img = g_ptr_array_index(env->policy->images, i);
         MsImageSlot *s = g_new0(MsImageSlot, 1);
+        s->blob_fd = -1;
         s->name = g_strdup(img->name);
         s->mount = g_strdup(img->mount);
         s->mode = img->mode;
@@ -496,6 +731,56 @@ ms_images_write_runtime(MsImages *m, const MsAgentEnv *env)
     g_string_free(s, TRUE);
 }
 
+static const char *
+ms_blob_state_name(MsImagesBlobState st)
+{
+    switch (st) {
+    case MS_IMAGES_BLOB_OK: return "ok";
+    case MS_IMAGES_BLOB_REMOVED: return "removed";
+    case MS_IMAGES_BLOB_REPLACED: return "replaced";
+    case MS_IMAGES_BLOB_MODIFIED: return "modified";
+    }
+    return "unknown";
+}
+
+/* The periodic check of an attached image: its blob (ms_images_blob_check)
+ * and whether the name was rebuilt since. Each finding is logged once. */
+static void
+ms_images_check_attached(MsImages *m, MsImageSlot *s, const MsAgentEnv *env, GKeyFile *status)
+{
+    const char *domain = env->name ? env->name : env->uuid;
+    g_autofree char *old_msg = g_strdup(s->watch.message);
+    MsImagesBlobState st = ms_images_blob_check(&s->watch, s->name, domain, s->sha256, s->blob, s->blob_fd);
+    if (st != MS_IMAGES_BLOB_OK && g_strcmp0(old_msg, s->watch.message) != 0) {
+        if (st == MS_IMAGES_BLOB_MODIFIED)
+            g_critical("%s", s->watch.message);
+        else
+            g_warning("%s", s->watch.message);
+    }
+    g_autofree char *kblob = g_strdup_printf("%s.blob", s->name);
+    g_autofree char *kmsg = g_strdup_printf("%s.blob-error", s->name);
+    g_autofree char *ksha = g_strdup_printf("%s.sha256", s->name);
+    g_autofree char *knew = g_strdup_printf("%s.newer-sha256", s->name);
+    g_key_file_set_string(status, "images", kblob, ms_blob_state_name(st));
+    g_key_file_set_string(status, "images", ksha, s->sha256);
+    if (s->watch.message)
+        g_key_file_set_string(status, "images", kmsg, s->watch.message);
+    else
+        g_key_file_remove_key(status, "images", kmsg, NULL);
+    g_autoptr(MsImageManifest) man = ms_image_store_lookup(m->store, s->name, NULL, NULL);
+    if (man && strcmp(man->sha256, s->sha256) != 0) {
+        g_key_file_set_string(status, "images", knew, man->sha256);
+        if (g_strcmp0(s->update_noted, man->sha256) != 0) {
+            g_message("image '%s' was rebuilt (now sha256 %.12s); domain '%s' keeps sha256 %.12s until it "
+                      "restarts", s->name, man->sha256, domain, s->sha256);
+            g_free(s->update_noted);
+            s->update_noted = g_strdup(man->sha256);
+        }
+    } else {
+        g_key_file_remove_key(status, "images", knew, NULL);
+    }
+}
+
 static gboolean
 ms_images_tick(gpointer self, const MsAgentEnv *env, GKeyFile *status, GError **error)
 {
@@ -513,17 +798,21 @@ ms_images_tick(gpointer self, const MsAgentEnv *env, GKeyFile *status, GError **
         g_autofree char *kerr = g_strdup_printf("%s.error", s->name);
         g_autofree char *ksize = g_strdup_printf("%s.size", s->name);
         g_key_file_set_string(status, "images", kmode, mode);
+        if (s->mount_warning) {
+            g_autofree char *kw = g_strdup_printf("%s.warning", s->name);
+            g_key_file_set_string(status, "images", kw, s->mount_warning);
+        }
 
         if (!s->attached) {
             g_autoptr(GError) local = NULL;
             gboolean ok = ms_images_resolve(m, s, &local);
             if (ok) {
                 if (s->mode == MS_IMAGE_DAX)
-                    ok = ms_images_attach_dax(env, s, &local);
+                    ok = ms_images_attach_dax(env, m, s, &local);
                 else if (env->libvirt_domain)
-                    ok = ms_images_attach_blk_libvirt(env, s, &local);
+                    ok = ms_images_attach_blk_libvirt(env, m, s, &local);
                 else
-                    ok = ms_images_attach_blk_qmp(env, s, &local);
+                    ok = ms_images_attach_blk_qmp(env, m, s, &local);
             }
             if (ok) {
                 s->attached = TRUE;
@@ -539,6 +828,8 @@ ms_images_tick(gpointer self, const MsAgentEnv *env, GKeyFile *status, GError **
                 s->error = g_strdup(local->message);
             }
         }
+        if (s->attached)
+            ms_images_check_attached(m, s, env, status);
         if (s->attached) {
             attached++;
             bytes += s->size;

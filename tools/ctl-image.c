@@ -1,5 +1,5 @@
-/* tools/ctl-image.c: memsharectl image: build images into the store, list,
- * inspect, verify and remove them. The work is in images/ (builder, store);
+/* tools/ctl-image.c: memsharectl image: build images into the store (from a
+ * directory or a guest's disk), list, inspect, verify and remove them. The work is in images/ (builder, store);
  * this file owns the command line, the output format and the exit codes
  * (tools/ctl.h). `image advise` lives in ctl-advise.c. */
 #include "ctl.h"
@@ -84,28 +84,54 @@ store_path(const char *opt)
     return opt && *opt ? g_strdup(opt) : ms_image_store_default_path();
 }
 
-static gboolean
-parse_opts(const char *sub, const char *params, GOptionEntry *entries, int *argc, char ***argv)
+/* Parses a subcommand's options. -h or --help anywhere before "--" prints
+ * its help on stdout first, whatever else the line holds (ms_ctl_wants_help,
+ * the convention of every memsharectl command). Returns -1 to go on, else
+ * the exit code. The usage line names "memsharectl image SUB" (GOption
+ * takes the program name from argv[0]). */
+static int
+parse_opts(const char *sub, const char *params, const char *summary, GOptionEntry *entries, int *argc,
+           char ***argv)
 {
-    g_autofree char *p = g_strdup_printf("%s - memsharectl image %s", params, sub);
-    g_autoptr(GOptionContext) ctx = g_option_context_new(p);
+    g_autoptr(GOptionContext) ctx = g_option_context_new(params);
+    g_option_context_set_summary(ctx, summary);
     g_option_context_add_main_entries(ctx, entries, NULL);
+    static char prog[64];
+    g_snprintf(prog, sizeof(prog), "memsharectl image %s", sub);
+    if (*argc > 0)
+        (*argv)[0] = prog;
+    if (ms_ctl_wants_help(*argc, *argv)) {
+        g_set_prgname(prog);
+        g_autofree char *help = g_option_context_get_help(ctx, TRUE, NULL);
+        fputs(help, stdout);
+        return MS_CTL_EXIT_OK;
+    }
     g_autoptr(GError) error = NULL;
     if (!g_option_context_parse(ctx, argc, argv, &error)) {
         g_printerr("memsharectl image %s: %s\n", sub, error->message);
-        return FALSE;
+        return MS_CTL_EXIT_USAGE;
     }
-    return TRUE;
+    return -1;
 }
 
 static int
 cmd_build(int argc, char **argv)
 {
     g_autofree char *from = NULL, *name = NULL, *max_size = NULL, *store = NULL, *paths_from = NULL;
+    g_autofree char *from_disk = NULL;
     gint64 epoch = 0;
-    gboolean clamp = FALSE;
+    gint partition = 0;
+    gboolean clamp = FALSE, usr = FALSE;
     GOptionEntry entries[] = {
         { "from", 0, 0, G_OPTION_ARG_FILENAME, &from, "the source tree", "DIR" },
+        { "from-disk", 0, 0, G_OPTION_ARG_FILENAME, &from_disk,
+          "the source is PATH (default /) inside the ext2/3/4 file system of DISK, a raw disk image "
+          "(whole-disk file system, or MBR/GPT partitions), read-only; qcow2: qemu-img convert -O raw first",
+          "DISK[:PATH]" },
+        { "partition", 0, 0, G_OPTION_ARG_INT, &partition,
+          "with --from-disk: the partition number (default: the only ext partition)", "N" },
+        { "usr", 0, 0, G_OPTION_ARG_NONE, &usr,
+          "the image is a guest's /usr: refuse a tree without bin/ and lib/, and mark the manifest", NULL },
         { "name", 0, 0, G_OPTION_ARG_STRING, &name, "image name (default: the source's base name)", "NAME" },
         { "max-size", 0, 0, G_OPTION_ARG_STRING, &max_size, "refuse trees whose image is larger", "SIZE" },
         { "paths-from", 0, 0, G_OPTION_ARG_FILENAME, &paths_from,
@@ -116,15 +142,41 @@ cmd_build(int argc, char **argv)
         { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
-    if (!parse_opts("build", "--from DIR [PATH...]", entries, &argc, &argv))
-        return MS_CTL_EXIT_USAGE;
-    if (from == NULL) {
-        g_printerr("memsharectl image build: --from DIR is required\n");
+    int prc = parse_opts("build", "--from DIR | --from-disk DISK[:PATH] [PATH...]",
+                    "Builds an ext4 image of a tree (a directory, or a path inside a guest's raw disk) into\n"
+                    "the store under NAME. The same tree gives the same bytes either way. A new build of\n"
+                    "a name replaces its manifest; running guests keep the blob they map until they stop.",
+                    entries, &argc, &argv);
+    if (prc >= 0)
+        return prc;
+    if ((from == NULL) == (from_disk == NULL)) {
+        g_printerr("memsharectl image build: give one of --from DIR or --from-disk DISK[:PATH]\n");
         return MS_CTL_EXIT_USAGE;
     }
+    if (partition < 0 || (partition && from_disk == NULL)) {
+        g_printerr("memsharectl image build: --partition N (N >= 1) goes with --from-disk\n");
+        return MS_CTL_EXIT_USAGE;
+    }
+    g_autofree char *disk = NULL, *disk_path = NULL;
+    if (from_disk) {
+        /* DISK itself may contain ':'; a PATH inside starts with '/' */
+        const char *colon = strrchr(from_disk, ':');
+        if (g_file_test(from_disk, G_FILE_TEST_EXISTS) || colon == NULL || colon[1] != '/') {
+            disk = g_strdup(from_disk);
+            disk_path = g_strdup("/");
+        } else {
+            disk = g_strndup(from_disk, colon - from_disk);
+            disk_path = g_strdup(colon + 1);
+        }
+        from = g_strdup(disk_path);
+    }
     if (name == NULL) {
-        g_autofree char *canon = g_canonicalize_filename(from, NULL);
+        g_autofree char *canon = g_canonicalize_filename(from, "/");
         name = g_path_get_basename(canon);
+        if (disk && strcmp(canon, "/") == 0) {
+            g_free(name);
+            name = g_path_get_basename(disk);
+        }
     }
     if (!ms_image_name_is_valid(name)) {
         g_printerr("memsharectl image build: '%s' is not a valid image name (letters, digits, '.', '_', '-'; "
@@ -155,6 +207,9 @@ cmd_build(int argc, char **argv)
     opts.paths = (const char *const *)paths;
     opts.epoch = epoch;
     opts.clamp_mtime = clamp;
+    opts.disk = disk;
+    opts.partition = partition;
+    opts.usr = usr;
 
     g_autofree char *sp = store_path(store);
     g_autoptr(GPtrArray) warnings = NULL;
@@ -178,8 +233,10 @@ cmd_list(int argc, char **argv)
         { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
-    if (!parse_opts("list", "", entries, &argc, &argv))
-        return MS_CTL_EXIT_USAGE;
+    int prc = parse_opts("list", "", "Lists the images: name, size, files, the current sha256, and older\n"
+                                "digests that running domains still map.", entries, &argc, &argv);
+    if (prc >= 0)
+        return prc;
     if (argc > 1) {
         g_printerr("memsharectl image list: unexpected argument '%s'\n", argv[1]);
         return MS_CTL_EXIT_USAGE;
@@ -198,6 +255,7 @@ cmd_list(int argc, char **argv)
         return exit_code(error);
     }
     g_print("%-24s %10s %8s %-12s %s\n", "NAME", "SIZE", "FILES", "SHA256", "ADDED");
+    g_autoptr(GPtrArray) uses = ms_image_store_uses();
     for (guint i = 0; i < all->len; i++) {
         MsImageManifest *m = g_ptr_array_index(all, i);
         g_autofree char *h = human(m->size);
@@ -213,6 +271,13 @@ cmd_list(int argc, char **argv)
         }
         g_print("%-24s %10s %8" G_GUINT64_FORMAT " %.12s %s\n", m->name, h, m->files, m->sha256,
                 added ? added : "-");
+        /* after an update: the builds running guests still map */
+        for (guint j = 0; j < uses->len; j++) {
+            MsImageUse *u = g_ptr_array_index(uses, j);
+            if (strcmp(u->name, m->name) == 0 && strcmp(u->sha256, m->sha256) != 0)
+                g_print("  older %.12s in use by domain '%s' (%s) until it restarts\n", u->sha256, u->domain,
+                        u->mode);
+        }
     }
     for (guint i = 0; problems && i < problems->len; i++)
         g_printerr("memsharectl image list: skipped: %s\n", (char *)g_ptr_array_index(problems, i));
@@ -227,8 +292,9 @@ cmd_info(int argc, char **argv)
         { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
-    if (!parse_opts("info", "NAME", entries, &argc, &argv))
-        return MS_CTL_EXIT_USAGE;
+    int prc = parse_opts("info", "NAME", "Prints the manifest of image NAME.", entries, &argc, &argv);
+    if (prc >= 0)
+        return prc;
     if (argc != 2) {
         g_printerr("memsharectl image info: name one image\n");
         return MS_CTL_EXIT_USAGE;
@@ -254,8 +320,11 @@ cmd_verify(int argc, char **argv)
         { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
-    if (!parse_opts("verify", "NAME...", entries, &argc, &argv))
-        return MS_CTL_EXIT_USAGE;
+    int prc = parse_opts("verify", "NAME...",
+                    "Recomputes the sha256 of each image's blob and of every older blob a running domain\n"
+                    "maps for it, and compares them with the digests they must have.", entries, &argc, &argv);
+    if (prc >= 0)
+        return prc;
     if (argc < 2) {
         g_printerr("memsharectl image verify: name at least one image\n");
         return MS_CTL_EXIT_USAGE;
@@ -273,6 +342,17 @@ cmd_verify(int argc, char **argv)
             if (rc == MS_CTL_EXIT_OK || c == MS_CTL_EXIT_INVALID)
                 rc = c;
         }
+        /* what running guests map may be an older build, or a blob that
+         * changed under them */
+        g_autoptr(GPtrArray) notes = g_ptr_array_new_with_free_func(g_free);
+        g_autoptr(GPtrArray) problems = g_ptr_array_new_with_free_func(g_free);
+        ms_image_store_verify_uses(sp, argv[i], notes, problems);
+        for (guint j = 0; j < notes->len; j++)
+            g_print("%s: %s\n", argv[i], (char *)g_ptr_array_index(notes, j));
+        for (guint j = 0; j < problems->len; j++)
+            g_printerr("memsharectl image verify: %s\n", (char *)g_ptr_array_index(problems, j));
+        if (problems->len)
+            rc = MS_CTL_EXIT_INVALID;
     }
     return rc;
 }
@@ -285,8 +365,10 @@ cmd_remove(int argc, char **argv)
         { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
-    if (!parse_opts("remove", "NAME", entries, &argc, &argv))
-        return MS_CTL_EXIT_USAGE;
+    int prc = parse_opts("remove", "NAME", "Removes image NAME (refused while a running domain uses it).", entries,
+                    &argc, &argv);
+    if (prc >= 0)
+        return prc;
     if (argc != 2) {
         g_printerr("memsharectl image remove: name one image\n");
         return MS_CTL_EXIT_USAGE;
@@ -309,15 +391,20 @@ cmd_gc(int argc, char **argv)
         { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
-    if (!parse_opts("gc", "", entries, &argc, &argv))
-        return MS_CTL_EXIT_USAGE;
+    int prc = parse_opts("gc", "", "Deletes blobs that no manifest names and no running domain maps, and says\n"
+                              "which older blobs are kept for which domain.", entries, &argc, &argv);
+    if (prc >= 0)
+        return prc;
     g_autofree char *sp = store_path(store);
     g_autoptr(GError) error = NULL;
-    int n = ms_image_store_gc(sp, &error);
+    g_autoptr(GPtrArray) kept = NULL;
+    int n = ms_image_store_gc_report(sp, &kept, &error);
     if (n < 0) {
         g_printerr("memsharectl image gc: %s\n", error->message);
         return exit_code(error);
     }
+    for (guint i = 0; kept && i < kept->len; i++)
+        g_print("%s\n", (char *)g_ptr_array_index(kept, i));
     g_print("%d unreferenced blob(s) removed\n", n);
     return MS_CTL_EXIT_OK;
 }
@@ -326,12 +413,14 @@ static void
 usage(FILE *f)
 {
     fprintf(f, "Usage: memsharectl image COMMAND ...\n"
-               "  build --from DIR [--name NAME] [--max-size SIZE] [--paths-from FILE] [PATH...]\n"
+               "  build --from DIR [--name NAME] [--usr] [--max-size SIZE] [--paths-from FILE] [PATH...]\n"
+               "  build --from-disk DISK[:PATH] [--partition N] ...   from a guest's raw ext4 disk\n"
                "  list                       NAME SIZE FILES SHA256 ADDED\n"
                "  info NAME                  the manifest\n"
                "  verify NAME...             recompute the sha256 of each image\n"
                "  remove NAME                refused while a running domain uses it\n"
                "  gc                         delete blobs no manifest or domain references\n"
+               "  (each takes --help)\n"
                "  advise DISK-IMAGE...       propose the files to share\n"
                "All take --store DIR (default: [images] store= of memshare.conf, or\n"
                "/var/lib/memshare/images; $MEMSHARE_IMAGE_STORE overrides).\n");

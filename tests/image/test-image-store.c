@@ -485,6 +485,81 @@ test_manifest_files(void)
     g_assert_cmpuint(n, >=, 6);
 }
 
+/* An image for /usr must be built --usr: the builder refuses a tree without
+ * bin/ and lib/, marks the manifest, and a policy mounting an unmarked image
+ * on /usr gets a message naming the image (the hook warns with it). */
+static void
+test_usr_mark(Fixture *f, gconstpointer data)
+{
+    MsImageBuildOptions o = { .usr = TRUE };
+    g_autoptr(GError) error = NULL;
+    g_autoptr(MsImageManifest) bad = ms_image_store_add(f->store, "usr-nolib", f->src, &o, NULL, &error);
+    g_assert_null(bad);
+    g_assert_error(error, MS_ERROR, MS_ERROR_INVALID);
+    g_assert_nonnull(strstr(error->message, "not a /usr (--usr): no lib/ at its top"));
+    g_assert_nonnull(strstr(error->message, f->src));
+    g_clear_error(&error);
+
+    g_autofree char *lib = g_build_filename(f->src, "lib", NULL);
+    g_assert_cmpint(mkdir(lib, 0755), ==, 0);
+    g_autoptr(MsImageManifest) plain = add_ok(f, "plain");
+    g_assert_false(plain->usr);
+    g_autoptr(MsImageManifest) usr = ms_image_store_add(f->store, "usr", f->src, &o, NULL, &error);
+    g_assert_no_error(error);
+    g_assert_true(usr->usr);
+    /* the mark survives the manifest's round trip; unmarked ones stay as
+     * they were (no member at all) */
+    g_autoptr(MsImageManifest) l = ms_image_store_lookup(f->store, "usr", NULL, &error);
+    g_assert_no_error(error);
+    g_assert_true(l->usr);
+    g_autofree char *pj = ms_image_manifest_to_json(plain);
+    g_assert_null(strstr(pj, "\"usr\""));
+
+    g_assert_true(ms_image_store_check_mount(f->store, "usr", "/usr", &error));
+    g_assert_no_error(error);
+    g_assert_true(ms_image_store_check_mount(f->store, "plain", "/opt/tools", &error));
+    g_assert_true(ms_image_store_check_mount(f->store, "plain", NULL, &error));
+    g_assert_no_error(error);
+    g_assert_false(ms_image_store_check_mount(f->store, "plain", "/usr/", &error));
+    g_assert_error(error, MS_ERROR, MS_ERROR_INVALID);
+    g_assert_nonnull(strstr(error->message, "image 'plain' is mounted on /usr but was not built as a /usr"));
+    g_assert_nonnull(strstr(error->message, "--usr"));
+    g_clear_error(&error);
+    g_assert_false(ms_image_store_check_mount(f->store, "nosuch", "/usr", &error));
+    g_assert_error(error, MS_ERROR, MS_ERROR_NOT_FOUND);
+}
+
+/* Running domains' use, as `image list` and gc report it. */
+static void
+test_uses(Fixture *f, gconstpointer data)
+{
+    g_autoptr(MsImageManifest) m = add_ok(f, "usr");
+    g_autofree char *d1 = g_build_filename(rundir, "domains", "0d3c1a62-5f4e-4b8a-9c71-2f8e6d5a4b01", NULL);
+    g_assert_cmpint(g_mkdir_with_parents(d1, 0755), ==, 0);
+    g_autofree char *img = g_build_filename(d1, "images", NULL);
+    g_autofree char *old = g_strnfill(64, 'a');
+    g_autofree char *text = g_strdup_printf("usr %s dax\nbroken line\n../x %s blk\nusr %s blk\n", old, old,
+                                            m->sha256);
+    g_assert_true(g_file_set_contents(img, text, -1, NULL));
+    g_autofree char *st = g_build_filename(d1, "status", NULL);
+    g_assert_true(g_file_set_contents(st, "[agent]\ndomain=web1\n", -1, NULL));
+    g_autoptr(GPtrArray) uses = ms_image_store_uses();
+    g_assert_cmpuint(uses->len, ==, 2);
+    MsImageUse *u = g_ptr_array_index(uses, 0);
+    g_assert_cmpstr(u->domain, ==, "web1");
+    g_assert_cmpstr(u->name, ==, "usr");
+    g_assert_cmpstr(u->uuid, ==, "0d3c1a62-5f4e-4b8a-9c71-2f8e6d5a4b01");
+    /* the older build's blob is gone: verify_uses reports it, naming the
+     * image, the domain and the digest */
+    g_autoptr(GPtrArray) notes = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) problems = g_ptr_array_new_with_free_func(g_free);
+    g_assert_cmpuint(ms_image_store_verify_uses(f->store, "usr", notes, problems), ==, 1);
+    g_assert_cmpuint(problems->len, ==, 1);
+    g_autofree char *want = g_strdup_printf("image 'usr': domain 'web1' maps sha256 %s, but ", old);
+    g_assert_true(g_str_has_prefix(g_ptr_array_index(problems, 0), want));
+    g_assert_cmpuint(notes->len, ==, 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -499,6 +574,8 @@ main(int argc, char **argv)
     g_unsetenv("SOURCE_DATE_EPOCH");
 
     g_test_add_func("/image/store/names", test_names);
+    g_test_add("/image/store/usr-mark", Fixture, NULL, fixture_setup, test_usr_mark, fixture_teardown);
+    g_test_add("/image/store/uses", Fixture, NULL, fixture_setup, test_uses, fixture_teardown);
     g_test_add_func("/image/store/default-path", test_default_path);
     g_test_add_func("/image/store/missing-store", test_missing_store);
     g_test_add_func("/image/store/manifest-files", test_manifest_files);
