@@ -321,6 +321,11 @@ ms_hook_verify_images(const MsHookConfig *cfg, const MsPolicy *policy, GError **
             g_prefix_error(error, "<shared-image name='%s'>: ", img->name);
             return FALSE;
         }
+        /* An image mounted at /usr that was not built with --usr may be any
+         * tree: warn (into libvirt's log) but start, as the agent does */
+        g_autoptr(GError) warn = NULL;
+        if (!ms_image_store_check_mount(cfg->image_store, img->name, img->mount, &warn))
+            ms_hook_msg(policy->domain.name, "domain '%s': warning: %s", policy->domain.name, warn->message);
     }
     return TRUE;
 }

@@ -9,6 +9,7 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib/tap.sh"
 hook=$1
+ctl=${2:-}
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d /tmp/ms-hook.XXXXXX)
 trap 'pkill -f "$tmp/probe" 2>/dev/null || true; rm -rf "$tmp"' EXIT
@@ -127,4 +128,27 @@ check "and nothing is created from it" test ! -e "$tmp/etc" -a ! -e "$tmp/run/et
 head -c $((11 * 1024 * 1024)) /dev/zero | tr '\0' 'x' > "$tmp/huge.xml"
 set +e; "$hook" huge prepare begin - < "$tmp/huge.xml" >/dev/null 2>&1; rc=$?; set -e
 check "oversized domain XML does not block a start" test "$rc" = 0
+
+# 9. an image mounted at /usr must have been built with --usr: prepare
+# warns (into libvirt's log) for an unmarked one but lets the domain start
+if [ -n "$ctl" ]; then
+    export MEMSHARE_IMAGE_STORE=$tmp/store
+    printf '[images]\nstore=%s\n' "$tmp/store" >> "$MEMSHARE_CONFIG"
+    mkdir -p "$tmp/usr/bin" "$tmp/usr/lib" "$tmp/opt"
+    echo x > "$tmp/usr/bin/sh"; echo x > "$tmp/opt/tool"
+    "$ctl" image build --usr --from "$tmp/usr" --name usr-ok >/dev/null 2>&1 || bail "build usr-ok"
+    "$ctl" image build --from "$tmp/opt" --name tools >/dev/null 2>&1 || bail "build tools"
+    for img in usr-ok tools; do
+        domain web3 "" "<memshare:shared-image name='$img' mount='/usr' mode='blk'/>" > "$tmp/img-$img.xml"
+        set +e; out=$("$hook" web3 prepare begin - < "$tmp/img-$img.xml" 2>&1); rc=$?; set -e
+        echo "# $img: $out"
+        check "image '$img' at /usr: prepare exits 0" test "$rc" = 0
+        if [ "$img" = tools ]; then
+            check "unmarked image at /usr: prepare warns naming it" grep -q "warning:.*tools" <<< "$out"
+        else
+            check "--usr image at /usr: no warning" test -z "$out"
+        fi
+        "$hook" web3 release end - < "$tmp/img-$img.xml"
+    done
+fi
 done_testing
