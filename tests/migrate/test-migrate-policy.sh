@@ -63,7 +63,8 @@ V a create "$top/mig2.xml" >/dev/null || bail "cannot start mig2 on host a"
 check "agent runs on host a" wait_for 10 agent_alive a
 check "guest touched $touched MiB" wait_for 300 grep -q "^MS-TOUCHED $touched" "$top/a/log-libvirt/qemu/mig2.serial"
 check "host a: tracking.used covers what the guest touched" wait_for 60 used_at_least a $((touched << 20))
-check "host a: the agent's stats element is in the live metadata" wait_for 30 grep -q "<tracking " <<< "$(stats_elem a)"
+stats_has_tracking() { stats_elem a | grep -q "<tracking "; }
+check "host a: the agent's stats element is in the live metadata" wait_for 60 stats_has_tracking
 pol_a=$(V a metadata mig2 "$NS")
 
 for leg in "a b" "b a"; do
