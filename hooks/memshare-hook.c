@@ -14,6 +14,7 @@
  * domain's lock: a call back would deadlock). */
 #include "ms-config.h"
 #include "ms-error.h"
+#include "ms-history.h"
 #include "ms-image-store.h"
 #include "ms-policy.h"
 #include "ms-util.h"
@@ -29,9 +30,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libxml/parser.h>
+#include <libxml/xpath.h>
+#include <libxml/xpathInternals.h>
+
 #if MS_HAVE_LIBSYSTEMD
 #include <systemd/sd-bus.h>
 #endif
+
+/* The agent's live-metadata <stats> element: MS_EXPORT_STATS_NS of
+ * qmp-plugin/ms-export.h (not included: it pulls in libvirt's headers). */
+#define MS_HOOK_STATS_NS "https://memshare.dev/xmlns/stats/1.0"
 
 /* Domain XML is a few KiB; libvirt caps its own at 10 MiB. */
 #define MS_HOOK_MAX_XML (10 * 1024 * 1024)
@@ -399,6 +408,202 @@ ms_hook_stop_agent(const MsHookConfig *cfg, const char *uuid, gboolean final)
         ms_hook_remove_runtime_dir(uuid);
 }
 
+/* ---- incoming migration: op `migrate`, on the destination ----------------
+ * libvirt runs `migrate` on the destination only, before `prepare`, with
+ * the domain XML the source sent (live definition: policy and the agent's
+ * <stats> element included). Nothing can be read from the source host
+ * here: the XML is all we have (docs/migration.md). */
+
+/* The sha256 of an image-store blob path (".../blobs/sha256-HEX.img"), or
+ * NULL for any other path. The store is content-addressed, so the path the
+ * source's QEMU has open names the content. */
+static char *
+ms_hook_blob_digest(const char *path)
+{
+    g_autofree char *base = g_path_get_basename(path);
+    g_autofree char *dir = g_path_get_dirname(path);
+    g_autofree char *parent = g_path_get_basename(dir);
+    if (!g_str_equal(parent, "blobs") || !g_str_has_prefix(base, "sha256-") ||
+        !g_str_has_suffix(base, ".img") || strlen(base) != 7 + 64 + 4)
+        return NULL;
+    for (const char *p = base + 7; p < base + 7 + 64; p++)
+        if (!g_ascii_isxdigit(*p) || g_ascii_isupper(*p))
+            return NULL;
+    return g_strndup(base + 7, 64);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlDoc, xmlFreeDoc)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlXPathContext, xmlXPathFreeContext)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlXPathObject, xmlXPathFreeObject)
+
+static xmlDoc *
+ms_hook_migrate_parse(const char *xml, gsize len)
+{
+    /* no network, no entities: the XML is libvirt's own, but still input */
+    return xmlReadMemory(xml, (int)MIN(len, (gsize)G_MAXINT), "domain.xml", NULL,
+                         XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+}
+
+/* Digests of the image-store blobs the migrating domain has as <disk>s (the
+ * blk images the source agent attached through libvirt). */
+static GPtrArray *
+ms_hook_migrate_disk_digests(xmlDoc *doc)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(xmlXPathContext) ctx = xmlXPathNewContext(doc);
+    if (ctx == NULL)
+        return out;
+    g_autoptr(xmlXPathObject) obj =
+        xmlXPathEvalExpression(BAD_CAST "/domain/devices/disk/source/@file", ctx);
+    if (obj == NULL || obj->nodesetval == NULL)
+        return out;
+    for (int i = 0; i < obj->nodesetval->nodeNr; i++) {
+        xmlChar *v = xmlNodeGetContent(obj->nodesetval->nodeTab[i]);
+        char *d = v ? ms_hook_blob_digest((const char *)v) : NULL;
+        if (d)
+            g_ptr_array_add(out, d);
+        xmlFree(v);
+    }
+    return out;
+}
+
+static gboolean
+ms_hook_str_in(GPtrArray *a, const char *s)
+{
+    for (guint i = 0; i < a->len; i++)
+        if (g_str_equal(g_ptr_array_index(a, i), s))
+            return TRUE;
+    return FALSE;
+}
+
+/* Every shared image the policy names must be in this host's store, and
+ * the one the domain has attached must be the same content. */
+static gboolean
+ms_hook_migrate_check_images(const MsHookConfig *cfg, const MsPolicy *policy, xmlDoc *doc,
+                             GError **error)
+{
+    const char *host = g_get_host_name();
+    g_autoptr(GPtrArray) attached = doc ? ms_hook_migrate_disk_digests(doc) : g_ptr_array_new();
+    g_autoptr(GPtrArray) here = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; policy->images && i < policy->images->len; i++) {
+        const MsSharedImage *img = g_ptr_array_index(policy->images, i);
+        if (img->mode == MS_IMAGE_DAX) {
+            /* The agent hot-plugs DAX images over QMP (memory-backend-file +
+             * virtio-pmem-pci), outside libvirt's XML: the destination QEMU
+             * libvirt starts would lack the RAM block and the migration
+             * would fail inside QEMU after the transfer began. */
+            g_set_error(error, MS_ERROR, MS_ERROR_FAILED,
+                        "<shared-image name='%s' mode='dax'>: cannot migrate to host '%s': DAX images are "
+                        "attached over QMP, outside the domain XML libvirt migrates (docs/migration.md)",
+                        img->name, host);
+            return FALSE;
+        }
+        g_autoptr(GError) local = NULL;
+        g_autoptr(MsImageManifest) m = ms_image_store_lookup(cfg->image_store, img->name, NULL, &local);
+        if (m == NULL) {
+            g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND,
+                        "<shared-image name='%s'>: not in the image store '%s' of host '%s': %s",
+                        img->name, cfg->image_store, host, local->message);
+            return FALSE;
+        }
+        g_ptr_array_add(here, g_strdup(m->sha256));
+    }
+    /* An attached blob that none of this host's images is: the source has
+     * another content under the name (a rebuilt image). Which name it was
+     * attached under is not in the XML (the disk's serial is a prefix), so
+     * with one blk image the message names it; with several, all. */
+    for (guint i = 0; i < attached->len; i++) {
+        const char *d = g_ptr_array_index(attached, i);
+        if (ms_hook_str_in(here, d))
+            continue;
+        g_autoptr(GString) names = g_string_new(NULL);
+        for (guint j = 0; policy->images && j < policy->images->len; j++) {
+            const MsSharedImage *img = g_ptr_array_index(policy->images, j);
+            g_string_append_printf(names, "%s'%s' (sha256 %s)", names->len ? ", " : "", img->name,
+                                   (const char *)g_ptr_array_index(here, j));
+        }
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
+                    "shared image digest mismatch: the domain has sha256 %s attached, host '%s' has %s",
+                    d, host, names->len ? names->str : "no such image");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* The source agent's last <stats> element (live metadata, so it travels
+ * with the XML) seeds this host's history file: `memsharectl plot` and
+ * whoever reads the history see the figures go on across the migration
+ * instead of starting from nothing. The destination agent appends to it.
+ * Attribute groups are the domstats groups (ms_export_fields); the two
+ * history columns the export files under `ksm` are mapped back. */
+static void
+ms_hook_migrate_handover(const MsPolicy *policy, xmlDoc *doc)
+{
+    if (doc == NULL)
+        return;
+    g_autoptr(xmlXPathContext) ctx = xmlXPathNewContext(doc);
+    if (ctx == NULL || xmlXPathRegisterNs(ctx, BAD_CAST "s", BAD_CAST MS_HOOK_STATS_NS) != 0)
+        return;
+    g_autoptr(xmlXPathObject) obj = xmlXPathEvalExpression(BAD_CAST "/domain/metadata/s:stats", ctx);
+    if (obj == NULL || obj->nodesetval == NULL || obj->nodesetval->nodeNr != 1)
+        return;   /* no agent ran long enough on the source: nothing to carry */
+    xmlNode *stats = obj->nodesetval->nodeTab[0];
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    for (xmlNode *g = stats->children; g; g = g->next) {
+        if (g->type != XML_ELEMENT_NODE)
+            continue;
+        for (xmlAttr *a = g->properties; a; a = a->next) {
+            xmlChar *v = xmlNodeGetContent((xmlNode *)a);
+            const char *group = (const char *)g->name, *key = (const char *)a->name;
+            if (g_str_equal(group, "ksm") && (g_str_equal(key, "host-saved") || g_str_equal(key, "contribution")))
+                group = "balloon";
+            /* set_string escapes: a value can never become a second key */
+            g_key_file_set_string(kf, group, key, v ? (const char *)v : "");
+            xmlFree(v);
+        }
+    }
+    xmlChar *t = xmlGetProp(stats, BAD_CAST "time");
+    gint64 when = t ? g_ascii_strtoll((const char *)t, NULL, 10) : 0;
+    xmlFree(t);
+    if (when <= 0)
+        return;
+
+    g_autofree char *dir = ms_domain_runtime_dir(policy->domain.uuid);
+    g_autoptr(GError) error = NULL;
+    if (g_mkdir_with_parents(dir, 0750) < 0) {
+        ms_hook_msg(policy->domain.name, "cannot create '%s': %s", dir, g_strerror(errno));
+        return;
+    }
+    g_autofree char *path = g_build_filename(dir, "history", NULL);
+    g_autofree char *sample = ms_history_format_line(kf, when);
+    g_autofree char *line = g_strdup_printf("# migrated in to host '%s': the source's last sample\n%s",
+                                            g_get_host_name(), sample);
+    if (!ms_history_append(path, line, MS_HISTORY_DEFAULT_LIMIT, &error))
+        ms_hook_msg(policy->domain.name, "domain '%s': cannot carry its history over: %s",
+                    policy->domain.name, error->message);
+}
+
+/* op `migrate`: refuse (exit 1, libvirt aborts the migration and the
+ * domain keeps running on the source) when the images are not here. */
+static int
+ms_hook_migrate_incoming(const MsHookConfig *cfg, const MsPolicy *policy, MsOnError on_error,
+                         const char *xml, gsize len)
+{
+    g_autoptr(xmlDoc) doc = ms_hook_migrate_parse(xml, len);
+    g_autoptr(GError) error = NULL;
+    if (!ms_hook_migrate_check_images(cfg, policy, doc, &error)) {
+        if (on_error == MS_ON_ERROR_REFUSE) {
+            ms_hook_msg(policy->domain.name, "domain '%s': migration refused: %s", policy->domain.name,
+                        error->message);
+            return 1;
+        }
+        ms_hook_msg(policy->domain.name, "domain '%s': %s; migrating anyway (on-error='ignore')",
+                    policy->domain.name, error->message);
+    }
+    ms_hook_migrate_handover(policy, doc);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -428,7 +633,8 @@ main(int argc, char **argv)
                         g_str_equal(op, "attach");
     gboolean is_stopped = g_str_equal(op, "stopped");
     gboolean is_release = g_str_equal(op, "release");
-    if (!is_prepare && !is_start && !is_stopped && !is_release)
+    gboolean is_migrate = g_str_equal(op, "migrate");
+    if (!is_prepare && !is_start && !is_stopped && !is_release && !is_migrate)
         return 0;
 
     MsHookConfig cfg = { 0 };
@@ -465,6 +671,11 @@ main(int argc, char **argv)
         return is_prepare ? 1 : 0;
     }
 
+    if (is_migrate) {
+        ret = ms_hook_migrate_incoming(&cfg, policy, on_error, xml->str, xml->len);
+        ms_hook_config_clear(&cfg);
+        return ret;
+    }
     if (is_prepare && !ms_hook_verify_images(&cfg, policy, &error)) {
         if (on_error == MS_ON_ERROR_REFUSE) {
             ms_hook_msg(name, "domain '%s': %s (set on-error='ignore' in the policy to start without memshare)",

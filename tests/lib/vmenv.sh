@@ -14,9 +14,27 @@
 #   vmenv_restart_libvirtd   SIGTERM libvirtd, start it again (domains live on)
 #   vmenv_stop               tear everything down (idempotent)
 # Sets VMENV_DIR and VMENV_PID (the namespace holder's pid).
+#
+# Two test hosts on one machine (migration tests), each a full instance as
+# above whose holder also owns a network and a UTS namespace; a veth pair
+# joins them on a private /30 that exists only inside these two namespaces:
+#   vmenv_pair_trap          vmenv_pair_stop on EXIT/INT/TERM (set it first:
+#                            it also cleans up after a failed setup)
+#   vmenv_pair_setup DIR     hosts "a" (DIR/a) and "b" (DIR/b)
+#   vmenv_on HOST CMD...     run CMD (any vmenv_* function, or a shell
+#                            function calling them) against HOST
+#   vmenv_pair_stop          tear both down (idempotent)
+# Sets VMENV_ADDR_a/_b (10.254.14.1/.2), VMENV_URI_a/_b
+# (qemu+tcp://ADDR/system), VMENV_UUID_a/_b (libvirtd.conf host_uuid).
 
 VMENV_DIR=
 VMENV_PID=
+# nsenter's namespace flags for vmenv_exec: -m, plus -n -u for a pair host
+VMENV_NSFLAGS=-m
+# set by vmenv_pair_setup for the instance it creates: its veth address and
+# host UUID (empty: a single instance, no network namespace, no TCP)
+_VMENV_ADDR=
+_VMENV_HOST_UUID=
 _vmenv_prev_trap=
 
 # "host path:dir under DIR" pairs: what is bind-mounted where. memshare
@@ -52,7 +70,6 @@ vmenv_setup() {
     # Our own daemon: root only, no auth, no TCP, no polkit.
     cat > "$dir/etc-libvirt/libvirtd.conf" <<'EOF'
 listen_tls = 0
-listen_tcp = 0
 unix_sock_group = "root"
 unix_sock_ro_perms = "0777"
 unix_sock_rw_perms = "0770"
@@ -60,6 +77,21 @@ auth_unix_ro = "none"
 auth_unix_rw = "none"
 log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
 EOF
+    if [ -n "$_VMENV_ADDR" ]; then
+        # A pair host: TCP without auth, but only on the veth address, which
+        # exists only inside the two test namespaces (nothing outside can
+        # reach it). The host UUID differs per side: libvirt refuses a
+        # migration whose destination reports the source's own UUID.
+        # (each key once: libvirt's config parser keeps the first)
+        cat >> "$dir/etc-libvirt/libvirtd.conf" <<EOF
+listen_tcp = 1
+auth_tcp = "none"
+listen_addr = "$_VMENV_ADDR"
+host_uuid = "$_VMENV_HOST_UUID"
+EOF
+    else
+        echo 'listen_tcp = 0' >> "$dir/etc-libvirt/libvirtd.conf"
+    fi
     # QEMU as root, no relabelling, no namespaces of libvirt's own (it would
     # build a private /dev in a mount namespace inside ours), no sandbox.
     cat > "$dir/etc-libvirt/qemu.conf" <<'EOF'
@@ -73,6 +105,15 @@ seccomp_sandbox = 0
 cgroup_controllers = []
 stdio_handler = "file"
 EOF
+    if [ -n "$_VMENV_ADDR" ]; then
+        # The incoming QEMU listens on the veth address, and it is the
+        # address libvirt hands to the source when no --migrateuri is given
+        # (both hosts would otherwise offer the same hostname).
+        cat >> "$dir/etc-libvirt/qemu.conf" <<EOF
+migration_address = "$_VMENV_ADDR"
+migration_host = "$_VMENV_ADDR"
+EOF
+    fi
     cat > "$dir/etc-libvirt/virtlogd.conf" <<'EOF'
 log_outputs = "3:file:/var/log/libvirt/virtlogd.log"
 EOF
@@ -80,7 +121,16 @@ EOF
 
     # The holder: a process in a fresh mount namespace with private
     # propagation, so our bind mounts never leak to the host.
-    unshare -m --propagation private sleep infinity </dev/null >/dev/null 2>&1 9>&- &
+    # A pair host also gets its own network and UTS namespace (the veth is
+    # moved in by vmenv_pair_setup).
+    local unshare_flags=-m
+    VMENV_NSFLAGS=-m
+    if [ -n "$_VMENV_ADDR" ]; then
+        unshare_flags="-m -n -u"
+        VMENV_NSFLAGS="-m -n -u"
+    fi
+    # shellcheck disable=SC2086
+    unshare $unshare_flags --propagation private sleep infinity </dev/null >/dev/null 2>&1 9>&- &
     VMENV_PID=$!
     echo "$VMENV_PID" > "$dir/holder.pid"
     local i
@@ -111,7 +161,8 @@ EOF
 
 vmenv_exec() {
     [ -n "$VMENV_PID" ] || { _vmenv_log "vmenv_exec before vmenv_setup"; return 1; }
-    nsenter -t "$VMENV_PID" -m -- "$@"
+    # shellcheck disable=SC2086
+    nsenter -t "$VMENV_PID" $VMENV_NSFLAGS -- "$@"
 }
 
 vmenv_install_hook() {
@@ -156,7 +207,10 @@ _vmenv_start_daemons() {
         vmenv_exec virtlogd -d -f /etc/libvirt/virtlogd.conf -p /run/libvirt/virtlogd.pid </dev/null >/dev/null 2>&1 9>&- ||
             { _vmenv_log "virtlogd did not start"; return 1; }
     fi
-    vmenv_exec libvirtd -d -f /etc/libvirt/libvirtd.conf -p /run/libvirt/libvirtd.pid </dev/null >/dev/null 2>&1 9>&- ||
+    # --listen: listen_tcp only takes effect with it (no socket activation)
+    local listen=
+    grep -q '^listen_tcp = 1' "$VMENV_DIR/etc-libvirt/libvirtd.conf" && listen=--listen
+    vmenv_exec libvirtd -d $listen -f /etc/libvirt/libvirtd.conf -p /run/libvirt/libvirtd.pid </dev/null >/dev/null 2>&1 9>&- ||
         { _vmenv_log "libvirtd did not start"; return 1; }
     _vmenv_wait_ready
 }
@@ -211,7 +265,7 @@ vmenv_stop() {
     if [ -n "$VMENV_PID" ] && kill -0 "$VMENV_PID" 2>/dev/null; then
         if _vmenv_pid_of libvirtd >/dev/null; then
             for d in $(vmenv_exec virsh -q -c qemu:///system list --name </dev/null 2>/dev/null); do
-                timeout 20 nsenter -t "$VMENV_PID" -m -- virsh -q -c qemu:///system destroy "$d" \
+                timeout 20 nsenter -t "$VMENV_PID" $VMENV_NSFLAGS -- virsh -q -c qemu:///system destroy "$d" \
                     </dev/null >/dev/null 2>&1 || true
             done
         fi
@@ -240,6 +294,7 @@ vmenv_stop() {
         wait "$VMENV_PID" 2>/dev/null || true
     fi
     VMENV_PID=
+    VMENV_NSFLAGS=-m
     # Mount points we had to create: removed if still empty (rmdir only)
     # and no other instance's namespace mounts something there (removing
     # it would silently detach that instance's bind mount).
@@ -274,5 +329,99 @@ _vmenv_on_exit() {
     local -; set +e  # callers may run under set -e; we check statuses ourselves
     if [ -n "$_vmenv_prev_trap" ]; then eval "$_vmenv_prev_trap"; fi
     vmenv_stop
+    return $rc
+}
+
+# --- two hosts ------------------------------------------------------------------
+# Each host is one instance of the above, its state kept in _vmenv_h_* and
+# swapped into VMENV_DIR/VMENV_PID/VMENV_NSFLAGS by vmenv_on for the length
+# of one command (bash's dynamic scoping: the functions CMD calls see the
+# host's values; the globals stay as they were).
+declare -A _vmenv_h_dir=() _vmenv_h_pid=() _vmenv_h_flags=()
+_vmenv_pair_top=
+VMENV_ADDR_a=10.254.14.1
+VMENV_ADDR_b=10.254.14.2
+VMENV_URI_a=qemu+tcp://$VMENV_ADDR_a/system
+VMENV_URI_b=qemu+tcp://$VMENV_ADDR_b/system
+VMENV_UUID_a=5e1f0c9a-14a0-4d6e-9b8e-00000000000a
+VMENV_UUID_b=5e1f0c9a-14a0-4d6e-9b8e-00000000000b
+
+vmenv_on() {
+    local h=$1; shift
+    [ -n "${_vmenv_h_pid[$h]:-}" ] || { _vmenv_log "vmenv_on: no host '$h' (vmenv_pair_setup first)"; return 1; }
+    local VMENV_DIR=${_vmenv_h_dir[$h]} VMENV_PID=${_vmenv_h_pid[$h]} VMENV_NSFLAGS=${_vmenv_h_flags[$h]}
+    "$@"
+}
+
+vmenv_pair_setup() {
+    local -; set +e  # callers may run under set -e; we check statuses ourselves
+    local top h addr uuid
+    top=$(realpath -m "$1") || return 1
+    mkdir -p "$top" || return 1
+    _vmenv_pair_top=$top
+    for h in a b; do
+        addr=VMENV_ADDR_$h; uuid=VMENV_UUID_$h
+        # a subshell-free call: vmenv_setup sets the globals, we keep them
+        _VMENV_ADDR=${!addr} _VMENV_HOST_UUID=${!uuid}
+        local VMENV_DIR= VMENV_PID= VMENV_NSFLAGS=-m
+        vmenv_setup "$top/$h"; local rc=$?
+        _vmenv_h_dir[$h]=$VMENV_DIR; _vmenv_h_pid[$h]=$VMENV_PID; _vmenv_h_flags[$h]=$VMENV_NSFLAGS
+        _VMENV_ADDR= _VMENV_HOST_UUID=
+        [ "$rc" = 0 ] || { _vmenv_log "host $h: setup failed"; return 1; }
+        echo "$VMENV_PID" > "$top/$h.holder.pid"
+        # lo is down in a fresh network namespace; libvirt and QEMU want it
+        nsenter -t "$VMENV_PID" -n ip link set lo up || return 1
+        nsenter -t "$VMENV_PID" -u hostname "memshare-test-$h" || return 1
+    done
+    # The veth pair is created directly in the two namespaces (its names are
+    # per namespace: nothing appears in the host's, and it vanishes with
+    # the holders).
+    ip link add ms-mig0 netns "${_vmenv_h_pid[a]}" type veth peer name ms-mig0 netns "${_vmenv_h_pid[b]}" ||
+        { _vmenv_log "cannot create the veth pair"; return 1; }
+    for h in a b; do
+        addr=VMENV_ADDR_$h
+        nsenter -t "${_vmenv_h_pid[$h]}" -n sh -c \
+            'ip addr add "$1/30" dev ms-mig0 && ip link set ms-mig0 up' sh "${!addr}" ||
+            { _vmenv_log "host $h: cannot configure ms-mig0"; return 1; }
+    done
+    # wait for the carrier on both ends (IPv4 has no DAD to wait for)
+    local i
+    for i in $(seq 50); do
+        nsenter -t "${_vmenv_h_pid[a]}" -n ip -o link show ms-mig0 | grep -q LOWER_UP &&
+            nsenter -t "${_vmenv_h_pid[b]}" -n ip -o link show ms-mig0 | grep -q LOWER_UP && return 0
+        sleep 0.1
+    done
+    _vmenv_log "the veth pair did not come up"
+    return 1
+}
+
+vmenv_pair_stop() {
+    local -; set +e
+    local h
+    for h in a b; do
+        [ -n "${_vmenv_h_pid[$h]:-}" ] || continue
+        vmenv_on "$h" vmenv_stop
+        unset "_vmenv_h_pid[$h]" "_vmenv_h_dir[$h]" "_vmenv_h_flags[$h]"
+    done
+    # DIR itself, as vmenv_stop removes its own (MS_KEEP_TMP=1 keeps it)
+    if [ -n "$_vmenv_pair_top" ] && [ -z "${MS_KEEP_TMP:-}" ]; then
+        rm -rf "$_vmenv_pair_top"
+    fi
+    _vmenv_pair_top=
+    return 0
+}
+
+vmenv_pair_trap() {
+    _vmenv_prev_trap=$(trap -p EXIT | sed -E "s/^trap -- '(.*)' EXIT$/\1/")
+    trap '_vmenv_pair_on_exit' EXIT
+    trap '_vmenv_pair_on_exit; trap - EXIT; exit 130' INT
+    trap '_vmenv_pair_on_exit; trap - EXIT; exit 143' TERM
+}
+
+_vmenv_pair_on_exit() {
+    local rc=$?
+    local -; set +e
+    if [ -n "$_vmenv_prev_trap" ]; then eval "$_vmenv_prev_trap"; fi
+    vmenv_pair_stop
     return $rc
 }

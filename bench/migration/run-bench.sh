@@ -1,0 +1,103 @@
+#!/bin/bash
+# bench/migration/run-bench.sh: what free page reporting and virtio-balloon
+# free-page-hint do to a live migration, side by side in one run, between
+# the two test hosts of tests/lib/vmenv.sh (vmenv_pair_*: two isolated
+# libvirtds in their own network namespaces, a veth between them, TCG):
+#   (a) plain precopy, balloon without free page reporting
+#   (b) free page reporting (freePageReporting='on')
+#   (c) free page reporting + free-page-hint (libvirt 9.0: <qemu:override>
+#       of the balloon device, with the iothread the hint needs)
+# Each variant boots the same guest fresh on host a, lets it run the same
+# workload (default: touch-free, 1200 MiB of random data written then
+# freed, so the guest ends with its baseline in use and the rest freed),
+# waits for memshare's tracking to settle, records memshare's estimate
+# (tracking.used/zero/unpopulated from the status file: what QEMU must
+# send in full vs as zero-page markers) and then migrates a -> b, reading
+# QEMU's own figures from `virsh domjobinfo --completed` (memory
+# processed, normal vs constant pages, time, downtime). Prints one markdown
+# table (the figures libvirt 9.0's domjobinfo prints, as printed).
+#   usage: bash bench/migration/run-bench.sh [BUILDDIR] [--smoke]
+#   --smoke: 384 MiB guest, 128 MiB touched: checks the script, no figures
+#   env: MS_BENCH_MEM_MIB (2048), MS_BENCH_TOUCH_MIB (1200), MS_BENCH_SETTLE (30 s)
+# Not part of the tests; needs an idle machine (the lead runs benchmarks).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+build=${1:-build}
+mode=${2:-}
+source tests/lib/vmenv.sh
+source tests/lib/domain.sh
+mem=${MS_BENCH_MEM_MIB:-2048}
+touch=${MS_BENCH_TOUCH_MIB:-1200}
+settle=${MS_BENCH_SETTLE:-30}
+if [ "$mode" = --smoke ]; then mem=384; touch=128; settle=10; fi
+export MS_GUEST_KERNEL=$PWD/$build/tests/guest/vmlinuz MS_GUEST_INITRD=$PWD/$build/tests/guest/initramfs.img
+hook=$PWD/$build/hooks/memshare-hook agent=$PWD/$build/qmp-plugin/memshare-agent
+for f in "$MS_GUEST_KERNEL" "$MS_GUEST_INITRD" "$hook" "$agent"; do
+    [ -e "$f" ] || { echo "missing $f (ninja -C $build first)" >&2; exit 1; }
+done
+
+top=$(mktemp -d /tmp/ms-bench-mig.XXXXXX)
+vmenv_pair_trap
+vmenv_pair_setup "$top" || { echo "cannot set up the two test hosts" >&2; exit 1; }
+for h in a b; do
+    vmenv_on $h vmenv_install_hook "$hook"
+    vmenv_on $h vmenv_exec bash -c "cat > /etc/memshare/memshare.conf" <<CONF
+[agent]
+path=$agent
+launcher=detached
+log-dir=/var/log/memshare
+CONF
+    vmenv_on $h vmenv_start_libvirtd || { echo "libvirtd on host $h did not start" >&2; exit 1; }
+done
+V() { local h=$1; shift; vmenv_on "$h" vmenv_exec virsh -q -c qemu:///system "$@"; }
+NS=https://memshare.dev/xmlns/policy/1.0
+policy="<memshare:policy xmlns:memshare='$NS'><memshare:tracking used-pages='on' period='2s'/><memshare:stats period='2s'/></memshare:policy>"
+export MS_GUEST_CMDLINE="ms.size=$touch ms.hold=5"
+
+# domain VARIANT UUID: the XML of one variant
+domain() {
+    local v=$1 u=$2
+    case $v in
+        a) MS_DOMAIN_BALLOON=nofpr domain_xml "mig-$v" "$u" "$mem" "$mem" touch-free \
+               "/var/log/libvirt/qemu/mig-$v.serial" "$policy" ;;
+        b) domain_xml "mig-$v" "$u" "$mem" "$mem" touch-free "/var/log/libvirt/qemu/mig-$v.serial" "$policy" ;;
+        c) # free-page-hint: a balloon property libvirt 9.0 has no element
+           # for; QEMU refuses it without an iothread for the hinting
+           domain_xml "mig-$v" "$u" "$mem" "$mem" touch-free "/var/log/libvirt/qemu/mig-$v.serial" "$policy" |
+           sed -e "s|^<domain type='qemu'>|<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>|" \
+               -e "s|<vcpu>1</vcpu>|<vcpu>1</vcpu><iothreads>1</iothreads>|" \
+               -e "s|^</domain>|<qemu:override><qemu:device alias='balloon0'><qemu:frontend><qemu:property name='free-page-hint' type='bool' value='true'/><qemu:property name='iothread' type='string' value='iothread1'/></qemu:frontend></qemu:device></qemu:override></domain>|" ;;
+    esac
+}
+status_val() { sed -n "s/^$2=//p" "$top/a/run-memshare/domains/$1/status" 2>/dev/null | head -n1; }
+job_val() { # FIELD: from domjobinfo --completed on b (the incoming side)
+    sed -n "s/^$1: *//p" <<< "$job" | head -n1; }
+mib() { awk -v b="${1:-0}" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+
+rows=()
+for v in a b c; do
+    u=6b1c7f52-3b0e-4c55-8f6e-2a9d0c4e5fa$v
+    domain "$v" "$u" > "$top/mig-$v.xml"
+    V a define "$top/mig-$v.xml" >/dev/null || { echo "define mig-$v failed" >&2; exit 1; }
+    V a start "mig-$v" >/dev/null || { echo "start mig-$v failed" >&2; exit 1; }
+    ser=$top/a/log-libvirt/qemu/mig-$v.serial
+    for i in $(seq 600); do grep -q '^MS-FREED' "$ser" 2>/dev/null && break; sleep 1; done
+    grep -q '^MS-FREED' "$ser" || { echo "mig-$v: the guest did not finish its workload" >&2; exit 1; }
+    sleep "$settle"   # free page reporting hands freed blocks back after a delay
+    est_used=$(status_val "$u" used) est_zero=$(status_val "$u" zero) est_unpop=$(status_val "$u" unpopulated)
+    t0=$(date +%s%N)
+    V a migrate --live --p2p --persistent "mig-$v" "$VMENV_URI_b" --migrateuri "tcp://$VMENV_ADDR_b" ||
+        { echo "migrate mig-$v failed" >&2; exit 1; }
+    t1=$(date +%s%N)
+    job=$(V b domjobinfo --completed "mig-$v" 2>/dev/null || V a domjobinfo --completed "mig-$v" 2>/dev/null)
+    rows+=("| ($v) | $(mib "$est_used") | $(mib "$est_zero") | $(mib "$est_unpop") | $(job_val 'Memory processed') | $(job_val 'Normal pages') | $(job_val 'Constant pages') | $(job_val 'Time elapsed') | $(( (t1 - t0) / 1000000 )) ms | $(job_val 'Total downtime') |")
+    V b destroy "mig-$v" >/dev/null 2>&1; V b undefine "mig-$v" >/dev/null 2>&1; V a undefine "mig-$v" >/dev/null 2>&1
+done
+
+echo "guest: $mem MiB, touched $touch MiB then freed (touch-free); $(qemu-system-x86_64 --version | head -1)"
+echo
+echo "| variant | memshare estimate: used MiB | zero MiB | unpopulated MiB | QEMU: memory processed | normal pages | constant (zero) pages | time elapsed | virsh migrate wall | downtime |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+printf '%s\n' "${rows[@]}"
+echo
+echo "(a) plain precopy, no free page reporting; (b) free page reporting; (c) (b) + free-page-hint"

@@ -1,0 +1,183 @@
+#!/bin/bash
+# tests/migrate/test-migrate-faults.sh: what goes wrong when a memshare
+# domain (a `blk` shared image, used-page tracking) is live-migrated between
+# two test hosts (vmenv_pair_*), and that each case leaves the domain
+# running on one side with one agent and says why:
+#   - the destination's store lacks the image: the hook refuses at the
+#     destination's `migrate` op, naming image and host; domain and agent
+#     stay on the source;
+#   - the destination has another content under that name: refused, naming
+#     both digests and the host;
+#   - the migration cancelled midway (virsh domjobabort, bandwidth-limited
+#     so it is still running): domain and the same agent on the source,
+#     nothing left on the destination;
+#   - then a good migration: agent on the destination, same blob attached;
+#   - a `dax` image: refused (the agent hot-plugs it over QMP, so libvirt's
+#     XML, from which the destination QEMU is built, lacks it);
+#   - a destination without memshare (no hook): the domain migrates and runs
+#     there without an agent (nothing can refuse or start one); a `dax`
+#     domain migrated to such a host arrives without its pmem device in the
+#     destination QEMU (what the hook's refusal prevents).
+#   env: MS_HOOK, MS_AGENT, MS_CTL, MS_GUEST_KERNEL, MS_GUEST_INITRD
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../lib/tap.sh"
+source "$here/../lib/vmenv.sh"
+source "$here/../lib/domain.sh"
+
+top=$(mktemp -d /tmp/ms-mig.XXXXXX)
+vmenv_pair_trap
+vmenv_pair_setup "$top" || bail "cannot set up the two test hosts"
+for h in a b; do
+    vmenv_on $h vmenv_install_hook "$MS_HOOK" || bail "install the hook on host $h"
+    vmenv_on $h vmenv_exec bash -c "cat > /etc/memshare/memshare.conf" <<CONF
+[agent]
+path=$MS_AGENT
+launcher=detached
+log-dir=/var/log/memshare
+CONF
+    vmenv_on $h vmenv_start_libvirtd || bail "libvirtd on host $h did not start"
+done
+V() { local h=$1; shift; vmenv_on "$h" vmenv_exec virsh -q -c qemu:///system "$@"; }
+C() { local h=$1; shift; vmenv_on "$h" vmenv_exec "$MS_CTL" "$@"; }
+NS=https://memshare.dev/xmlns/policy/1.0
+U=6b1c7f52-3b0e-4c55-8f6e-2a9d0c4e5f91
+rt() { echo "$top/$1/run-memshare/domains/$U"; }
+agent_pid() { cat "$(rt "$1")/agent.pid" 2>/dev/null; }
+agent_alive() { local p; p=$(agent_pid "$1") && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+sha_of() { sed -n 's/.*"sha256" *: *"\([0-9a-f]*\)".*/\1/p' "$top/$1/lib-memshare/images/names/$2.json"; }
+# blob_attached HOST SHA: the live XML on HOST has the store blob SHA as a disk
+blob_attached() { V "$1" dumpxml mig3 2>/dev/null | grep -q "blobs/sha256-$2.img"; }
+runs_on() { grep -qx running <<< "$(V "$1" domstate mig3 2>&1)"; }
+absent_on() { ! grep -qx mig3 <<< "$(V "$1" list --all --name)"; }
+migrate() { # FROM TO [virsh options]: live, peer to peer, data over the veth
+    local from=$1 to=$2 uri addr; shift 2
+    uri=VMENV_URI_$to; addr=VMENV_ADDR_$to
+    vmenv_on "$from" vmenv_exec timeout 600 virsh -q -c qemu:///system migrate --live --p2p "$@" mig3 \
+        "${!uri}" --migrateuri "tcp://${!addr}" 2>&1
+}
+# stays_on HOST PID WHAT: after a failed migration the domain and the same
+# agent are on HOST, the other host has neither
+stays_on() {
+    local h=$1 pid=$2 what=$3 o
+    o=$([ "$h" = a ] && echo b || echo a)
+    check "$what: mig3 still runs on host $h" runs_on "$h"
+    check "$what: the same agent still runs on host $h" test "$(agent_pid "$h")" = "$pid" -a -n "$pid"
+    check "$what: agent alive" agent_alive "$h"
+    check "$what: no mig3 on host $o" wait_for 10 absent_on "$o"
+    check "$what: no runtime directory (no agent) on host $o" wait_for 10 test ! -e "$(rt "$o")"
+}
+
+# --- images: 'usr' on host a; host b gets it later ----------------------------------
+mkdir -p "$top/src1/bin" "$top/src2/bin"
+echo "hello from the image" > "$top/src1/bin/hello"
+echo "another content, same name" > "$top/src2/bin/hello"
+C a image build --from "$top/src1" --name usr > "$top/build.log" 2>&1 || bail "image build usr on host a"
+sha_a=$(sha_of a usr)
+
+export MS_GUEST_CMDLINE="ms.size=16 ms.hold=100000"
+# a free PCIe root port for the blk image the agent hot-plugs
+export MS_DOMAIN_ROOT_PORTS=4
+policy="<memshare:policy xmlns:memshare='$NS'><memshare:tracking used-pages='on' period='1s'/><memshare:stats period='1s'/><memshare:shared-image name='usr' mode='blk'/></memshare:policy>"
+domain_xml mig3 $U 320 320 touch-free /var/log/libvirt/qemu/mig3.serial "$policy" > "$top/mig3.xml"
+V a create "$top/mig3.xml" >/dev/null || bail "cannot start mig3 on host a"
+check "agent runs on host a" wait_for 10 agent_alive a
+check "the blk image is attached on host a (blob path in the live XML)" \
+    wait_for 300 blob_attached a "$sha_a"
+wait_for 300 grep -q "^MS-TOUCHED" "$top/a/log-libvirt/qemu/mig3.serial" || echo "# guest not ready yet (continuing)"
+pid_a=$(agent_pid a)
+
+# --- the destination's store lacks the image ----------------------------------------
+out=$(migrate a b); rc=$?
+sed 's/^/# virsh migrate: /' <<< "$out"
+check "missing image: migration refused" test "$rc" != 0
+check "missing image: the message names image and host" \
+    grep -q "migration refused: <shared-image name='usr'>: not in the image store .* of host 'memshare-test-b'" <<< "$out"
+stays_on a "$pid_a" "missing image"
+
+# --- another content under the same name ---------------------------------------------
+C b image build --from "$top/src2" --name usr >> "$top/build.log" 2>&1 || bail "image build usr (src2) on host b"
+sha_b=$(sha_of b usr)
+check "the two hosts' 'usr' differ" test -n "$sha_b" -a "$sha_b" != "$sha_a"
+out=$(migrate a b); rc=$?
+sed 's/^/# virsh migrate: /' <<< "$out"
+check "digest mismatch: migration refused" test "$rc" != 0
+check "digest mismatch: the message names both digests, the image and the host" \
+    grep -q "digest mismatch: the domain has sha256 $sha_a attached, host 'memshare-test-b' has 'usr' (sha256 $sha_b)" <<< "$out"
+stays_on a "$pid_a" "digest mismatch"
+
+# --- the same image on b; a migration cancelled midway -------------------------------
+C b image remove usr >> "$top/build.log" 2>&1 || bail "image remove usr on host b"
+C b image build --from "$top/src1" --name usr >> "$top/build.log" 2>&1 || bail "image build usr (src1) on host b"
+check "host b now has the same 'usr' (a reproducible build)" test "$(sha_of b usr)" = "$sha_a"
+# 1 MiB/s: the guest's touched memory alone takes many seconds to send
+migrate a b --bandwidth 1 > "$top/abort.out" 2>&1 &
+mpid=$!
+job_running() { V a domjobinfo mig3 2>/dev/null | grep -q "Job type: *Unbounded"; }
+check "migration in progress" wait_for 120 job_running
+V b list --all --name | sed 's/^/# host b has during the migration: /'
+V a domjobabort mig3 >/dev/null 2>&1
+wait "$mpid"; rc=$?
+sed 's/^/# virsh migrate: /' "$top/abort.out"
+check "cancelled: virsh migrate failed" test "$rc" != 0
+check "cancelled: the message says the job was cancelled" grep -qi "cancel" "$top/abort.out"
+stays_on a "$pid_a" "cancelled"
+
+# --- a good migration ---------------------------------------------------------------
+out=$(migrate a b); rc=$?
+[ -n "$out" ] && sed 's/^/# virsh migrate: /' <<< "$out"
+check "same image: migration a -> b succeeds" test "$rc" = 0
+check "mig3 runs on host b" runs_on b
+check "an agent runs on host b" wait_for 30 agent_alive b
+check "host a's agent is gone" wait_for 10 bash -c "! kill -0 $pid_a 2>/dev/null"
+check "host b's QEMU has the same blob attached" blob_attached b "$sha_a"
+pid_b=$(agent_pid b)
+
+# --- a DAX image: refused (QMP-attached, not in the XML libvirt migrates) ---------
+U4=6b1c7f52-3b0e-4c55-8f6e-2a9d0c4e5f92
+rt4() { echo "$top/$1/run-memshare/domains/$U4"; }
+policy4="<memshare:policy xmlns:memshare='$NS'><memshare:shared-image name='usr' mode='dax'/></memshare:policy>"
+MS_DOMAIN_SLOTS=2 MS_DOMAIN_MAXMEM_MIB=1024 MS_GUEST_CMDLINE= \
+    domain_xml mig4 $U4 256 256 idle /var/log/libvirt/qemu/mig4.serial "$policy4" > "$top/mig4.xml"
+V a create "$top/mig4.xml" >/dev/null || bail "cannot start mig4 on host a"
+check "dax: the image is attached on host a" wait_for 60 grep -q "^attached=1" "$(rt4 a)/status"
+out=$(vmenv_on a vmenv_exec timeout 600 virsh -q -c qemu:///system migrate --live --p2p mig4 \
+      "$VMENV_URI_b" --migrateuri "tcp://$VMENV_ADDR_b" 2>&1); rc=$?
+sed 's/^/# virsh migrate: /' <<< "$out"
+check "dax: migration refused" test "$rc" != 0
+check "dax: the message names the image, the mode and the host" \
+    grep -q "<shared-image name='usr' mode='dax'>: cannot migrate to host 'memshare-test-b'" <<< "$out"
+check "dax: mig4 still runs on host a, with its agent" \
+    bash -c "grep -qx running <<< '$(V a domstate mig4 2>&1)' && kill -0 \$(cat '$(rt4 a)/agent.pid')"
+V a destroy mig4 >/dev/null
+
+# --- a destination without memshare ----------------------------------------------
+rm -f "$top/a/etc-libvirt/hooks/qemu.d/memshare"
+vmenv_on a vmenv_restart_libvirtd || bail "libvirtd on host a did not restart"
+out=$(migrate b a); rc=$?
+[ -n "$out" ] && sed 's/^/# virsh migrate: /' <<< "$out"
+check "no memshare on the destination: migration b -> a succeeds" test "$rc" = 0
+check "mig3 runs on host a" runs_on a
+check "host b's agent is gone" wait_for 10 bash -c "! kill -0 $pid_b 2>/dev/null"
+check "host b's runtime directory is gone" wait_for 10 test ! -e "$(rt b)"
+check "no agent on host a (nothing there starts one)" test ! -e "$(rt a)/agent.pid"
+V a destroy mig3 >/dev/null
+
+# --- why dax is refused: with nothing on the destination to refuse it, the
+# migration "succeeds" but the destination QEMU, built from libvirt's XML,
+# has neither the QMP-attached backend nor the virtio-pmem device, while
+# the guest kernel still has the device it saw on the source (observed
+# with QEMU 7.2 / libvirt 9.0: QEMU does not fail the migration) -----------
+V b create "$top/mig4.xml" >/dev/null || bail "cannot start mig4 on host b"
+check "dax on host b: the image is attached" wait_for 60 grep -q "^attached=1" "$(rt4 b)/status"
+memdevs() { V "$1" qemu-monitor-command mig4 '{"execute":"query-memory-devices"}' 2>&1; }
+check "dax on host b: QEMU has the virtio-pmem device" grep -q '"id":"ms-pmem0"' <<< "$(memdevs b)"
+out=$(vmenv_on b vmenv_exec timeout 600 virsh -q -c qemu:///system migrate --live --p2p mig4 \
+      "$VMENV_URI_a" --migrateuri "tcp://$VMENV_ADDR_a" 2>&1); rc=$?
+[ -n "$out" ] && sed 's/^/# virsh migrate: /' <<< "$out"
+echo "# rc $rc; host a's QEMU memory devices after the migration: $(memdevs a)"
+check "dax, no hook on the destination: the destination QEMU lacks the pmem device (why the hook refuses)" \
+    bash -c "[ $rc != 0 ] || ! grep -q '\"id\":\"ms-pmem0\"' <<< '$(memdevs a)'"
+V a destroy mig4 >/dev/null 2>&1; V b destroy mig4 >/dev/null 2>&1
+
+done_testing

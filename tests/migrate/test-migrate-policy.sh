@@ -1,0 +1,103 @@
+#!/bin/bash
+# tests/migrate/test-migrate-policy.sh: a domain with a memshare policy
+# (used-page tracking, stats) live-migrated between two test hosts
+# (vmenv_pair_*), both with the hook installed, a -> b and back:
+#   - one agent, on the host the domain runs on (started at the
+#     destination's `started`, stopped at the source's `stopped`/`release`),
+#     the source's runtime directory gone;
+#   - the policy identical (it travels in the domain XML);
+#   - the history continues: the destination's hook (op `migrate`) seeds
+#     its history file with the source agent's last <stats> sample, which
+#     travels in the live metadata; the new agent appends after it;
+#   - memshare.tracking.used on the destination, from a fresh scan of the
+#     destination QEMU's page tables, still covers what the guest touched
+#     (migration populated those pages there), and is printed beside the
+#     source's last figure.
+#   env: MS_HOOK, MS_AGENT, MS_GUEST_KERNEL, MS_GUEST_INITRD
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../lib/tap.sh"
+source "$here/../lib/vmenv.sh"
+source "$here/../lib/domain.sh"
+
+top=$(mktemp -d /tmp/ms-mig.XXXXXX)
+vmenv_pair_trap
+vmenv_pair_setup "$top" || bail "cannot set up the two test hosts"
+for h in a b; do
+    vmenv_on $h vmenv_install_hook "$MS_HOOK" || bail "install the hook on host $h"
+    vmenv_on $h vmenv_exec bash -c "cat > /etc/memshare/memshare.conf" <<CONF
+[agent]
+path=$MS_AGENT
+launcher=detached
+log-dir=/var/log/memshare
+CONF
+    vmenv_on $h vmenv_start_libvirtd || bail "libvirtd on host $h did not start"
+done
+V() { local h=$1; shift; vmenv_on "$h" vmenv_exec virsh -q -c qemu:///system "$@"; }
+NS=https://memshare.dev/xmlns/policy/1.0
+STATS_NS=https://memshare.dev/xmlns/stats/1.0
+U=6b1c7f52-3b0e-4c55-8f6e-2a9d0c4e5f81
+rt() { echo "$top/$1/run-memshare/domains/$U"; }
+agent_pid() { cat "$(rt "$1")/agent.pid" 2>/dev/null; }
+agent_alive() { local p; p=$(agent_pid "$1") && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+status_val() { sed -n "s/^$2=//p" "$(rt "$1")/status" 2>/dev/null | head -n1; }
+used_at_least() { local u; u=$(status_val "$1" used); [ -n "$u" ] && [ "$u" -ge "$2" ]; }
+# history_rows HOST: data lines of the history file
+history_rows() { grep -v '^#' "$(rt "$1")/history" 2>/dev/null; }
+rows_at_least() { [ "$(history_rows "$1" | wc -l)" -ge "$2" ]; }
+stats_elem() { V "$1" metadata mig2 "$STATS_NS" 2>/dev/null; }
+migrate() { # FROM TO: live, peer to peer, data over the veth
+    local from=$1 to=$2 uri addr out rc
+    uri=VMENV_URI_$to; addr=VMENV_ADDR_$to
+    out=$(vmenv_on "$from" vmenv_exec timeout 600 virsh -q -c qemu:///system migrate --live --p2p mig2 \
+          "${!uri}" --migrateuri "tcp://${!addr}" 2>&1); rc=$?
+    [ -n "$out" ] && sed 's/^/# virsh migrate: /' <<< "$out"
+    return $rc
+}
+
+touched=48
+export MS_GUEST_CMDLINE="ms.size=$touched ms.hold=100000"
+policy="<memshare:policy xmlns:memshare='$NS'><memshare:tracking used-pages='on' period='1s'/><memshare:stats period='1s'/></memshare:policy>"
+domain_xml mig2 $U 384 384 touch-free /var/log/libvirt/qemu/mig2.serial "$policy" > "$top/mig2.xml"
+V a create "$top/mig2.xml" >/dev/null || bail "cannot start mig2 on host a"
+check "agent runs on host a" wait_for 10 agent_alive a
+check "guest touched $touched MiB" wait_for 300 grep -q "^MS-TOUCHED $touched" "$top/a/log-libvirt/qemu/mig2.serial"
+check "host a: tracking.used covers what the guest touched" wait_for 60 used_at_least a $((touched << 20))
+stats_has_tracking() { stats_elem a | grep -q "<tracking "; }
+check "host a: the agent's stats element is in the live metadata" wait_for 60 stats_has_tracking
+pol_a=$(V a metadata mig2 "$NS")
+
+for leg in "a b" "b a"; do
+    set -- $leg; from=$1 to=$2
+    pid_from=$(agent_pid "$from")
+    # the last sample the source publishes before it stops is the one that
+    # travels; sample it right before the migration for the comparison
+    used_from=$(status_val "$from" used)
+    check "migrate $from -> $to succeeds" migrate "$from" "$to"
+    check "mig2 runs on host $to" grep -qx running <<< "$(V "$to" domstate mig2 2>&1)"
+    check "mig2 is gone from host $from" bash -c "! grep -qx mig2 <<< '$(V "$from" list --all --name)'"
+    check "an agent runs on host $to" wait_for 30 agent_alive "$to"
+    check "the agent on host $from is gone" wait_for 10 bash -c "! kill -0 $pid_from 2>/dev/null"
+    check "host $from: the domain's runtime directory is gone" wait_for 10 test ! -e "$(rt "$from")"
+    n=$(grep -c . <<< "$(for h in a b; do agent_alive $h && echo $h; done)")
+    check "exactly one agent across both hosts ($n)" test "$n" = 1
+    check "policy identical on host $to" test "$(V "$to" metadata mig2 "$NS")" = "$pol_a"
+    check "host $to: history seeded from the source's last sample" \
+        grep -q "^# migrated in to host 'memshare-test-$to'" "$(rt "$to")/history"
+    seed=$(history_rows "$to" | head -n1)
+    echo "# host $to history seed: $seed"
+    # column 6 of the values (after time): tracking.used (ms_history_columns)
+    seed_used=$(awk '{print $7}' <<< "$seed")
+    check "the seed carries tracking.used from the source (>= $touched MiB)" \
+        bash -c "[ '$seed_used' != - ] && [ '${seed_used:-0}' -ge $((touched << 20)) ]"
+    check "the new agent appends to the seeded history" wait_for 30 rows_at_least "$to" 3
+    check "host $to: tracking.used still covers what the guest touched" \
+        wait_for 60 used_at_least "$to" $((touched << 20))
+    used_to=$(status_val "$to" used)
+    echo "# tracking.used: source $used_from, seed $seed_used, destination $used_to (touched $((touched << 20)))"
+    total=$(status_val "$to" total)
+    check "host $to: tracking.used within guest RAM" bash -c "[ '${used_to:-0}' -le '${total:-0}' ]"
+done
+V a destroy mig2 >/dev/null
+
+done_testing
