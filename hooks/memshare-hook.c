@@ -356,6 +356,10 @@ ms_hook_record_boot_memory(const MsPolicy *policy)
         return;
     }
     g_autofree char *path = g_build_filename(dir, "boot-memory", NULL);
+    /* an incoming migration's `migrate` op recorded the source's base */
+    g_autofree char *prev = NULL;
+    if (ms_file_read_bounded(path, 4096, &prev, NULL, NULL) && strstr(prev, "\nsource=migration\n"))
+        return;
     g_autofree char *text = g_strdup_printf("memory=%" G_GUINT64_FORMAT "\ncurrent-memory=%" G_GUINT64_FORMAT "\n",
                                             policy->domain.memory_kib, policy->domain.current_memory_kib);
     if (!ms_file_write_atomic(path, text, -1, 0644, &error))
@@ -530,6 +534,34 @@ ms_hook_migrate_check_images(const MsHookConfig *cfg, const MsPolicy *policy, xm
     return TRUE;
 }
 
+/* The incoming XML's <currentMemory> is the balloon's size on the source,
+ * not the size the domain booted with, so `prepare` must not record it as
+ * the base: the source agent's carried <balloon base=> (bytes) is the boot
+ * size. Written here, at `migrate`, with a source= line that `prepare`
+ * honours instead of overwriting. Bounded by <memory>: the value comes from
+ * metadata a guest-side user cannot write, but a wrong one must not make a
+ * base above the balloon's ceiling. */
+static void
+ms_hook_migrate_boot_memory(const MsPolicy *policy, GKeyFile *stats, const char *dir)
+{
+    g_autofree char *v = g_key_file_get_string(stats, "balloon", "base", NULL);
+    guint64 base = 0;
+    if (v == NULL || !ms_parse_u64(v, "base", &base, NULL) || base == 0 ||
+        base / 1024 > policy->domain.memory_kib) {
+        if (v != NULL)
+            ms_hook_msg(policy->domain.name, "domain '%s': carried balloon base '%s' is not a size within <memory>; "
+                        "the destination takes <currentMemory> as the base", policy->domain.name, v);
+        return;
+    }
+    g_autofree char *path = g_build_filename(dir, "boot-memory", NULL);
+    g_autofree char *text = g_strdup_printf("memory=%" G_GUINT64_FORMAT "\ncurrent-memory=%" G_GUINT64_FORMAT
+                                            "\nsource=migration\n",
+                                            policy->domain.memory_kib, base / 1024);
+    g_autoptr(GError) error = NULL;
+    if (!ms_file_write_atomic(path, text, -1, 0644, &error))
+        ms_hook_msg(policy->domain.name, "%s", error->message);
+}
+
 /* The source agent's last <stats> element (live metadata, so it travels
  * with the XML) seeds this host's history file: `memsharectl plot` and
  * whoever reads the history see the figures go on across the migration
@@ -574,6 +606,7 @@ ms_hook_migrate_handover(const MsPolicy *policy, xmlDoc *doc)
         ms_hook_msg(policy->domain.name, "cannot create '%s': %s", dir, g_strerror(errno));
         return;
     }
+    ms_hook_migrate_boot_memory(policy, kf, dir);
     g_autofree char *path = g_build_filename(dir, "history", NULL);
     g_autofree char *sample = ms_history_format_line(kf, when);
     g_autofree char *line = g_strdup_printf("# migrated in to host '%s': the source's last sample\n%s",

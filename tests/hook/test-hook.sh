@@ -151,4 +151,31 @@ if [ -n "$ctl" ]; then
         "$hook" web3 release end - < "$tmp/img-$img.xml"
     done
 fi
+
+# 10. an incoming migration: the XML's <currentMemory> is the balloon's size
+# on the source (320 MiB here); the base the destination agent must keep is
+# the source agent's carried <balloon base=> (384 MiB), recorded at migrate
+# and kept by prepare
+mig_xml() { # CURRENT_KIB BASE_BYTES
+    domain mig1 "" "<memshare:balloon mode='ksm-share'/>" |
+        sed "s#<currentMemory unit='KiB'>1048576</currentMemory>#<currentMemory unit='KiB'>$1</currentMemory>#;
+             s#</metadata>#<s:stats xmlns:s='https://memshare.dev/xmlns/stats/1.0' time='1764680000'><s:balloon base='$2'/></s:stats></metadata>#"
+}
+mig_xml 327680 402653184 > "$tmp/mig.xml"
+rt=$tmp/run/domains/$uuid
+"$hook" mig1 migrate begin - < "$tmp/mig.xml" >/dev/null 2>&1
+"$hook" mig1 prepare begin - < "$tmp/mig.xml" >/dev/null 2>&1
+check "incoming migration: boot-memory keeps the source's base, not the ballooned <currentMemory>" \
+    grep -q '^current-memory=393216$' "$rt/boot-memory"
+"$hook" mig1 release end - < "$tmp/mig.xml"
+"$hook" mig1 prepare begin - < "$tmp/mig.xml" >/dev/null 2>&1
+check "a plain start records <currentMemory> (no migration record left by release)" \
+    grep -q '^current-memory=327680$' "$rt/boot-memory"
+"$hook" mig1 release end - < "$tmp/mig.xml"
+mig_xml 327680 99999999999999 > "$tmp/mig-bad.xml"
+out=$("$hook" mig1 migrate begin - < "$tmp/mig-bad.xml" 2>&1)
+"$hook" mig1 prepare begin - < "$tmp/mig-bad.xml" >/dev/null 2>&1
+check "a carried base above <memory> is refused by name and <currentMemory> used" \
+    bash -c "grep -q 'carried balloon base' <<< \"\$1\" && grep -q '^current-memory=327680$' '$rt/boot-memory'" _ "$out"
+"$hook" mig1 release end - < "$tmp/mig-bad.xml"
 done_testing
