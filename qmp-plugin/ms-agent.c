@@ -21,6 +21,7 @@
 #include "ms-kcompat.h"
 #include "ms-ksmtune.h"
 #include "ms-qmp.h"
+#include "ms-sharing.h"
 #include "ms-tracking.h"
 #include "ms-util.h"
 
@@ -80,6 +81,8 @@ struct _MsAgent {
     GPtrArray *modules;    /* MsAgentModuleSlot* */
     GHashTable *warned;    /* what -> last write error logged */
     MsExportConfig export; /* [stats]: Prometheus textfile, live metadata */
+    MsSharingDefault sharing_default; /* [sharing] default-group */
+    char *sharing_error;   /* last group resolution error logged */
 };
 
 /* The feature modules, in the order they tick. */
@@ -208,6 +211,7 @@ ms_agent_free(MsAgent *agent)
     g_free(agent->opt.connect_origin);
     g_free(agent->opt.qmp_socket);
     g_free(agent->opt.domain_xml);
+    g_free(agent->sharing_error);
     g_main_loop_unref(agent->loop);
     g_main_context_unref(agent->context);
     g_free(agent);
@@ -235,6 +239,13 @@ ms_agent_take_lock(MsAgent *agent, gboolean *already_running, GError **error)
                       cerr ? cerr->message : "cannot read the configuration");
             ms_export_config_clear(&agent->export);
             agent->export.metadata = TRUE;
+        }
+        /* a bad [sharing] default-group means the safe one: the domain
+         * alone (the hook refuses the start for the same reason) */
+        g_clear_error(&cerr);
+        if (!ms_sharing_default_from_config(conf, ms_config_path(), &agent->sharing_default, &cerr)) {
+            g_warning("%s; the domain is alone in its sharing group", cerr->message);
+            agent->sharing_default = MS_SHARING_DEFAULT_DOMAIN;
         }
     }
     if (g_mkdir(agent->runtime_dir, 0750) < 0 && errno != EEXIST) {
@@ -292,6 +303,35 @@ ms_agent_warn_once(MsAgent *agent, const char *what, const char *message)
         g_hash_table_remove(agent->warned, what);
 }
 
+/* [sharing] of the status: the domain's trust group (ms-sharing.h), which
+ * the balloon module reads to divide per group, and whether KSM merges it.
+ * Unresolvable (hostile Nova metadata with default-group=nova-project):
+ * the error is shown and the balloon treats the domain as alone. */
+static void
+ms_agent_update_sharing(MsAgent *agent)
+{
+    g_key_file_remove_group(agent->status, "sharing", NULL);
+    if (agent->policy == NULL)
+        return;
+    const MsPolicy *p = agent->policy;
+    MsSharingSource src;
+    g_autoptr(GError) error = NULL;
+    g_autofree char *group = ms_sharing_resolve(p->sharing.group, agent->opt.uuid, p->domain.nova_project,
+                                                agent->sharing_default, &src, &error);
+    if (group == NULL) {
+        g_key_file_set_string(agent->status, "sharing", "error", error->message);
+        if (g_strcmp0(agent->sharing_error, error->message) != 0)
+            g_warning("sharing group: %s; the balloon treats the domain as alone", error->message);
+        g_free(agent->sharing_error);
+        agent->sharing_error = g_strdup(error->message);
+    } else {
+        g_key_file_set_string(agent->status, "sharing", "group", group);
+        g_key_file_set_string(agent->status, "sharing", "source", ms_sharing_source_name(src));
+        g_clear_pointer(&agent->sharing_error, g_free);
+    }
+    g_key_file_set_boolean(agent->status, "sharing", "merging", !p->domain.nosharepages);
+}
+
 static void
 ms_agent_publish_status(MsAgent *agent)
 {
@@ -307,6 +347,7 @@ ms_agent_publish_status(MsAgent *agent)
     g_key_file_set_int64(kf, "qemu", "pid", agent->qemu_pid);
     g_key_file_set_uint64(kf, "balloon", "actual", agent->balloon_actual);
     g_key_file_set_string(kf, "policy", "state", agent->policy_removed ? "removed" : "active");
+    ms_agent_update_sharing(agent);
     if (agent->policy) {
         g_key_file_set_uint64(kf, "domain", "memory", agent->policy->domain.memory_kib * 1024);
         g_key_file_set_uint64(kf, "domain", "current-memory",
@@ -584,6 +625,7 @@ ms_agent_module_tick(gpointer data)
         return G_SOURCE_CONTINUE; /* libvirtd is away; try again next period */
     g_autoptr(GError) error = NULL;
     ms_agent_refresh_env(agent);
+    ms_agent_update_sharing(agent);
     if (!slot->module->tick(slot->self, &agent->env, agent->status, &error)) {
         /* A module's trouble is reported in the status and the log; the
          * domain and the other modules carry on. */
