@@ -224,3 +224,49 @@ ms_sharing_ksm_check(const char *name, const char *uuid, const char *group, gboo
                 "or start it when no domain of group '%s' merges)", pn, pg, on, og, pn, og);
     return FALSE;
 }
+
+char *
+ms_sharing_record_format(const char *name, const char *group, gboolean merging)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    /* GKeyFile escapes what a domain name may hold (newlines included) */
+    g_key_file_set_string(kf, "sharing", "name", name ? name : "");
+    g_key_file_set_string(kf, "sharing", "group", group);
+    g_key_file_set_boolean(kf, "sharing", "merging", merging);
+    return g_key_file_to_data(kf, NULL, NULL);
+}
+
+gboolean
+ms_sharing_record_parse(const char *buf, gsize len, const char *what, char **name_out,
+                        char **group_out, gboolean *merging_out, GError **error)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_autoptr(GError) local = NULL;
+    if (len > MS_SHARING_RECORD_MAX) {
+        g_set_error(error, MS_SHARING_ERROR, MS_SHARING_ERROR_INVALID, "'%s': larger than %d bytes", what,
+                    MS_SHARING_RECORD_MAX);
+        return FALSE;
+    }
+    if (!g_key_file_load_from_data(kf, buf, len, G_KEY_FILE_NONE, &local)) {
+        g_set_error(error, MS_SHARING_ERROR, MS_SHARING_ERROR_INVALID, "'%s': %s", what, local->message);
+        return FALSE;
+    }
+    g_autofree char *name = g_key_file_get_string(kf, "sharing", "name", NULL);
+    g_autofree char *group = g_key_file_get_string(kf, "sharing", "group", NULL);
+    gboolean merging = g_key_file_get_boolean(kf, "sharing", "merging", &local);
+    if (local != NULL) {
+        g_set_error(error, MS_SHARING_ERROR, MS_SHARING_ERROR_INVALID, "'%s': merging: %s", what,
+                    local->message);
+        return FALSE;
+    }
+    if (group == NULL || !ms_sharing_group_is_valid(group) || strlen(group) > MS_SHARING_GROUP_MAX) {
+        g_autofree char *pg = printable(group ? group : "");
+        g_set_error(error, MS_SHARING_ERROR, MS_SHARING_ERROR_INVALID, "'%s': group '%s' is not a sharing group",
+                    what, pg);
+        return FALSE;
+    }
+    *name_out = name ? g_steal_pointer(&name) : g_strdup("");
+    *group_out = g_steal_pointer(&group);
+    *merging_out = merging;
+    return TRUE;
+}

@@ -96,4 +96,13 @@ gboolean ms_sharing_ksm_check(const char *name, const char *uuid, const char *gr
                               gboolean nosharepages, const MsSharingMerger *running,
                               gsize n_running, GError **error);
 
+/* The hook's record of a started domain, RUNTIME/domains/UUID/sharing, from
+ * `prepare` to `release`: a GKeyFile group [sharing] with name, group and
+ * merging (true unless <nosharepages/>). At most MS_SHARING_RECORD_MAX
+ * bytes; the group must be a valid resolved group. */
+#define MS_SHARING_RECORD_MAX 4096
+char *ms_sharing_record_format(const char *name, const char *group, gboolean merging);
+gboolean ms_sharing_record_parse(const char *buf, gsize len, const char *what, char **name_out,
+                                 char **group_out, gboolean *merging_out, GError **error);
+
 G_END_DECLS

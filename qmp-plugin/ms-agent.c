@@ -133,11 +133,12 @@ ms_agent_new(const MsAgentOptions *options)
     return agent;
 }
 
-/* Removes what the agent wrote. boot-memory is the hook's record from
- * `prepare` and outlives any one agent: an agent stopped while the domain
- * runs (systemctl restart of its unit, SIGTERM to a detached one) must leave
- * the balloon's base for its successor, and the hook's `release` removes
- * the directory with it. */
+/* Removes what the agent wrote. boot-memory and sharing are the hook's
+ * records from `prepare` and outlive any one agent: an agent stopped while
+ * the domain runs (systemctl restart of its unit, SIGTERM to a detached one)
+ * must leave the balloon's base for its successor, and the domain still
+ * merges in its sharing group (the KSM-group rule reads that record); the
+ * hook's `release` removes the directory with them. */
 static void
 ms_agent_remove_runtime_files(MsAgent *agent)
 {
@@ -146,7 +147,7 @@ ms_agent_remove_runtime_files(MsAgent *agent)
     g_autoptr(GDir) d = g_dir_open(agent->runtime_dir, 0, NULL);
     const char *entry;
     while (d && (entry = g_dir_read_name(d)) != NULL) {
-        if (g_str_equal(entry, "boot-memory"))
+        if (g_str_equal(entry, "boot-memory") || g_str_equal(entry, "sharing"))
             continue;
         g_autofree char *p = g_build_filename(agent->runtime_dir, entry, NULL);
         g_unlink(p);
