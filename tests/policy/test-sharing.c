@@ -172,6 +172,41 @@ test_name_bytes(void)
     g_assert_false(ms_sharing_group_is_valid(NULL));
 }
 
+/* The hook's runtime record: a domain name may hold anything (it is the
+ * user's), the group only what resolution produces. */
+static void
+test_record(void)
+{
+    g_autofree char *rec = ms_sharing_record_format("web\n1\n[sharing]\ngroup=host", "tenant-a", TRUE);
+    g_autofree char *name = NULL, *group = NULL;
+    gboolean merging = FALSE;
+    g_autoptr(GError) error = NULL;
+    g_assert_true(ms_sharing_record_parse(rec, strlen(rec), "sharing", &name, &group, &merging, &error));
+    g_assert_no_error(error);
+    g_assert_cmpstr(name, ==, "web\n1\n[sharing]\ngroup=host");
+    g_assert_cmpstr(group, ==, "tenant-a");
+    g_assert_true(merging);
+
+    static const struct { const char *in, *msg; } bad[] = {
+        { "[sharing]\nname=x\ngroup=../../etc\nmerging=true\n", "'sharing': group '../../etc' is not a sharing group" },
+        { "[sharing]\nname=x\nmerging=true\n", "'sharing': group '' is not a sharing group" },
+        { "[sharing]\nname=x\ngroup=host\nmerging=maybe\n", "'sharing': merging: " },
+        { "garbage\n", "'sharing': " },
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_clear_error(&error);
+        char *n = NULL, *g = NULL;
+        g_assert_false(ms_sharing_record_parse(bad[i].in, strlen(bad[i].in), "sharing", &n, &g, &merging, &error));
+        g_assert_null(n);
+        g_assert_null(g);
+        g_assert_true(g_str_has_prefix(error->message, bad[i].msg));
+    }
+    g_autofree char *big = g_strnfill(MS_SHARING_RECORD_MAX + 1, 'x');
+    g_clear_error(&error);
+    g_assert_false(ms_sharing_record_parse(big, strlen(big), "sharing", &name, &group, &merging, &error));
+    g_assert_cmpstr(error->message, ==, "'sharing': larger than 4096 bytes");
+}
+
 static void
 add_file(const char *name, const char *kind, GTestDataFunc fn, GPtrArray *keep)
 {
@@ -212,5 +247,6 @@ main(int argc, char **argv)
     add_file("config-cases.txt", "config", test_config, keep);
     add_file("ksm-cases.txt", "ksm", test_ksm, keep);
     g_test_add_func("/sharing/name-bytes", test_name_bytes);
+    g_test_add_func("/sharing/record", test_record);
     return g_test_run();
 }
