@@ -306,8 +306,14 @@ ms_agent_warn_once(MsAgent *agent, const char *what, const char *message)
 
 /* [sharing] of the status: the domain's trust group (ms-sharing.h), which
  * the balloon module reads to divide per group, and whether KSM merges it.
- * Unresolvable (hostile Nova metadata with default-group=nova-project):
- * the error is shown and the balloon treats the domain as alone. */
+ * The group is the one the hook checked at `prepare` (its record in the
+ * runtime directory): the KSM-group rule was applied to that group, and KSM
+ * goes on merging the domain with it whatever the policy says later, so a
+ * live change of <sharing> takes effect at the next start (shown as
+ * pending). Without a record (bare QEMU, an older hook) the group is
+ * resolved here. Unresolvable (hostile Nova metadata with
+ * default-group=nova-project): the error is shown and the balloon treats
+ * the domain as alone. */
 static void
 ms_agent_update_sharing(MsAgent *agent)
 {
@@ -319,6 +325,31 @@ ms_agent_update_sharing(MsAgent *agent)
     g_autoptr(GError) error = NULL;
     g_autofree char *group = ms_sharing_resolve(p->sharing.group, agent->opt.uuid, p->domain.nova_project,
                                                 agent->sharing_default, &src, &error);
+    g_autofree char *rpath = g_build_filename(agent->runtime_dir, "sharing", NULL);
+    g_autofree char *buf = NULL, *rname = NULL, *rgroup = NULL;
+    gsize len = 0;
+    gboolean rmerging = FALSE;
+    if (ms_file_read_bounded(rpath, MS_SHARING_RECORD_MAX, &buf, &len, NULL) &&
+        ms_sharing_record_parse(buf, len, rpath, &rname, &rgroup, &rmerging, NULL)) {
+        if (g_strcmp0(group, rgroup) != 0) {
+            const char *now = group ? group : "(unresolvable)";
+            g_key_file_set_string(agent->status, "sharing", "pending", now);
+            g_autofree char *msg = g_strdup_printf("the policy's sharing group is now '%s'; the domain stays "
+                                                   "in '%s', the group it started in, until it restarts",
+                                                   now, rgroup);
+            if (g_strcmp0(agent->sharing_error, msg) != 0)
+                g_warning("%s", msg);
+            g_free(agent->sharing_error);
+            agent->sharing_error = g_steal_pointer(&msg);
+        } else {
+            g_clear_pointer(&agent->sharing_error, g_free);
+        }
+        g_key_file_set_string(agent->status, "sharing", "group", rgroup);
+        g_key_file_set_string(agent->status, "sharing", "source",
+                              group && g_strcmp0(group, rgroup) == 0 ? ms_sharing_source_name(src) : "start");
+        g_key_file_set_boolean(agent->status, "sharing", "merging", rmerging);
+        return;
+    }
     if (group == NULL) {
         g_key_file_set_string(agent->status, "sharing", "error", error->message);
         if (g_strcmp0(agent->sharing_error, error->message) != 0)

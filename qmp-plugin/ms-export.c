@@ -116,6 +116,7 @@ const MsExportField ms_export_fields[] = {
       NULL, FALSE, 0, "Balloon-sharing domains in the domain's sharing group." },
     { "sharing", "groups", "balloon", "groups", NULL, NULL, U, "memshare_sharing_groups", NULL, FALSE, 0,
       "Sharing groups among the host's balloon-sharing domains." },
+    { "sharing", "pending", "sharing", "pending", NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
     { "sharing", "error", "sharing", "error", NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
     /* images */
     { "images", "count", "images", "count", NULL, NULL, U, "memshare_images_configured", NULL, FALSE, 0,

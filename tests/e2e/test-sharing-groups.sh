@@ -10,6 +10,7 @@
 #     none of its pages, its group's saving is 0 and its balloon stays at
 #     base while g1's grows; domstats shows both groups;
 #   a hostile group name is refused at `virsh start` by the parser;
+#   a live change of g1's group is pending until it restarts;
 #   with g1 gone, tenant-b may merge.
 #   env: MS_HOOK, MS_AGENT, MS_CTL, MS_GUEST_KERNEL, MS_GUEST_INITRD
 set -uo pipefail
@@ -139,6 +140,14 @@ check "domstats: g1 in tenant-a, merging" \
     grep -Pzq "Domain: 'g1'\n  memshare.sharing.group=tenant-a\n  memshare.sharing.source=policy\n  memshare.sharing.merging=yes\n" <<< "$ds"
 check "domstats: g2 in tenant-b, not merging, no saving" \
     grep -Pzq "Domain: 'g2'\n  memshare.sharing.group=tenant-b\n  memshare.sharing.source=policy\n  memshare.sharing.merging=no\n  memshare.sharing.group-ksm-saved=0\n" <<< "$ds"
+
+# --- a live change of the group waits for the next start ------------------------------
+V metadata g1 "$NS" --key memshare --live --set \
+    "<policy><sharing group='tenant-c'/><balloon mode='ksm-share' period='1s' hysteresis='4MiB' max-step='128MiB'/><stats period='1s'/></policy>" \
+    >/dev/null
+check "g1 moved to tenant-c live: shown as pending" wait_for 15 status_is $U1 sharing pending tenant-c
+check "...while it stays in tenant-a, the group it started in" status_is $U1 sharing group tenant-a
+check "...source 'start'" status_is $U1 sharing source start
 
 # --- g1 gone: tenant-b may merge ------------------------------------------------------
 V destroy g2 >/dev/null; V destroy g1 >/dev/null
