@@ -83,6 +83,7 @@ struct _MsAgent {
     MsExportConfig export; /* [stats]: Prometheus textfile, live metadata */
     MsSharingDefault sharing_default; /* [sharing] default-group */
     char *sharing_error;   /* last group resolution error logged */
+    gboolean domain_gone;  /* QEMU exited or libvirt reported the domain stopped */
 };
 
 /* The feature modules, in the order they tick. */
@@ -147,7 +148,11 @@ ms_agent_remove_runtime_files(MsAgent *agent)
     g_autoptr(GDir) d = g_dir_open(agent->runtime_dir, 0, NULL);
     const char *entry;
     while (d && (entry = g_dir_read_name(d)) != NULL) {
-        if (g_str_equal(entry, "boot-memory") || g_str_equal(entry, "sharing"))
+        /* ...except when the domain is gone and its policy was removed: the
+         * hook's `release` then sees a domain without the memshare
+         * namespace and returns at once, so nobody else would clean up */
+        gboolean hooks_own = g_str_equal(entry, "boot-memory") || g_str_equal(entry, "sharing");
+        if (hooks_own && !(agent->domain_gone && agent->policy_removed))
             continue;
         g_autofree char *p = g_build_filename(agent->runtime_dir, entry, NULL);
         g_unlink(p);
@@ -780,6 +785,7 @@ ms_agent_on_qemu_exit(int fd, GIOCondition cond, gpointer user_data)
 {
     MsAgent *agent = user_data;
     agent->qemu_watch = 0;
+    agent->domain_gone = TRUE;
     ms_agent_quit(agent, 0, "the QEMU process exited");
     return G_SOURCE_REMOVE;
 }
@@ -920,10 +926,12 @@ ms_agent_dispatch_libvirt_event(gpointer data)
     MsAgentLibvirtEvent *ev = data;
     MsAgent *agent = ev->agent;
     if (ev->kind == 0) {
-        if (ev->event == VIR_DOMAIN_EVENT_STOPPED)
+        if (ev->event == VIR_DOMAIN_EVENT_STOPPED) {
+            agent->domain_gone = TRUE;
             ms_agent_quit(agent, 0, "libvirt reports the domain stopped");
-        else if (ev->event == VIR_DOMAIN_EVENT_SHUTDOWN)
+        } else if (ev->event == VIR_DOMAIN_EVENT_SHUTDOWN) {
             g_message("guest is shutting down");
+        }
     } else if (ev->kind == 1) {
         ms_agent_policy_changed(agent);
     } else if (ev->kind == 2 && agent->reconnect_source == 0) {
