@@ -5,6 +5,9 @@
  *   - domains without a memshare policy: read stdin, exit 0 (zero effect);
  *   - prepare: validate the policy; an invalid one aborts the start (exit 1,
  *     libvirt shows our stderr) unless the policy says on-error="ignore";
+ *     apply the KSM-group rule (docs/security.md: a domain of another
+ *     sharing group than the one already merging must have <nosharepages/>)
+ *     and record the domain's group for the next start;
  *   - started, reconnect, attach: launch the domain's agent without waiting
  *     for it (systemd template unit where systemd is PID 1, a detached
  *     process otherwise);
@@ -17,6 +20,7 @@
 #include "ms-history.h"
 #include "ms-image-store.h"
 #include "ms-policy.h"
+#include "ms-sharing.h"
 #include "ms-util.h"
 
 #include <errno.h>
@@ -25,6 +29,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -337,6 +342,103 @@ ms_hook_verify_images(const MsHookConfig *cfg, const MsPolicy *policy, GError **
             ms_hook_msg(policy->domain.name, "domain '%s': warning: %s", policy->domain.name, warn->message);
     }
     return TRUE;
+}
+
+/* Running domains with KSM merging on, from the hook's records (all
+ * domains but a bad record's: only root writes RUNTIME, and a record that
+ * does not parse names no group). */
+static GPtrArray *
+ms_hook_read_mergers(void)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+    g_autofree char *root = g_build_filename(ms_runtime_dir(), "domains", NULL);
+    g_autoptr(GDir) d = g_dir_open(root, 0, NULL);
+    const char *e;
+    while (d && (e = g_dir_read_name(d)) != NULL) {
+        if (!ms_uuid_is_valid(e))
+            continue;
+        g_autofree char *path = g_build_filename(root, e, "sharing", NULL);
+        g_autofree char *buf = NULL, *name = NULL, *group = NULL;
+        gsize len = 0;
+        gboolean merging = FALSE;
+        g_autoptr(GError) error = NULL;
+        if (!ms_file_read_bounded(path, MS_SHARING_RECORD_MAX, &buf, &len, &error) ||
+            !ms_sharing_record_parse(buf, len, path, &name, &group, &merging, &error)) {
+            if (!g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+                g_debug("%s", error->message);
+            continue;
+        }
+        if (!merging)
+            continue;
+        /* uuid, name, group: three strings in one array slot each */
+        g_ptr_array_add(out, g_strdup(e));
+        g_ptr_array_add(out, g_steal_pointer(&name));
+        g_ptr_array_add(out, g_steal_pointer(&group));
+    }
+    return out;
+}
+
+/* The KSM-group rule at `prepare` (docs/security.md): Linux merges across
+ * every mergeable region of the host, so only one sharing group may run
+ * with merging on; a domain of another group must bring
+ * <memoryBacking><nosharepages/></memoryBacking>. The rule is the
+ * operator's, not the policy author's: on-error='ignore' does not lift it
+ * (starting "without memshare" would still merge, QEMU's default). The
+ * check and this domain's record happen under one exclusive lock, so two
+ * domains of different groups starting at once cannot both pass. */
+static gboolean
+ms_hook_check_sharing(const MsPolicy *policy, GError **error)
+{
+    const char *name = policy->domain.name ? policy->domain.name : "?";
+    g_autoptr(GKeyFile) kf = ms_config_load(error);
+    if (kf == NULL)
+        return FALSE;
+    MsSharingDefault def;
+    if (!ms_sharing_default_from_config(kf, ms_config_path(), &def, error))
+        return FALSE;
+    g_autofree char *group = ms_sharing_resolve(policy->sharing.group, policy->domain.uuid,
+                                                policy->domain.nova_project, def, NULL, error);
+    if (group == NULL) {
+        g_prefix_error(error, "domain '%s': ", name);
+        return FALSE;
+    }
+    /* the domain's directory only once it may start: a refused prepare
+     * leaves nothing behind */
+    g_autofree char *domains = g_build_filename(ms_runtime_dir(), "domains", NULL);
+    if (g_mkdir_with_parents(domains, 0755) < 0) {
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot create '%s': %s", domains, g_strerror(errno));
+        return FALSE;
+    }
+    g_autofree char *lock = g_build_filename(ms_runtime_dir(), "sharing.lock", NULL);
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot lock '%s': %s", lock, g_strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return FALSE;
+    }
+    g_autoptr(GPtrArray) m = ms_hook_read_mergers();
+    gsize n = m->len / 3;
+    g_autofree MsSharingMerger *running = g_new0(MsSharingMerger, n ? n : 1);
+    for (gsize i = 0; i < n; i++) {
+        running[i].uuid = g_ptr_array_index(m, 3 * i);
+        running[i].name = g_ptr_array_index(m, 3 * i + 1);
+        running[i].group = g_ptr_array_index(m, 3 * i + 2);
+    }
+    gboolean ok = ms_sharing_ksm_check(name, policy->domain.uuid, group, policy->domain.nosharepages,
+                                       running, n, error);
+    g_autofree char *dir = ms_domain_runtime_dir(policy->domain.uuid);
+    if (ok && g_mkdir_with_parents(dir, 0750) < 0) {
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot create '%s': %s", dir, g_strerror(errno));
+        ok = FALSE;
+    }
+    if (ok) {
+        g_autofree char *rec = ms_sharing_record_format(name, group, !policy->domain.nosharepages);
+        g_autofree char *path = g_build_filename(dir, "sharing", NULL);
+        ok = ms_file_write_atomic(path, rec, -1, 0644, error);
+    }
+    close(fd);
+    return ok;
 }
 
 /* The sizes the domain starts with. libvirt's live XML reports the
@@ -719,6 +821,11 @@ main(int argc, char **argv)
         ms_hook_msg(name, "domain '%s': %s; starting anyway (on-error='ignore'), the image is not attached",
                     name, error->message);
         g_clear_error(&error);
+    }
+    if (is_prepare && !ms_hook_check_sharing(policy, &error)) {
+        ms_hook_msg(name, "%s", error->message);
+        ms_hook_config_clear(&cfg);
+        return 1;
     }
     if (is_prepare)
         ms_hook_record_boot_memory(policy);

@@ -83,9 +83,10 @@ dom_key(const MsAllocDomain *d, MsAllocMode mode)
     }
 }
 
-void
-ms_alloc_compute(const MsAllocHost *host, const MsAllocParams *params,
-                 const MsAllocDomain *domains, gsize n, MsAllocResult *results)
+/* The allocation of one pool over domains (one group, or all of them). */
+static void
+compute_with_pool(gboolean shortage, guint64 pool, const MsAllocParams *params,
+                  const MsAllocDomain *domains, gsize n, MsAllocResult *results)
 {
     if (n == 0)
         return;
@@ -94,9 +95,6 @@ ms_alloc_compute(const MsAllocHost *host, const MsAllocParams *params,
     for (gsize i = 0; i < n; i++)
         order[i] = i;
     g_qsort_with_data(order, n, sizeof(gsize), cmp_index_by_uuid, (gpointer)domains);
-
-    gboolean shortage = host->mem_available_bytes < host->reserve_bytes;
-    guint64 pool = ms_alloc_distributable(host, domains, n);
 
     /* Stuck domains keep what they have; their excess over base is spent. */
     for (gsize k = 0; k < n; k++) {
@@ -225,6 +223,123 @@ ms_alloc_compute(const MsAllocHost *host, const MsAllocParams *params,
     }
 }
 
+void
+ms_alloc_compute(const MsAllocHost *host, const MsAllocParams *params,
+                 const MsAllocDomain *domains, gsize n, MsAllocResult *results)
+{
+    compute_with_pool(host->mem_available_bytes < host->reserve_bytes,
+                      ms_alloc_distributable(host, domains, n), params, domains, n, results);
+}
+
+/* ---- sharing groups ---- */
+
+const char *
+ms_alloc_domain_group(const MsAllocDomain *d, char buf[MS_SHARING_GROUP_MAX + 1])
+{
+    if (d->group[0] != '\0')
+        return d->group;
+    g_autofree char *lower = g_ascii_strdown(d->uuid, -1);
+    g_snprintf(buf, MS_SHARING_GROUP_MAX + 1, "domain:%s", lower);
+    return buf;
+}
+
+static int
+cmp_group(gconstpointer a, gconstpointer b)
+{
+    return strcmp(((const MsAllocGroup *)a)->group, ((const MsAllocGroup *)b)->group);
+}
+
+static gint
+find_group(const GArray *groups, const char *name)
+{
+    for (guint i = 0; i < groups->len; i++)
+        if (strcmp(g_array_index(groups, MsAllocGroup, i).group, name) == 0)
+            return (gint)i;
+    return -1;
+}
+
+GArray *
+ms_alloc_groups(const MsAllocHost *host, const MsAllocDomain *d, gsize n)
+{
+    GArray *groups = g_array_new(FALSE, TRUE, sizeof(MsAllocGroup));
+    guint64 total = 0;
+    for (gsize i = 0; i < n; i++) {
+        char buf[MS_SHARING_GROUP_MAX + 1];
+        const char *name = ms_alloc_domain_group(&d[i], buf);
+        gint gi = find_group(groups, name);
+        if (gi < 0) {
+            MsAllocGroup g = { 0 };
+            g_strlcpy(g.group, name, sizeof g.group);
+            g_array_append_val(groups, g);
+            gi = (gint)groups->len - 1;
+        }
+        MsAllocGroup *g = &g_array_index(groups, MsAllocGroup, gi);
+        g->members++;
+        g->contribution_bytes = sat_add(g->contribution_bytes, d[i].contribution_bytes);
+        total = sat_add(total, d[i].contribution_bytes);
+    }
+    g_array_sort(groups, cmp_group);
+    if (groups->len == 1) {
+        /* One group is the whole host: nothing to attribute. */
+        MsAllocGroup *g = &g_array_index(groups, MsAllocGroup, 0);
+        g->saved_bytes = host->saved_bytes;
+        g->pool_bytes = ms_alloc_distributable(host, d, n);
+        return groups;
+    }
+    /* The host's room, as ms_alloc_distributable computes it before the
+     * min with the saving. */
+    MsAllocHost unlimited = *host;
+    unlimited.saved_bytes = G_MAXUINT64;
+    guint64 room = ms_alloc_distributable(&unlimited, d, n);
+    unsigned __int128 sum_saved = 0;
+    for (guint i = 0; i < groups->len; i++) {
+        MsAllocGroup *g = &g_array_index(groups, MsAllocGroup, i);
+        /* No member merges anything measurable: nothing is attributable
+         * to anybody, so nobody gets a share (rather than a guess). */
+        if (total == 0)
+            continue;
+        /* KSM merges host-wide: the host saving is attributed by the
+         * members' own merging, and a group never gets more than its
+         * members merge (others, outside memshare, may merge too). */
+        guint64 part = (guint64)((unsigned __int128)host->saved_bytes * g->contribution_bytes / total);
+        g->saved_bytes = MIN(part, g->contribution_bytes);
+        sum_saved += g->saved_bytes;
+    }
+    for (guint i = 0; i < groups->len; i++) {
+        MsAllocGroup *g = &g_array_index(groups, MsAllocGroup, i);
+        g->pool_bytes = sum_saved <= room ? g->saved_bytes
+                                          : (guint64)((unsigned __int128)room * g->saved_bytes / sum_saved);
+    }
+    return groups;
+}
+
+void
+ms_alloc_compute_grouped(const MsAllocHost *host, const MsAllocParams *params,
+                         const MsAllocDomain *domains, gsize n, MsAllocResult *results)
+{
+    if (n == 0)
+        return;
+    g_autoptr(GArray) groups = ms_alloc_groups(host, domains, n);
+    gboolean shortage = host->mem_available_bytes < host->reserve_bytes;
+    g_autofree MsAllocDomain *sub = g_new(MsAllocDomain, n);
+    g_autofree MsAllocResult *subr = g_new0(MsAllocResult, n);
+    g_autofree gsize *idx = g_new(gsize, n);
+    for (guint gi = 0; gi < groups->len; gi++) {
+        const MsAllocGroup *g = &g_array_index(groups, MsAllocGroup, gi);
+        gsize m = 0;
+        for (gsize i = 0; i < n; i++) {
+            char buf[MS_SHARING_GROUP_MAX + 1];
+            if (strcmp(ms_alloc_domain_group(&domains[i], buf), g->group) == 0) {
+                idx[m] = i;
+                sub[m++] = domains[i];
+            }
+        }
+        compute_with_pool(shortage, g->pool_bytes, params, sub, m, subr);
+        for (gsize k = 0; k < m; k++)
+            results[idx[k]] = subr[k];
+    }
+}
+
 /* ---- publication of inputs ---- */
 
 #include "ms-error.h"
@@ -233,14 +348,16 @@ ms_alloc_compute(const MsAllocHost *host, const MsAllocParams *params,
 char *
 ms_alloc_input_to_keyfile(const MsAllocDomain *d, MsAllocMode mode)
 {
+    char buf[MS_SHARING_GROUP_MAX + 1];
     return g_strdup_printf("uuid=%s\nmode=%s\nweight=%" G_GUINT64_FORMAT
                            "\nbase=%" G_GUINT64_FORMAT "\nfloor=%" G_GUINT64_FORMAT
                            "\nceiling=%" G_GUINT64_FORMAT "\ncontribution=%" G_GUINT64_FORMAT
                            "\ncurrent=%" G_GUINT64_FORMAT "\nws_floor=%" G_GUINT64_FORMAT
-                           "\nstuck=%d\n",
+                           "\nstuck=%d\ngroup=%s\n",
                            d->uuid, ms_alloc_mode_name(mode), d->weight, d->base,
                            d->floor, d->ceiling, d->contribution_bytes,
-                           d->current_target, d->working_set_floor, d->stuck ? 1 : 0);
+                           d->current_target, d->working_set_floor, d->stuck ? 1 : 0,
+                           ms_alloc_domain_group(d, buf));
 }
 
 gboolean
@@ -250,8 +367,10 @@ ms_alloc_input_from_keyfile(const char *buf, gsize len, const char *what,
 {
     static const char *const keys[] = {
         "uuid", "mode", "weight", "base", "floor", "ceiling", "contribution",
-        "current", "ws_floor", "stuck",
+        "current", "ws_floor", "stuck", "group",
     };
+    /* keys[10] (group) may be missing; all the others are required */
+    const guint n_required = 10;
     if (len > MS_ALLOC_INPUT_MAX) {
         g_set_error(error, MS_ERROR, MS_ERROR_TOO_BIG,
                     "'%s': larger than %d bytes", what, MS_ALLOC_INPUT_MAX);
@@ -286,7 +405,7 @@ ms_alloc_input_from_keyfile(const char *buf, gsize len, const char *what,
             vals[k] = eq + 1;
         }
     }
-    for (guint k = 0; k < G_N_ELEMENTS(keys); k++) {
+    for (guint k = 0; k < n_required; k++) {
         if (vals[k] == NULL) {
             g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
                         "'%s': key '%s' is missing", what, keys[k]);
@@ -320,6 +439,18 @@ ms_alloc_input_from_keyfile(const char *buf, gsize len, const char *what,
         return FALSE;
     }
     d.stuck = vals[9][0] == '1';
+    if (vals[10] != NULL) {
+        if (!ms_sharing_group_is_valid(vals[10]) || strlen(vals[10]) > MS_SHARING_GROUP_MAX) {
+            GString *pv = g_string_new(NULL);
+            for (const char *q = vals[10]; *q && pv->len < 64; q++)
+                g_string_append_c(pv, g_ascii_isprint(*q) ? *q : '?');
+            g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
+                        "'%s': group '%s' is not a sharing group", what, pv->str);
+            g_string_free(pv, TRUE);
+            return FALSE;
+        }
+        g_strlcpy(d.group, vals[10], sizeof d.group);
+    }
     *out = d;
     *mode_out = mode;
     return TRUE;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <glib.h>
+#include "ms-sharing.h"
 
 G_BEGIN_DECLS
 
@@ -40,6 +41,8 @@ typedef struct {
     guint64 current_target;
     guint64 working_set_floor;    /* 0 = unknown */
     gboolean stuck;
+    /* sharing group (ms-sharing.h); "" = the domain's own, domain:UUID */
+    char group[MS_SHARING_GROUP_MAX + 1];
 } MsAllocDomain;
 
 typedef struct {
@@ -67,9 +70,35 @@ void ms_alloc_compute(const MsAllocHost *host, const MsAllocParams *params,
                       const MsAllocDomain *domains, gsize n,
                       MsAllocResult *results);
 
+/* Per-group figures (docs/balloon.md, "Sharing groups"): KSM merges
+ * host-wide, so a group's saving is the host saving attributed by its
+ * members' own merging (contribution_bytes, from ksm_stat), never more than
+ * they merge; what the host can give (MemAvailable + handed - reserve) is
+ * split in proportion to the groups' savings. With one group: the host
+ * saving and ms_alloc_distributable, exactly as without groups. */
+typedef struct {
+    char group[MS_SHARING_GROUP_MAX + 1];
+    guint members;
+    guint64 contribution_bytes;   /* sum over its members */
+    guint64 saved_bytes;          /* its part of the host saving */
+    guint64 pool_bytes;           /* what its members may share */
+} MsAllocGroup;
+
+/* The group a domain is in ("" -> domain:UUID). */
+const char *ms_alloc_domain_group(const MsAllocDomain *d, char buf[MS_SHARING_GROUP_MAX + 1]);
+/* An array of MsAllocGroup sorted by name. */
+GArray *ms_alloc_groups(const MsAllocHost *host, const MsAllocDomain *domains, gsize n);
+/* ms_alloc_compute per group: each group's pool goes only to its members;
+ * the host-wide rules (shortage) stay host-wide. */
+void ms_alloc_compute_grouped(const MsAllocHost *host, const MsAllocParams *params,
+                              const MsAllocDomain *domains, gsize n,
+                              MsAllocResult *results);
+
 /* Publication of one agent's inputs (RUNSTATEDIR/memshare/domains/UUID/inputs):
  * "key=value" lines. Unknown keys ignored, missing or duplicated ones and
- * malformed values are errors; input bounded to MS_ALLOC_INPUT_MAX. */
+ * malformed values are errors; input bounded to MS_ALLOC_INPUT_MAX. The
+ * key group is optional (agents older than sharing groups): without it
+ * the domain is alone in its group, the safe reading. */
 #define MS_ALLOC_INPUT_MAX 4096
 char *ms_alloc_input_to_keyfile(const MsAllocDomain *d, MsAllocMode mode);
 gboolean ms_alloc_input_from_keyfile(const char *buf, gsize len, const char *what,

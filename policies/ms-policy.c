@@ -44,7 +44,7 @@ typedef struct {
     MsPolicy *policy;
     /* raw attribute values for messages about derived checks */
     char *raw_base, *raw_floor, *raw_ceiling;
-    gboolean seen_balloon, seen_tracking, seen_stats;
+    gboolean seen_balloon, seen_tracking, seen_stats, seen_sharing;
 } ParseCtx;
 
 static void
@@ -669,6 +669,37 @@ parse_stats(ParseCtx *ctx, const xmlNode *node, GError **error)
            attr_period(ctx, node, "period", 1000, &ctx->policy->stats.period_ms, error);
 }
 
+/* <sharing group='NAME'/>: the domain's trust group (docs/security.md).
+ * The name may later name a directory of the image store, so it has the
+ * image names' alphabet, and no ':' (the derived groups' namespace). */
+static gboolean
+parse_sharing(ParseCtx *ctx, const xmlNode *node, GError **error)
+{
+    static const char *const attrs[] = { "group", NULL };
+    g_autoptr(GError) local = NULL;
+
+    if (!check_once(ctx, node, &ctx->seen_sharing, error) ||
+        !check_attributes(ctx, node, attrs, error) ||
+        !check_empty(ctx, node, error))
+        return FALSE;
+    g_autofree char *group = get_attr(node, "group");
+    if (group == NULL) {
+        set_error(error, ctx, MS_POLICY_ERROR_INVALID,
+                  "<sharing>: missing attribute group (a name such as 'tenant-a'; without <sharing> "
+                  "the host's [sharing] default-group applies)");
+        return FALSE;
+    }
+    if (!ms_sharing_name_check(group, strlen(group), &local)) {
+        g_autofree char *w = where_attr("sharing", "group", group);
+        set_error(error, ctx, MS_POLICY_ERROR_INVALID,
+                  "%s: not a valid group name: %s (1 to %d of A-Z a-z 0-9 . _ -, starting with a "
+                  "letter or digit)", w, local->message, MS_SHARING_NAME_MAX);
+        return FALSE;
+    }
+    ctx->policy->sharing.group = g_steal_pointer(&group);
+    return TRUE;
+}
+
 static MsPolicy *
 policy_new_defaults(void)
 {
@@ -701,7 +732,7 @@ read_on_error(const ParseCtx *ctx, const xmlNode *node, MsOnError *out, GError *
     return TRUE;
 }
 
-static const char *const policy_elements[] = { "balloon", "tracking", "shared-image", "stats", NULL };
+static const char *const policy_elements[] = { "balloon", "tracking", "shared-image", "stats", "sharing", NULL };
 
 /* An element of <policy> outside the memshare namespace. Ignoring it is
  * what made a forgotten prefix start a domain without its balloon or
@@ -775,6 +806,8 @@ parse_policy_element(ParseCtx *ctx, const xmlNode *node, MsOnError *on_error_out
             ok = parse_shared_image(ctx, c, error);
         else if (strcmp(n, "stats") == 0)
             ok = parse_stats(ctx, c, error);
+        else if (strcmp(n, "sharing") == 0)
+            ok = parse_sharing(ctx, c, error);
         else {
             g_autofree char *qn = qualified_name(c->ns, c->name);
             g_autofree char *list = join_or(policy_elements);
@@ -833,6 +866,28 @@ domain_size(const ParseCtx *ctx, const xmlNode *dom, const char *name, gboolean 
     return TRUE;
 }
 
+#define NOVA_NS "http://openstack.org/xmlns/libvirt/nova/1.1"
+
+static const xmlNode *
+nova_child(const xmlNode *node, const char *name)
+{
+    for (const xmlNode *c = node ? node->children : NULL; c; c = c->next)
+        if (c->type == XML_ELEMENT_NODE && c->ns && c->ns->href &&
+            strcmp((const char *)c->ns->href, NOVA_NS) == 0 && strcmp((const char *)c->name, name) == 0)
+            return c;
+    return NULL;
+}
+
+/* The project Nova recorded as the instance's owner. Read by namespace,
+ * never by prefix; its form is judged only if it becomes a group. */
+static char *
+nova_project(const xmlNode *dom)
+{
+    const xmlNode *inst = nova_child(child(dom, "metadata"), "instance");
+    const xmlNode *proj = nova_child(nova_child(inst, "owner"), "project");
+    return proj ? get_attr(proj, "uuid") : NULL;
+}
+
 static gboolean
 read_domain_info(ParseCtx *ctx, const xmlNode *dom, MsDomainInfo *info, GError **error)
 {
@@ -869,6 +924,9 @@ read_domain_info(ParseCtx *ctx, const xmlNode *dom, MsDomainInfo *info, GError *
     const xmlNode *type = child(os, "type");
     if (type)
         info->machine = get_attr(type, "machine");
+
+    info->nosharepages = child(child(dom, "memoryBacking"), "nosharepages") != NULL;
+    info->nova_project = nova_project(dom);
 
     const xmlNode *devices = child(dom, "devices");
     const xmlNode *mb = child(devices, "memballoon");
@@ -1201,6 +1259,10 @@ ms_policy_to_xml(const MsPolicy *p)
         g_string_append(s, "/>\n");
     }
     g_string_append_printf(s, "  <memshare:stats period='%s'/>\n", sper);
+    if (p->sharing.group) {
+        g_autofree char *g = g_markup_escape_text(p->sharing.group, -1);
+        g_string_append_printf(s, "  <memshare:sharing group='%s'/>\n", g);
+    }
     g_string_append(s, "</memshare:policy>\n");
     return g_string_free(s, FALSE);
 }
@@ -1217,6 +1279,8 @@ ms_policy_copy(const MsPolicy *policy)
     p->domain.balloon_alias = g_strdup(policy->domain.balloon_alias);
     p->domain.machine = g_strdup(policy->domain.machine);
     p->domain.domain_type = g_strdup(policy->domain.domain_type);
+    p->domain.nova_project = g_strdup(policy->domain.nova_project);
+    p->sharing.group = g_strdup(policy->sharing.group);
     p->images = g_ptr_array_new_with_free_func((GDestroyNotify)shared_image_free);
     for (guint i = 0; policy->images && i < policy->images->len; i++) {
         const MsSharedImage *o = g_ptr_array_index(policy->images, i);
@@ -1239,6 +1303,8 @@ ms_policy_free(MsPolicy *policy)
     g_free(policy->domain.balloon_alias);
     g_free(policy->domain.machine);
     g_free(policy->domain.domain_type);
+    g_free(policy->domain.nova_project);
+    g_free(policy->sharing.group);
     if (policy->images)
         g_ptr_array_unref(policy->images);
     g_free(policy);

@@ -7,6 +7,7 @@
 
 #include <glib.h>
 #include "ms-config.h"
+#include "ms-sharing.h"
 
 G_BEGIN_DECLS
 
@@ -62,6 +63,10 @@ typedef struct {
     gboolean free_page_reporting;
     char *machine;              /* <os><type machine=...> */
     char *domain_type;          /* kvm / qemu */
+    gboolean nosharepages;      /* <memoryBacking><nosharepages/>: KSM off */
+    /* <metadata><nova:instance><nova:owner><nova:project uuid=...>, NULL
+     * if absent; checked only when it becomes a group (ms-sharing.h) */
+    char *nova_project;
 } MsDomainInfo;
 
 typedef struct {
@@ -97,6 +102,12 @@ typedef struct {
     struct {
         guint64 period_ms;      /* stats publication period, default 5000 */
     } stats;
+
+    struct {
+        /* <sharing group='NAME'/>; NULL: the host default decides
+         * (ms_sharing_resolve, [sharing] default-group of memshare.conf) */
+        char *group;
+    } sharing;
 } MsPolicy;
 
 typedef enum {

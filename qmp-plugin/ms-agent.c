@@ -21,6 +21,7 @@
 #include "ms-kcompat.h"
 #include "ms-ksmtune.h"
 #include "ms-qmp.h"
+#include "ms-sharing.h"
 #include "ms-tracking.h"
 #include "ms-util.h"
 
@@ -80,6 +81,9 @@ struct _MsAgent {
     GPtrArray *modules;    /* MsAgentModuleSlot* */
     GHashTable *warned;    /* what -> last write error logged */
     MsExportConfig export; /* [stats]: Prometheus textfile, live metadata */
+    MsSharingDefault sharing_default; /* [sharing] default-group */
+    char *sharing_error;   /* last group resolution error logged */
+    gboolean domain_gone;  /* QEMU exited or libvirt reported the domain stopped */
 };
 
 /* The feature modules, in the order they tick. */
@@ -130,11 +134,12 @@ ms_agent_new(const MsAgentOptions *options)
     return agent;
 }
 
-/* Removes what the agent wrote. boot-memory is the hook's record from
- * `prepare` and outlives any one agent: an agent stopped while the domain
- * runs (systemctl restart of its unit, SIGTERM to a detached one) must leave
- * the balloon's base for its successor, and the hook's `release` removes
- * the directory with it. */
+/* Removes what the agent wrote. boot-memory and sharing are the hook's
+ * records from `prepare` and outlive any one agent: an agent stopped while
+ * the domain runs (systemctl restart of its unit, SIGTERM to a detached one)
+ * must leave the balloon's base for its successor, and the domain still
+ * merges in its sharing group (the KSM-group rule reads that record); the
+ * hook's `release` removes the directory with them. */
 static void
 ms_agent_remove_runtime_files(MsAgent *agent)
 {
@@ -143,7 +148,11 @@ ms_agent_remove_runtime_files(MsAgent *agent)
     g_autoptr(GDir) d = g_dir_open(agent->runtime_dir, 0, NULL);
     const char *entry;
     while (d && (entry = g_dir_read_name(d)) != NULL) {
-        if (g_str_equal(entry, "boot-memory"))
+        /* ...except when the domain is gone and its policy was removed: the
+         * hook's `release` then sees a domain without the memshare
+         * namespace and returns at once, so nobody else would clean up */
+        gboolean hooks_own = g_str_equal(entry, "boot-memory") || g_str_equal(entry, "sharing");
+        if (hooks_own && !(agent->domain_gone && agent->policy_removed))
             continue;
         g_autofree char *p = g_build_filename(agent->runtime_dir, entry, NULL);
         g_unlink(p);
@@ -208,6 +217,7 @@ ms_agent_free(MsAgent *agent)
     g_free(agent->opt.connect_origin);
     g_free(agent->opt.qmp_socket);
     g_free(agent->opt.domain_xml);
+    g_free(agent->sharing_error);
     g_main_loop_unref(agent->loop);
     g_main_context_unref(agent->context);
     g_free(agent);
@@ -235,6 +245,13 @@ ms_agent_take_lock(MsAgent *agent, gboolean *already_running, GError **error)
                       cerr ? cerr->message : "cannot read the configuration");
             ms_export_config_clear(&agent->export);
             agent->export.metadata = TRUE;
+        }
+        /* a bad [sharing] default-group means the safe one: the domain
+         * alone (the hook refuses the start for the same reason) */
+        g_clear_error(&cerr);
+        if (!ms_sharing_default_from_config(conf, ms_config_path(), &agent->sharing_default, &cerr)) {
+            g_warning("%s; the domain is alone in its sharing group", cerr->message);
+            agent->sharing_default = MS_SHARING_DEFAULT_DOMAIN;
         }
     }
     if (g_mkdir(agent->runtime_dir, 0750) < 0 && errno != EEXIST) {
@@ -292,6 +309,66 @@ ms_agent_warn_once(MsAgent *agent, const char *what, const char *message)
         g_hash_table_remove(agent->warned, what);
 }
 
+/* [sharing] of the status: the domain's trust group (ms-sharing.h), which
+ * the balloon module reads to divide per group, and whether KSM merges it.
+ * The group is the one the hook checked at `prepare` (its record in the
+ * runtime directory): the KSM-group rule was applied to that group, and KSM
+ * goes on merging the domain with it whatever the policy says later, so a
+ * live change of <sharing> takes effect at the next start (shown as
+ * pending). Without a record (bare QEMU, an older hook) the group is
+ * resolved here. Unresolvable (hostile Nova metadata with
+ * default-group=nova-project): the error is shown and the balloon treats
+ * the domain as alone. */
+static void
+ms_agent_update_sharing(MsAgent *agent)
+{
+    g_key_file_remove_group(agent->status, "sharing", NULL);
+    if (agent->policy == NULL)
+        return;
+    const MsPolicy *p = agent->policy;
+    MsSharingSource src;
+    g_autoptr(GError) error = NULL;
+    g_autofree char *group = ms_sharing_resolve(p->sharing.group, agent->opt.uuid, p->domain.nova_project,
+                                                agent->sharing_default, &src, &error);
+    g_autofree char *rpath = g_build_filename(agent->runtime_dir, "sharing", NULL);
+    g_autofree char *buf = NULL, *rname = NULL, *rgroup = NULL;
+    gsize len = 0;
+    gboolean rmerging = FALSE;
+    if (ms_file_read_bounded(rpath, MS_SHARING_RECORD_MAX, &buf, &len, NULL) &&
+        ms_sharing_record_parse(buf, len, rpath, &rname, &rgroup, &rmerging, NULL)) {
+        if (g_strcmp0(group, rgroup) != 0) {
+            const char *now = group ? group : "(unresolvable)";
+            g_key_file_set_string(agent->status, "sharing", "pending", now);
+            g_autofree char *msg = g_strdup_printf("the policy's sharing group is now '%s'; the domain stays "
+                                                   "in '%s', the group it started in, until it restarts",
+                                                   now, rgroup);
+            if (g_strcmp0(agent->sharing_error, msg) != 0)
+                g_warning("%s", msg);
+            g_free(agent->sharing_error);
+            agent->sharing_error = g_steal_pointer(&msg);
+        } else {
+            g_clear_pointer(&agent->sharing_error, g_free);
+        }
+        g_key_file_set_string(agent->status, "sharing", "group", rgroup);
+        g_key_file_set_string(agent->status, "sharing", "source",
+                              group && g_strcmp0(group, rgroup) == 0 ? ms_sharing_source_name(src) : "start");
+        g_key_file_set_boolean(agent->status, "sharing", "merging", rmerging);
+        return;
+    }
+    if (group == NULL) {
+        g_key_file_set_string(agent->status, "sharing", "error", error->message);
+        if (g_strcmp0(agent->sharing_error, error->message) != 0)
+            g_warning("sharing group: %s; the balloon treats the domain as alone", error->message);
+        g_free(agent->sharing_error);
+        agent->sharing_error = g_strdup(error->message);
+    } else {
+        g_key_file_set_string(agent->status, "sharing", "group", group);
+        g_key_file_set_string(agent->status, "sharing", "source", ms_sharing_source_name(src));
+        g_clear_pointer(&agent->sharing_error, g_free);
+    }
+    g_key_file_set_boolean(agent->status, "sharing", "merging", !p->domain.nosharepages);
+}
+
 static void
 ms_agent_publish_status(MsAgent *agent)
 {
@@ -307,6 +384,7 @@ ms_agent_publish_status(MsAgent *agent)
     g_key_file_set_int64(kf, "qemu", "pid", agent->qemu_pid);
     g_key_file_set_uint64(kf, "balloon", "actual", agent->balloon_actual);
     g_key_file_set_string(kf, "policy", "state", agent->policy_removed ? "removed" : "active");
+    ms_agent_update_sharing(agent);
     if (agent->policy) {
         g_key_file_set_uint64(kf, "domain", "memory", agent->policy->domain.memory_kib * 1024);
         g_key_file_set_uint64(kf, "domain", "current-memory",
@@ -584,6 +662,7 @@ ms_agent_module_tick(gpointer data)
         return G_SOURCE_CONTINUE; /* libvirtd is away; try again next period */
     g_autoptr(GError) error = NULL;
     ms_agent_refresh_env(agent);
+    ms_agent_update_sharing(agent);
     if (!slot->module->tick(slot->self, &agent->env, agent->status, &error)) {
         /* A module's trouble is reported in the status and the log; the
          * domain and the other modules carry on. */
@@ -706,6 +785,7 @@ ms_agent_on_qemu_exit(int fd, GIOCondition cond, gpointer user_data)
 {
     MsAgent *agent = user_data;
     agent->qemu_watch = 0;
+    agent->domain_gone = TRUE;
     ms_agent_quit(agent, 0, "the QEMU process exited");
     return G_SOURCE_REMOVE;
 }
@@ -846,10 +926,12 @@ ms_agent_dispatch_libvirt_event(gpointer data)
     MsAgentLibvirtEvent *ev = data;
     MsAgent *agent = ev->agent;
     if (ev->kind == 0) {
-        if (ev->event == VIR_DOMAIN_EVENT_STOPPED)
+        if (ev->event == VIR_DOMAIN_EVENT_STOPPED) {
+            agent->domain_gone = TRUE;
             ms_agent_quit(agent, 0, "libvirt reports the domain stopped");
-        else if (ev->event == VIR_DOMAIN_EVENT_SHUTDOWN)
+        } else if (ev->event == VIR_DOMAIN_EVENT_SHUTDOWN) {
             g_message("guest is shutting down");
+        }
     } else if (ev->kind == 1) {
         ms_agent_policy_changed(agent);
     } else if (ev->kind == 2 && agent->reconnect_source == 0) {

@@ -236,6 +236,12 @@ ms_balloon_tick(gpointer self, const MsAgentEnv *env, GKeyFile *status, GError *
     me.current_target = b->stuck ? actual : b->target;
     me.working_set_floor = ws;
     me.stuck = b->stuck;
+    /* The sharing group the agent resolved ([sharing] group); without
+     * one (unresolvable metadata) the domain is alone: "" means
+     * domain:UUID to every reader. */
+    g_autofree char *group = g_key_file_get_string(status, "sharing", "group", NULL);
+    if (group && ms_sharing_group_is_valid(group) && strlen(group) <= MS_SHARING_GROUP_MAX)
+        g_strlcpy(me.group, group, sizeof me.group);
 
     /* Publish, then read everybody (ourselves included) from the same
      * directory: every agent computes on the same snapshot. */
@@ -266,18 +272,30 @@ ms_balloon_tick(gpointer self, const MsAgentEnv *env, GKeyFile *status, GError *
     MsAllocHost h = { (guint64)saved, avail, reserve };
     MsAllocParams params = { peer_mode, p->balloon.max_step_kib * 1024, p->balloon.hysteresis_kib * 1024 };
     g_autofree MsAllocResult *res = g_new0(MsAllocResult, peers->len);
-    ms_alloc_compute(&h, &params, (MsAllocDomain *)(void *)peers->data, peers->len, res);
+    /* A group's KSM saving goes only to its members (docs/balloon.md,
+     * "Sharing groups"); with one group this is ms_alloc_compute. */
+    const MsAllocDomain *all = (const MsAllocDomain *)(void *)peers->data;
+    ms_alloc_compute_grouped(&h, &params, all, peers->len, res);
     MsAllocResult mine = res[self_idx];
-    guint64 pool = ms_alloc_distributable(&h, (MsAllocDomain *)(void *)peers->data, peers->len);
+    guint64 pool = ms_alloc_distributable(&h, all, peers->len);
+    g_autoptr(GArray) groups = ms_alloc_groups(&h, all, peers->len);
+    char gbuf[MS_SHARING_GROUP_MAX + 1];
+    const char *my_group = ms_alloc_domain_group(&me, gbuf);
+    MsAllocGroup mg = { 0 };
+    for (guint i = 0; i < groups->len; i++)
+        if (strcmp(g_array_index(groups, MsAllocGroup, i).group, my_group) == 0)
+            mg = g_array_index(groups, MsAllocGroup, i);
 
     if (!b->stuck && mine.target != b->target) {
         if (!ms_balloon_request(env, mine.target, error))
             return FALSE;
         g_message("balloon: target %" G_GUINT64_FORMAT " MiB (was %" G_GUINT64_FORMAT " MiB; %s, ideal %"
                   G_GUINT64_FORMAT " MiB; KSM saves %" G_GUINT64_FORMAT " MiB, pool %" G_GUINT64_FORMAT
-                  " MiB, %u domain(s), mode %s)", mib(mine.target), mib(b->target),
+                  " MiB, %u domain(s), mode %s; group %s: %u member(s), saves %" G_GUINT64_FORMAT
+                  " MiB, pool %" G_GUINT64_FORMAT " MiB)", mib(mine.target), mib(b->target),
                   ms_alloc_reason_name(mine.reason), mib(mine.ideal), mib((guint64)saved), mib(pool),
-                  peers->len, ms_alloc_mode_name(peer_mode));
+                  peers->len, ms_alloc_mode_name(peer_mode), my_group, mg.members, mib(mg.saved_bytes),
+                  mib(mg.pool_bytes));
         b->target = mine.target;
     }
 
@@ -301,6 +319,11 @@ ms_balloon_tick(gpointer self, const MsAgentEnv *env, GKeyFile *status, GError *
     g_key_file_set_boolean(status, "balloon", "stuck", b->stuck);
     g_key_file_set_uint64(status, "balloon", "peers", peers->len);
     g_key_file_set_string(status, "balloon", "reason", ms_alloc_reason_name(mine.reason));
+    g_key_file_set_string(status, "balloon", "group", my_group);
+    g_key_file_set_uint64(status, "balloon", "group-saved", mg.saved_bytes);
+    g_key_file_set_uint64(status, "balloon", "group-pool", mg.pool_bytes);
+    g_key_file_set_uint64(status, "balloon", "group-peers", mg.members);
+    g_key_file_set_uint64(status, "balloon", "groups", groups->len);
     if (st.present & MS_KSM_STAT_PROCESS_PROFIT)
         g_key_file_set_int64(status, "ksm", "profit", st.process_profit);
     if (st.present & MS_KSM_STAT_MERGING_PAGES)

@@ -102,6 +102,22 @@ const MsExportField ms_export_fields[] = {
       "Agents the saving pool is divided between (this one included)." },
     { "balloon", "reason", "balloon", "reason", NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
     { "balloon", "error", "balloon", "error", NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
+    /* sharing trust groups (docs/security.md) */
+    { "sharing", "group", "sharing", "group", NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
+    { "sharing", "source", "sharing", "source", NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
+    { "sharing", "merging", "sharing", "merging", NULL, NULL, B, "memshare_sharing_ksm_merging", NULL, FALSE, 0,
+      "1 when the domain runs with KSM merging on (no <nosharepages/>)." },
+    { "sharing", "group-ksm-saved", "balloon", "group-saved", NULL, NULL, U,
+      "memshare_sharing_group_ksm_saved_bytes", NULL, FALSE, 0,
+      "The part of the host's KSM saving attributed to the domain's sharing group (its members' merging)." },
+    { "sharing", "group-pool", "balloon", "group-pool", NULL, NULL, U, "memshare_sharing_group_pool_bytes",
+      NULL, FALSE, 0, "What the members of the domain's sharing group may share through their balloons." },
+    { "sharing", "group-members", "balloon", "group-peers", NULL, NULL, U, "memshare_sharing_group_members",
+      NULL, FALSE, 0, "Balloon-sharing domains in the domain's sharing group." },
+    { "sharing", "groups", "balloon", "groups", NULL, NULL, U, "memshare_sharing_groups", NULL, FALSE, 0,
+      "Sharing groups among the host's balloon-sharing domains." },
+    { "sharing", "pending", "sharing", "pending", NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
+    { "sharing", "error", "sharing", "error", NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
     /* images */
     { "images", "count", "images", "count", NULL, NULL, U, "memshare_images_configured", NULL, FALSE, 0,
       "Shared images the policy names." },
@@ -259,7 +275,7 @@ ms_export_prometheus(const MsExportDomain *domains, gsize n, GError **error)
     static const struct { const char *label, *group, *key; } info[] = {
         { "transport", "agent", "transport" },   { "qemu_version", "qemu", "version" },
         { "tracking_method", "tracking", "method" }, { "balloon_mode", "balloon", "mode" },
-        { "balloon_division", "balloon", "division" },
+        { "balloon_division", "balloon", "division" }, { "sharing_group", "sharing", "group" },
     };
     for (gsize d = 0; d < n; d++) {
         g_autoptr(GString) extra = g_string_new(NULL);

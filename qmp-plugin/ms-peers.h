@@ -8,7 +8,8 @@
 
 G_BEGIN_DECLS
 
-/* Returns an array of MsAllocDomain, sorted by uuid, for every domain
+/* Each entry carries the domain's sharing group (inputs' group=; see
+ * ms_alloc_compute_grouped). Returns an array of MsAllocDomain, sorted by uuid, for every domain
  * directory whose agent.pid names a live process and whose inputs parse and
  * name that directory's uuid; others are skipped (g_debug). *mode is the most
  * common published mode, ties going to equal. A missing domains directory

@@ -117,7 +117,8 @@ enum {
     MS_CTL_G_KSM = 1 << 3,
     MS_CTL_G_BALLOON = 1 << 4,
     MS_CTL_G_IMAGES = 1 << 5,
-    MS_CTL_G_ALL = (1 << 6) - 1,
+    MS_CTL_G_SHARING = 1 << 6,
+    MS_CTL_G_ALL = (1 << 7) - 1,
 };
 
 static const struct {
@@ -132,6 +133,7 @@ static const struct {
     { "--ksm", MS_CTL_G_KSM, "ksm", { "ksm", "ksmtune", NULL } },
     { "--balloon", MS_CTL_G_BALLOON, "balloon", { "balloon", "domain", NULL } },
     { "--images", MS_CTL_G_IMAGES, "images", { "images", NULL } },
+    { "--sharing", MS_CTL_G_SHARING, "sharing", { "sharing", NULL } },
 };
 
 static gboolean
@@ -226,13 +228,14 @@ static void
 ms_ctl_domstats_usage(FILE *f, gboolean full)
 {
     fprintf(f, "Usage: memsharectl domstats [--list-active] [--raw] [--state] [--agent] [--used]\n"
-               "                            [--ksm] [--balloon] [--images] [--prometheus | --xml]\n"
+               "                            [--ksm] [--balloon] [--images] [--sharing]\n"
+               "                            [--prometheus | --xml]\n"
                "                            [DOMAIN...]\n");
     if (!full)
         return;
     fprintf(f, "memshare figures of running domains (name or UUID; default all), in the\n"
                "layout of `virsh domstats`. Reads the agents' status files: needs no libvirt.\n"
-               "  --state --agent --used --ksm --balloon --images  only these groups\n"
+               "  --state --agent --used --ksm --balloon --images --sharing  only these groups\n"
                "  --list-active  only domains whose agent runs\n"
                "  --raw          bytes and counts as the agent wrote them, no units\n"
                "  --prometheus   node_exporter text format\n"

@@ -114,8 +114,8 @@ ms_top_frame(guint width)
                                             now, running, stale, bad, saved);
     ms_top_line(frame, width, head);
     ms_top_line(frame, width, "");
-    g_autofree char *cols = g_strdup_printf("%-16s %-8s %8s %8s %8s %8s %8s %8s %5s", "DOMAIN", "STATE", "USED",
-                                            "WSS", "ACTUAL", "TARGET", "BASE", "KSM", "STUCK");
+    g_autofree char *cols = g_strdup_printf("%-16s %-8s %8s %8s %8s %8s %8s %8s %5s %s", "DOMAIN", "STATE", "USED",
+                                            "WSS", "ACTUAL", "TARGET", "BASE", "KSM", "STUCK", "GROUP");
     ms_top_line(frame, width, cols);
     for (guint i = 0; i < agents->len; i++) {
         MsCtlAgent *a = g_ptr_array_index(agents, i);
@@ -139,11 +139,16 @@ ms_top_frame(guint width)
             ms_top_size(sz[k], sizeof sz[k], v);
         }
         g_autofree char *stuck = ms_top_value(a->status, "balloon", "stuck");
+        /* the sharing group, last: it is the one column of free length
+         * (docs/security.md); a domain:UUID group is cut like a name */
+        g_autofree char *group = ms_top_value(a->status, "sharing", "group");
+        if (group && strlen(group) > 24)
+            strcpy(group + 23, "~");
         /* %-16s counts bytes: pad by characters so UTF-8 names align */
         glong pad = 16 - g_utf8_strlen(name, -1);
-        g_autofree char *line = g_strdup_printf("%s%*s %-8s %8s %8s %8s %8s %8s %8s %5s", name, (int)MAX(pad, 0), "",
-                                                a->running ? "running" : "stale", sz[0], sz[1], sz[2], sz[3],
-                                                sz[4], sz[5], stuck ? stuck : "-");
+        g_autofree char *line = g_strdup_printf("%s%*s %-8s %8s %8s %8s %8s %8s %8s %5s %s", name, (int)MAX(pad, 0),
+                                                "", a->running ? "running" : "stale", sz[0], sz[1], sz[2], sz[3],
+                                                sz[4], sz[5], stuck ? stuck : "-", group ? group : "-");
         ms_top_line(frame, width, line);
     }
     if (agents->len == 0)

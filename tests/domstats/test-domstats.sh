@@ -50,6 +50,8 @@ golden raw 0 --raw web1
 golden raw-balloon 0 --raw --balloon web1 old1
 golden groups 0 --balloon --ksm web1 6B1C4E2A-0F3D-4C51-9A7E-1D2F3B4C5D02
 golden used 0 --state --used web1
+# sharing trust groups: web1 has a group and its balloon's group figures, old1 none
+golden sharing 0 --sharing web1 old1
 golden images 1 --images
 golden agent 0 --agent 'db "two" ü' old1
 golden not-found 4 nosuch web1

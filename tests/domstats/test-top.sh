@@ -53,13 +53,13 @@ tmux -L "$sock" set-option -t top remain-on-exit on > /dev/null
 pane() { tmux -L "$sock" capture-pane -p -t top > "$tmp/pane" 2> /dev/null; }
 shows() { pane && grep -Eq "$1" "$tmp/pane"; }
 
-if wait_for 20 shows "^web1 +running +384\.0M +144\.0M +832\.0M +832\.0M +768\.0M +56\.0M +no"; then
-    ok "tmux: web1's row (used, wss, actual, target, base, ksm, stuck)"
+if wait_for 20 shows "^web1 +running +384\.0M +144\.0M +832\.0M +832\.0M +768\.0M +56\.0M +no +tenant-a$"; then
+    ok "tmux: web1's row (used, wss, actual, target, base, ksm, stuck, group)"
 else
     nok "tmux: web1's row"; sed 's/^/# /' "$tmp/pane"
 fi
 if grep -Eq "domains: 2 running, 1 stale, 2 unreadable" "$tmp/pane" &&
-    grep -Eq "^old1 +stale" "$tmp/pane" && grep -Eq "^db \"two\" ü +running .* yes$" "$tmp/pane" &&
+    grep -Eq "^old1 +stale" "$tmp/pane" && grep -Eq "^db \"two\" ü +running .* yes -$" "$tmp/pane" &&
     grep -Eq "error +'.*5d05/status': \[balloon\] target" "$tmp/pane"; then
     ok "tmux: header counts, stale, stuck and unreadable domains"
 else

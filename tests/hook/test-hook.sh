@@ -4,7 +4,8 @@
 # alone; an invalid policy stops `prepare` unless on-error='ignore'; at
 # `started` the agent is launched detached (own session, no inherited
 # descriptors, libvirt's pipes closed) and the hook returns at once; at
-# `release` the agent is stopped and the runtime directory removed.
+# `release` the agent is stopped and the runtime directory removed; the
+# KSM-group rule of sharing groups refuses a second group's merging domain.
 #   usage: test-hook.sh HOOK
 set -euo pipefail
 source "$(dirname "$0")/../lib/tap.sh"
@@ -178,4 +179,79 @@ out=$("$hook" mig1 migrate begin - < "$tmp/mig-bad.xml" 2>&1)
 check "a carried base above <memory> is refused by name and <currentMemory> used" \
     bash -c "grep -q 'carried balloon base' <<< \"\$1\" && grep -q '^current-memory=327680$' '$rt/boot-memory'" _ "$out"
 "$hook" mig1 release end - < "$tmp/mig-bad.xml"
+
+# 11. sharing groups: the KSM-group rule at prepare (docs/security.md)
+sdom() { # sdom NAME UUID POLICY-BODY [EXTRA-DOMAIN-XML [POLICY-ATTRS]]
+    cat <<XML
+<domain type='qemu'>
+  <name>$1</name>
+  <uuid>$2</uuid>
+  <metadata>${6:-}<memshare:policy xmlns:memshare='https://memshare.dev/xmlns/policy/1.0' ${5:-}>$3</memshare:policy></metadata>
+  <memory unit='KiB'>1048576</memory>
+  ${4:-}
+  <os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type></os>
+</domain>
+XML
+}
+ua=00000000-0000-4000-8000-00000000000a ub=00000000-0000-4000-8000-00000000000b
+uc=00000000-0000-4000-8000-00000000000c ud=00000000-0000-4000-8000-00000000000d
+nosh="<memoryBacking><nosharepages/></memoryBacking>"
+prep() { set +e; out=$("$hook" "$1" prepare begin - < "$2" 2>&1); rc=$?; set -e; }
+sdom ga $ua "<memshare:sharing group='tenant-a'/>" > "$tmp/ga.xml"
+sdom gb $ub "<memshare:sharing group='tenant-b'/>" > "$tmp/gb.xml"
+sdom gb $ub "<memshare:sharing group='tenant-b'/>" "$nosh" > "$tmp/gb-nosh.xml"
+sdom gb $ub "<memshare:sharing group='tenant-b'/>" "" "on-error='ignore'" > "$tmp/gb-ign.xml"
+sdom gc $uc "<memshare:sharing group='tenant-a'/>" > "$tmp/gc.xml"
+sdom gd $ud "<memshare:tracking used-pages='on'/>" > "$tmp/gd.xml"
+prep ga "$tmp/ga.xml"
+check "first group: prepare exits 0" test "$rc" = 0 -a -z "$out"
+check "its record: group tenant-a, merging" \
+    grep -qz "group=tenant-a.*merging=true" "$tmp/run/domains/$ua/sharing"
+prep gb "$tmp/gb.xml"
+check "another group without nosharepages: prepare exits 1" test "$rc" = 1
+want="memshare: domain 'gb': sharing group 'tenant-b' cannot run with KSM merging: domain 'ga' of group 'tenant-a' is already merging (add <memoryBacking><nosharepages/></memoryBacking> to domain 'gb', or start it when no domain of group 'tenant-a' merges)"
+check "the refusal names the domain, its group and the group merging" test "$out" = "$want"
+echo "# $out"
+check "a refused domain leaves no runtime directory" test ! -e "$tmp/run/domains/$ub"
+prep gb "$tmp/gb-ign.xml"
+check "on-error='ignore' does not lift the rule" test "$rc" = 1
+prep gb "$tmp/gb-nosh.xml"
+check "another group with nosharepages: prepare exits 0" test "$rc" = 0
+check "its record: not merging" grep -q "merging=false" "$tmp/run/domains/$ub/sharing"
+prep gc "$tmp/gc.xml"
+check "the merging group's second domain: prepare exits 0" test "$rc" = 0
+prep gd "$tmp/gd.xml"
+check "default group (the domain alone) while tenant-a merges: refused" \
+    grep -q "domain 'gd': sharing group 'domain:$ud' cannot run with KSM merging: domain 'ga' of group 'tenant-a'" <<< "$out"
+"$hook" ga release end - < "$tmp/ga.xml"
+"$hook" gc release end - < "$tmp/gc.xml"
+prep gd "$tmp/gd.xml"
+check "once tenant-a released: the default-group domain starts" test "$rc" = 0
+"$hook" gd release end - < "$tmp/gd.xml"
+"$hook" gb release end - < "$tmp/gb-nosh.xml"
+# Nova: with default-group=nova-project the owner's project is the group
+cp "$MEMSHARE_CONFIG" "$tmp/conf.saved"
+printf '[sharing]\ndefault-group=nova-project   # OpenStack host\n' >> "$MEMSHARE_CONFIG"
+nova() { echo "<nova:instance xmlns:nova='http://openstack.org/xmlns/libvirt/nova/1.1'><nova:owner><nova:project uuid='$1'>p</nova:project></nova:owner></nova:instance>"; }
+sdom na $ua "<memshare:tracking used-pages='on'/>" "" "" "$(nova 4b2f0c6e1d9a4c7b8e5f3a2d1c0b9e8f)" > "$tmp/na.xml"
+sdom nb $ub "<memshare:tracking used-pages='on'/>" "" "" "$(nova 4b2f0c6e1d9a4c7b8e5f3a2d1c0b9e8f)" > "$tmp/nb.xml"
+sdom nc $uc "<memshare:tracking used-pages='on'/>" "" "" "$(nova 99990000111122223333444455556666)" > "$tmp/nc.xml"
+sdom nd $ud "<memshare:tracking used-pages='on'/>" "" "" "$(nova ../../etc)" > "$tmp/nd.xml"
+prep na "$tmp/na.xml"
+check "nova-project: the project is the group" grep -q "group=nova:4b2f0c6e1d9a4c7b8e5f3a2d1c0b9e8f" "$tmp/run/domains/$ua/sharing"
+prep nb "$tmp/nb.xml"
+check "nova-project: a second instance of the project starts" test "$rc" = 0
+prep nc "$tmp/nc.xml"
+check "nova-project: another project's instance is refused" \
+    grep -q "domain 'nc': sharing group 'nova:99990000111122223333444455556666' cannot run" <<< "$out"
+prep nd "$tmp/nd.xml"
+check "nova-project: a hostile project id is refused by name" \
+    test "$out" = "memshare: domain 'nd': <nova:project uuid='../../etc'>: not a project id (A-Z a-z 0-9 and '-' only)"
+"$hook" na release end - < "$tmp/na.xml"
+"$hook" nb release end - < "$tmp/nb.xml"
+printf '[sharing]\ndefault-group=tenant\n' >> "$tmp/conf.saved"
+cp "$tmp/conf.saved" "$MEMSHARE_CONFIG"
+prep na "$tmp/na.xml"
+check "a bad [sharing] default-group refuses, naming the file" \
+    test "$out" = "memshare: $MEMSHARE_CONFIG: [sharing] default-group: 'tenant' is not a default group (expected domain, host or nova-project)"
 done_testing

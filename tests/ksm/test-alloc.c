@@ -195,7 +195,7 @@ test_random(void)
 static void
 test_keyfile(void)
 {
-    MsAllocDomain d = { "0a1b2c3d-0000-4000-8000-000000000001", 3, 1 * MiB, 2, 3, 4, 5, 6, TRUE };
+    MsAllocDomain d = { "0a1b2c3d-0000-4000-8000-000000000001", 3, 1 * MiB, 2, 3, 4, 5, 6, TRUE, "" };
     g_autofree char *text = ms_alloc_input_to_keyfile(&d, MS_ALLOC_WEIGHTED);
     MsAllocDomain back;
     MsAllocMode mode;

@@ -134,7 +134,10 @@ dump_policy(const MsPolicy *p, gboolean with_domain)
             put(t, k_fb, "%s", img->fallback_blk ? "blk" : "none");
     }
     put(t, "stats.period_ms", "%" G_GUINT64_FORMAT, p->stats.period_ms);
+    put(t, "sharing.group", "%s", p->sharing.group ? p->sharing.group : "");
     if (with_domain) {
+        put(t, "domain.nosharepages", "%d", p->domain.nosharepages ? 1 : 0);
+        put(t, "domain.nova_project", "%s", p->domain.nova_project ? p->domain.nova_project : "");
         put(t, "balloon.base_set", "%d", p->balloon.base_set ? 1 : 0);
         put(t, "balloon.floor_set", "%d", p->balloon.floor_set ? 1 : 0);
         put(t, "balloon.ceiling_set", "%d", p->balloon.ceiling_set ? 1 : 0);
@@ -350,6 +353,8 @@ check_copy_is_deep(MsPolicy *orig)
     }
     g_assert_true(orig->domain.name == NULL || orig->domain.name != copy->domain.name);
     g_assert_true(orig->domain.uuid == NULL || orig->domain.uuid != copy->domain.uuid);
+    g_assert_true(orig->sharing.group == NULL || orig->sharing.group != copy->sharing.group);
+    g_assert_true(orig->domain.nova_project == NULL || orig->domain.nova_project != copy->domain.nova_project);
     g_assert_true(orig->domain.balloon_alias == NULL || orig->domain.balloon_alias != copy->domain.balloon_alias);
     g_assert_true(orig->domain.machine == NULL || orig->domain.machine != copy->domain.machine);
 

@@ -1,0 +1,296 @@
+/* tests/balloon/test-alloc-groups.c: the per-group balloon allocation
+ * (policies/ms-alloc.c: ms_alloc_groups, ms_alloc_compute_grouped) against
+ * data/alloc-group-cases.txt (format at its top), with the invariants checked
+ * on every case and on 10000 random snapshots:
+ *   - one group gives exactly ms_alloc_compute (groups change nothing for a
+ *     host that shares everything);
+ *   - with several groups, a group's saving never exceeds what its members
+ *     merge, the pools together never exceed the host's saving nor its room,
+ *     and a group's members grow together by at most its pool (floors apart);
+ *   - input order does not matter. */
+#include <stdio.h>
+#include <string.h>
+#include "ms-alloc.h"
+
+#define MiB G_GUINT64_CONSTANT(1048576)
+
+typedef struct {
+    char *name;
+    MsAllocHost host;
+    MsAllocParams params;
+    GArray *doms;      /* MsAllocDomain */
+    GArray *expect;    /* guint64 target */
+    GPtrArray *reason; /* char * */
+    GArray *groups;    /* MsAllocGroup expected */
+} Case;
+
+static void
+case_free(gpointer p)
+{
+    Case *c = p;
+    g_free(c->name);
+    g_array_unref(c->doms);
+    g_array_unref(c->expect);
+    g_ptr_array_unref(c->reason);
+    g_array_unref(c->groups);
+    g_free(c);
+}
+
+static guint64
+lo_of(const MsAllocDomain *d)
+{
+    return MIN(MAX(d->floor, d->working_set_floor), d->ceiling);
+}
+
+static void
+check_invariants(const MsAllocHost *host, const MsAllocParams *params,
+                 const MsAllocDomain *d, gsize n, const MsAllocResult *r)
+{
+    g_autoptr(GArray) groups = ms_alloc_groups(host, d, n);
+    if (groups->len == 1) {
+        g_autofree MsAllocResult *plain = g_new0(MsAllocResult, n);
+        ms_alloc_compute(host, params, d, n, plain);
+        for (gsize i = 0; i < n; i++) {
+            g_assert_cmpuint(plain[i].target, ==, r[i].target);
+            g_assert_cmpuint(plain[i].ideal, ==, r[i].ideal);
+            g_assert_cmpint(plain[i].reason, ==, r[i].reason);
+        }
+    } else {
+        MsAllocHost unlimited = *host;
+        unlimited.saved_bytes = G_MAXUINT64;
+        guint64 room = ms_alloc_distributable(&unlimited, d, n);
+        guint64 sum_pool = 0, sum_saved = 0;
+        for (guint g = 0; g < groups->len; g++) {
+            const MsAllocGroup *G = &g_array_index(groups, MsAllocGroup, g);
+            g_assert_cmpuint(G->saved_bytes, <=, G->contribution_bytes);
+            g_assert_cmpuint(G->pool_bytes, <=, G->saved_bytes);
+            sum_pool += G->pool_bytes;
+            sum_saved += G->saved_bytes;
+        }
+        g_assert_cmpuint(sum_saved, <=, host->saved_bytes);
+        g_assert_cmpuint(sum_pool, <=, MIN(host->saved_bytes, room));
+    }
+    /* per group: growth above max(base, lo) within the pool, as
+     * tests/ksm/test-alloc.c checks for the host */
+    for (guint g = 0; g < groups->len; g++) {
+        const MsAllocGroup *G = &g_array_index(groups, MsAllocGroup, g);
+        guint64 grown = 0, required = 0;
+        guint members = 0;
+        for (gsize i = 0; i < n; i++) {
+            char buf[MS_SHARING_GROUP_MAX + 1];
+            if (strcmp(ms_alloc_domain_group(&d[i], buf), G->group) != 0)
+                continue;
+            members++;
+            guint64 lo = lo_of(&d[i]), above = MAX(d[i].base, lo);
+            if (d[i].stuck) {
+                g_assert_cmpuint(r[i].target, ==, d[i].current_target);
+                if (d[i].current_target > d[i].base)
+                    required += d[i].current_target - d[i].base;
+                continue;
+            }
+            g_assert_cmpuint(r[i].target, >=, lo);
+            g_assert_cmpuint(r[i].target, <=, MAX(d[i].ceiling, lo));
+            if (r[i].ideal > above)
+                grown += r[i].ideal - above;
+            if (lo > d[i].base)
+                required += lo - d[i].base;
+        }
+        g_assert_cmpuint(members, ==, G->members);
+        g_assert_cmpuint(grown, <=, MAX(G->pool_bytes, required) + 0);
+    }
+    /* determinism: reversed input, same per-domain output */
+    g_autofree MsAllocDomain *rev = g_new(MsAllocDomain, n);
+    g_autofree MsAllocResult *rr = g_new0(MsAllocResult, n);
+    for (gsize i = 0; i < n; i++)
+        rev[i] = d[n - 1 - i];
+    ms_alloc_compute_grouped(host, params, rev, n, rr);
+    for (gsize i = 0; i < n; i++) {
+        g_assert_cmpuint(rr[n - 1 - i].target, ==, r[i].target);
+        g_assert_cmpint(rr[n - 1 - i].reason, ==, r[i].reason);
+    }
+}
+
+static GPtrArray *
+load_cases(void)
+{
+    g_autofree char *path = g_test_build_filename(G_TEST_DIST, "data", "alloc-group-cases.txt", NULL);
+    g_autofree char *text = NULL;
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    GPtrArray *cases = g_ptr_array_new_with_free_func(case_free);
+    Case *c = NULL;
+    for (guint i = 0; lines[i]; i++) {
+        char *l = g_strstrip(lines[i]);
+        char a[80], b[80];
+        guint64 x, y, z;
+        guint m;
+        if (*l == '\0' || *l == '#')
+            continue;
+        if (sscanf(l, "case %79s", a) == 1) {
+            c = g_new0(Case, 1);
+            c->name = g_strdup(a);
+            c->doms = g_array_new(FALSE, TRUE, sizeof(MsAllocDomain));
+            c->expect = g_array_new(FALSE, TRUE, sizeof(guint64));
+            c->reason = g_ptr_array_new_with_free_func(g_free);
+            c->groups = g_array_new(FALSE, TRUE, sizeof(MsAllocGroup));
+        } else if (sscanf(l, "host %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, &x, &y, &z) == 3) {
+            c->host = (MsAllocHost){ x * MiB, y * MiB, z * MiB };
+        } else if (sscanf(l, "params %79s %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, a, &x, &y) == 3) {
+            g_assert_true(ms_alloc_mode_from_string(a, &c->params.mode));
+            c->params.max_step = x * MiB;
+            c->params.hysteresis = y * MiB;
+        } else if (g_str_has_prefix(l, "dom ")) {
+            MsAllocDomain d = { 0 };
+            guint64 w, base, fl, ce, co, cu, ws, st, t;
+            int n = sscanf(l, "dom %36s %79s %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
+                           " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
+                           " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " => %" G_GUINT64_FORMAT " %79s",
+                           d.uuid, a, &w, &base, &fl, &ce, &co, &cu, &ws, &st, &t, b);
+            if (n != 12)
+                g_error("%s:%u: cannot parse '%s'", path, i + 1, l);
+            if (strcmp(a, "-") != 0) {
+                g_assert_true(ms_sharing_group_is_valid(a));
+                g_strlcpy(d.group, a, sizeof d.group);
+            }
+            d.weight = w; d.base = base * MiB; d.floor = fl * MiB; d.ceiling = ce * MiB;
+            d.contribution_bytes = co * MiB; d.current_target = cu * MiB;
+            d.working_set_floor = ws * MiB; d.stuck = st != 0;
+            t *= MiB;
+            g_array_append_val(c->doms, d);
+            g_array_append_val(c->expect, t);
+            g_ptr_array_add(c->reason, g_strdup(b));
+        } else if (sscanf(l, "group %79s %u %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, a, &m, &x, &y) == 4) {
+            MsAllocGroup g = { 0 };
+            g_strlcpy(g.group, a, sizeof g.group);
+            g.members = m;
+            g.saved_bytes = x * MiB;
+            g.pool_bytes = y * MiB;
+            g_array_append_val(c->groups, g);
+        } else if (strcmp(l, "end") == 0) {
+            g_assert_cmpuint(c->groups->len, >, 0);
+            g_ptr_array_add(cases, c);
+            c = NULL;
+        } else {
+            g_error("%s:%u: cannot parse line '%s'", path, i + 1, l);
+        }
+    }
+    return cases;
+}
+
+static void
+test_case(gconstpointer data)
+{
+    const Case *c = data;
+    gsize n = c->doms->len;
+    g_autofree MsAllocResult *r = g_new0(MsAllocResult, n);
+    const MsAllocDomain *d = (const MsAllocDomain *)(void *)c->doms->data;
+    ms_alloc_compute_grouped(&c->host, &c->params, d, n, r);
+    g_autoptr(GArray) groups = ms_alloc_groups(&c->host, d, n);
+    for (guint g = 0; g < groups->len; g++) {
+        const MsAllocGroup *G = &g_array_index(groups, MsAllocGroup, g);
+        g_test_message("%s group %s: %u member(s), saved %" G_GUINT64_FORMAT " MiB, pool %" G_GUINT64_FORMAT
+                       " MiB", c->name, G->group, G->members, G->saved_bytes / MiB, G->pool_bytes / MiB);
+    }
+    g_assert_cmpuint(groups->len, ==, c->groups->len);
+    for (guint g = 0; g < groups->len; g++) {
+        const MsAllocGroup *G = &g_array_index(groups, MsAllocGroup, g);
+        const MsAllocGroup *E = &g_array_index(c->groups, MsAllocGroup, g);
+        g_assert_cmpstr(G->group, ==, E->group);
+        g_assert_cmpuint(G->members, ==, E->members);
+        g_assert_cmpuint(G->saved_bytes, ==, E->saved_bytes);
+        g_assert_cmpuint(G->pool_bytes, ==, E->pool_bytes);
+    }
+    for (gsize i = 0; i < n; i++) {
+        g_test_message("%s %s: target %" G_GUINT64_FORMAT " MiB (%s)", c->name, d[i].uuid,
+                       r[i].target / MiB, ms_alloc_reason_name(r[i].reason));
+        g_assert_cmpuint(r[i].target, ==, g_array_index(c->expect, guint64, i));
+        g_assert_cmpstr(ms_alloc_reason_name(r[i].reason), ==, g_ptr_array_index(c->reason, i));
+    }
+    check_invariants(&c->host, &c->params, d, n, r);
+}
+
+static void
+test_random(void)
+{
+    static const char *const names[] = { "", "host", "tenant-a", "tenant-b", "nova:4b2f0c6e1d9a4c7b8e5f3a2d1c0b9e8f" };
+    GRand *rand = g_rand_new_with_seed(20261202);
+    for (int iter = 0; iter < 10000; iter++) {
+        gsize n = g_rand_int_range(rand, 1, 9);
+        /* a third of the snapshots in one group: must equal the plain function */
+        gboolean one = g_rand_int_range(rand, 0, 3) == 0;
+        MsAllocHost host = {
+            g_rand_int_range(rand, 0, 4096) * MiB,
+            g_rand_int_range(rand, 0, 8192) * MiB,
+            g_rand_int_range(rand, 0, 4096) * MiB,
+        };
+        MsAllocParams params = {
+            (MsAllocMode)g_rand_int_range(rand, 0, 3),
+            g_rand_boolean(rand) ? g_rand_int_range(rand, 1, 512) * MiB : 0,
+            g_rand_boolean(rand) ? g_rand_int_range(rand, 1, 64) * MiB : 0,
+        };
+        g_autofree MsAllocDomain *d = g_new0(MsAllocDomain, n);
+        g_autofree MsAllocResult *r = g_new0(MsAllocResult, n);
+        for (gsize i = 0; i < n; i++) {
+            g_snprintf(d[i].uuid, sizeof d[i].uuid, "%08x-0000-0000-0000-%012x",
+                       g_rand_int(rand), (guint)i);
+            g_strlcpy(d[i].group, one ? "host" : names[g_rand_int_range(rand, 0, G_N_ELEMENTS(names))],
+                      sizeof d[i].group);
+            d[i].weight = g_rand_int_range(rand, 0, 10);
+            d[i].base = g_rand_int_range(rand, 256, 4096) * MiB;
+            d[i].floor = g_rand_int_range(rand, 128, 4096) * MiB;
+            d[i].ceiling = g_rand_int_range(rand, 256, 8192) * MiB;
+            d[i].contribution_bytes = g_rand_boolean(rand) ? g_rand_int_range(rand, 0, 1024) * MiB : 0;
+            d[i].current_target = g_rand_int_range(rand, 128, 8192) * MiB;
+            d[i].working_set_floor = g_rand_boolean(rand) ? g_rand_int_range(rand, 0, 4096) * MiB : 0;
+            d[i].stuck = g_rand_int_range(rand, 0, 10) == 0;
+        }
+        ms_alloc_compute_grouped(&host, &params, d, n, r);
+        check_invariants(&host, &params, d, n, r);
+    }
+    g_rand_free(rand);
+}
+
+/* The group travels in the inputs file; old files without it read as the
+ * domain alone; a hostile one is refused. */
+static void
+test_keyfile_group(void)
+{
+    MsAllocDomain d = { .uuid = "0a1b2c3d-0000-4000-8000-000000000001", .weight = 1, .group = "tenant-a" };
+    g_autofree char *text = ms_alloc_input_to_keyfile(&d, MS_ALLOC_EQUAL);
+    g_assert_nonnull(strstr(text, "\ngroup=tenant-a\n"));
+    MsAllocDomain back;
+    MsAllocMode mode;
+    g_autoptr(GError) error = NULL;
+    g_assert_true(ms_alloc_input_from_keyfile(text, strlen(text), "inputs", &back, &mode, &error));
+    g_assert_cmpstr(back.group, ==, "tenant-a");
+
+    const char *old = "uuid=0A1B2C3D-0000-4000-8000-000000000001\nmode=equal\nweight=1\nbase=1\nfloor=1\n"
+                      "ceiling=1\ncontribution=1\ncurrent=1\nws_floor=1\nstuck=0\n";
+    g_assert_true(ms_alloc_input_from_keyfile(old, strlen(old), "inputs", &back, &mode, &error));
+    char buf[MS_SHARING_GROUP_MAX + 1];
+    g_assert_cmpstr(ms_alloc_domain_group(&back, buf), ==, "domain:0a1b2c3d-0000-4000-8000-000000000001");
+
+    static const char *const bad[] = { "../../etc", "a/b", "x:y", "", "domain:nope" };
+    for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autofree char *in = g_strdup_printf("%sgroup=%s\n", old, bad[i]);
+        g_clear_error(&error);
+        g_assert_false(ms_alloc_input_from_keyfile(in, strlen(in), "inputs", &back, &mode, &error));
+        g_autofree char *want = g_strdup_printf("'inputs': group '%s' is not a sharing group", bad[i]);
+        g_assert_cmpstr(error->message, ==, want);
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_autoptr(GPtrArray) cases = load_cases();
+    for (guint i = 0; i < cases->len; i++) {
+        Case *c = g_ptr_array_index(cases, i);
+        g_autofree char *p = g_strdup_printf("/alloc-groups/case/%s", c->name);
+        g_test_add_data_func(p, c, test_case);
+    }
+    g_test_add_func("/alloc-groups/random", test_random);
+    g_test_add_func("/alloc-groups/keyfile", test_keyfile_group);
+    return g_test_run();
+}
