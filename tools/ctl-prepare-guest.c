@@ -7,9 +7,12 @@
  *   - etc/initramfs-tools/modules: virtio_pci virtio_pmem nd_pmem
  *     virtio_blk ext4 (MODULES=most leaves drivers/nvdimm out, so a stock
  *     Debian initramfs cannot see a pmem device);
- *   - etc/initramfs-tools/conf.d/memshare: ROOTDELAY, because the agent
- *     hot-plugs the image only after QEMU has started and initramfs-tools
- *     waits max(30 s, rootdelay) for the /usr device before it panics;
+ *   - etc/initramfs-tools/scripts/init-premount/memshare-usr: waits (up
+ *     to --wait seconds, returning as soon as it is there) for the image's
+ *     device, because the agent hot-plugs it only after QEMU has started
+ *     and initramfs-tools waits at most 30 s for the /usr device before it
+ *     panics. Not ROOTDELAY: initramfs-tools' init sleeps ROOTDELAY
+ *     seconds on every boot before it even looks for the root device;
  *   - `update-initramfs -u -k all` in the guest (chroot unless ROOT is /).
  * It checks first and changes nothing when the guest cannot work: a kernel
  * without virtio_pmem/nd_pmem/libnvdimm (or CONFIG_FS_DAX) is refused with
@@ -28,6 +31,7 @@
 #define PG_FILE_MAX (1024 * 1024)
 #define PG_MODULES_DEP_MAX (64 * 1024 * 1024)
 #define PG_DEFAULT_WAIT 180
+#define PG_WAIT_SCRIPT "etc/initramfs-tools/scripts/init-premount/memshare-usr"
 
 /* The initramfs modules we add, in load order; the dependencies
  * (libnvdimm, virtio) come along through modules.dep. */
@@ -278,8 +282,35 @@ modules_update(const char *old, GString *added)
     return g_string_free(g_steal_pointer(&out), FALSE);
 }
 
+/* The init-premount script: runs before initramfs-tools looks for the root
+ * and /usr devices, returns as soon as the image's label resolves (or
+ * after WAIT s; then initramfs-tools' own 30 s and its message follow). */
+static char *
+wait_script(const char *label, guint wait)
+{
+    return g_strdup_printf(
+        "#!/bin/sh\n"
+        "# memshare (memsharectl image prepare-guest): the agent hot-plugs the image\n"
+        "# labelled %s after QEMU has started; initramfs-tools waits only 30 s for\n"
+        "# the /usr device, so wait here up to %u s, returning as soon as it is there.\n"
+        "PREREQ=\"\"\n"
+        "prereqs() { echo \"$PREREQ\"; }\n"
+        "case \"$1\" in prereqs) prereqs; exit 0;; esac\n"
+        "modprobe -q virtio_pmem; modprobe -q nd_pmem; modprobe -q virtio_blk\n"
+        "i=0\n"
+        "while [ $i -lt %u ]; do\n"
+        "    [ -n \"$(blkid -l -t LABEL=%s -o device 2>/dev/null)\" ] && exit 0\n"
+        "    [ $i = 0 ] && echo \"memshare: waiting up to %u s for the /usr image %s\"\n"
+        "    sleep 0.2; i=$((i + 1))\n"
+        "done\n"
+        "echo \"memshare: the /usr image %s did not appear in %u s (is the domain's policy\"\n"
+        "echo \"memshare: naming it, and does this kernel have virtio_pmem and nd_pmem?)\"\n"
+        "exit 0\n",
+        label, wait, wait * 5, label, wait, label, label, wait);
+}
+
 static gboolean
-write_guest_file(const PgOptions *o, const char *rel, const char *data, GError **error)
+write_guest_file(const PgOptions *o, const char *rel, const char *data, mode_t mode, GError **error)
 {
     g_autofree char *path = g_build_filename(o->root, rel, NULL);
     g_autofree char *dir = g_path_get_dirname(path);
@@ -289,7 +320,7 @@ write_guest_file(const PgOptions *o, const char *rel, const char *data, GError *
         return FALSE;
     }
     g_autoptr(GError) e = NULL;
-    if (!ms_file_write_atomic(path, data, -1, 0644, &e)) {
+    if (!ms_file_write_atomic(path, data, -1, mode, &e)) {
         g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "guest '%s': %s", o->root, e->message);
         return FALSE;
     }
@@ -360,21 +391,18 @@ prepare_guest(const PgOptions *o, GError **error)
                        "directory): the image replaces /usr only\n", o->root, merged[i]);
     }
 
-    g_autofree char *fstab_old = NULL, *mods_old = NULL, *conf_old = NULL;
+    g_autofree char *fstab_old = NULL, *mods_old = NULL, *wait_old = NULL;
     if (!read_guest_file(o->root, "etc/fstab", &fstab_old, error) ||
         !read_guest_file(o->root, "etc/initramfs-tools/modules", &mods_old, error) ||
-        !read_guest_file(o->root, "etc/initramfs-tools/conf.d/memshare", &conf_old, error))
+        !read_guest_file(o->root, PG_WAIT_SCRIPT, &wait_old, error))
         return FALSE;
     g_autofree char *line = g_strdup_printf("LABEL=%s /usr ext4 %s 0 0", o->label, o->dax ? "ro,dax=always" : "ro");
     gboolean fstab_changed = FALSE;
     g_autofree char *fstab_new = fstab_update(fstab_old, line, &fstab_changed);
     g_autoptr(GString) added = g_string_new(NULL);
     g_autofree char *mods_new = o->no_initramfs ? g_strdup(mods_old) : modules_update(mods_old, added);
-    g_autofree char *conf_new = g_strdup_printf(
-        "# memshare: the agent hot-plugs the /usr image after QEMU starts; initramfs-tools\n"
-        "# waits max(30, ROOTDELAY) s for it (rootdelay= on the kernel command line wins)\n"
-        "ROOTDELAY=%u\n", o->wait);
-    gboolean conf_changed = !o->no_initramfs && strcmp(conf_old, conf_new) != 0;
+    g_autofree char *wait_new = wait_script(o->label, o->wait);
+    gboolean wait_changed = !o->no_initramfs && strcmp(wait_old, wait_new) != 0;
 
     g_ptr_array_add(kernels, NULL);
     g_autofree char *kl = g_strjoinv(" ", (char **)kernels->pdata);
@@ -383,19 +411,19 @@ prepare_guest(const PgOptions *o, GError **error)
     if (!o->no_initramfs) {
         g_print("  etc/initramfs-tools/modules: %s%s\n", added->len ? "add " : "already has the modules",
                 added->str);
-        g_print("  etc/initramfs-tools/conf.d/memshare: %sROOTDELAY=%u\n", conf_changed ? "set " : "already has ",
-                o->wait);
+        g_print("  %s: %swait up to %u s for LABEL=%s\n", PG_WAIT_SCRIPT, wait_changed ? "set " : "already has ",
+                o->wait, o->label);
         g_print("  update-initramfs -u -k all%s\n", o->dry_run ? "" : " (running)");
     }
     if (o->dry_run) {
         g_print("dry run: nothing changed\n");
         return TRUE;
     }
-    if (fstab_changed && !write_guest_file(o, "etc/fstab", fstab_new, error))
+    if (fstab_changed && !write_guest_file(o, "etc/fstab", fstab_new, 0644, error))
         return FALSE;
-    if (added->len && !write_guest_file(o, "etc/initramfs-tools/modules", mods_new, error))
+    if (added->len && !write_guest_file(o, "etc/initramfs-tools/modules", mods_new, 0644, error))
         return FALSE;
-    if (conf_changed && !write_guest_file(o, "etc/initramfs-tools/conf.d/memshare", conf_new, error))
+    if (wait_changed && !write_guest_file(o, PG_WAIT_SCRIPT, wait_new, 0755, error))
         return FALSE;
     if (!o->no_initramfs && !run_update_initramfs(o, error))
         return FALSE;
@@ -414,7 +442,7 @@ ms_ctl_image_prepare_guest(int argc, char **argv)
         { "mode", 0, 0, G_OPTION_ARG_STRING, &mode,
           "dax (default: ro,dax=always) or blk (ro: DAX where the device has it)", "MODE" },
         { "wait", 0, 0, G_OPTION_ARG_INT, &wait,
-          "seconds the initramfs waits for the hot-plugged image (default 180)", "SECONDS" },
+          "at most this long the initramfs waits for the hot-plugged image (default 180)", "SECONDS" },
         { "dry-run", 'n', 0, G_OPTION_ARG_NONE, &dry_run, "print what would change, change nothing", NULL },
         { "no-initramfs", 0, 0, G_OPTION_ARG_NONE, &no_initramfs,
           "only the fstab line (the initrd is not initramfs-tools')", NULL },

@@ -10,8 +10,11 @@
 #   MS-FAILED-UNITS LIST       systemctl --failed
 #   MS-USR-CACHE KIB           guest page cache of the files under /usr (fincore)
 #   MS-DEBIAN-DONE
-exec > /dev/ttyS0 2>&1
+# Open the console only once the boot is done: agetty's vhangup() at its
+# start would cut a descriptor opened before (the guest's serial getty is
+# also given --nohangup, ms-getty-nohangup.conf).
 state=$(systemctl is-system-running --wait 2>/dev/null)
+exec > /dev/ttyS0 2>&1
 echo "MS-DEBIAN-READY ${state:-unknown}"
 echo "MS-USR $(findmnt -n -o SOURCE,FSTYPE,OPTIONS /usr 2>&1 | tr -s ' ')"
 if err=$(touch /usr/ms-write-test 2>&1); then

@@ -84,6 +84,10 @@ for n in dax blk; do
     check "$n: python3 runs from the shared /usr" has "$n" '^MS-PYTHON \{"python": "3\.11\.[0-9]+", "sha": "[0-9a-f]{12}"\}'
     check "$n: jq runs from the shared /usr" has "$n" '^MS-JQ \{"sum":6\}'
 done
+for n in dax blk; do
+    check "$n: the boot finished clean (running, no failed unit)" \
+        bash -c 'has() { tr -d "\r" < "$1" | grep -Eq "$2"; }; has "$1" "^MS-DEBIAN-READY running" && has "$1" "^MS-FAILED-UNITS *$"' _ "$dir/$n.serial"
+done
 check "dax: the guest's page cache holds none of /usr (DAX reads the host's copy)" \
     has dax "^MS-USR-CACHE [0-9]$"
 attached=$(cat "$dir"/run-memshare/domains/5d0e2b9a-6c1f-4e8b-9a3d-7f2c1b0e9d01/images 2>/dev/null)

@@ -76,8 +76,13 @@ if [ "$(id -u)" = 0 ] && [ -x "$g/usr/bin/busybox" ]; then
         check "initramfs modules list $m" grep -qx "$m" "$g/etc/initramfs-tools/modules"
     done
     check "virtio_blk is not listed twice" test "$(grep -cx virtio_blk "$g/etc/initramfs-tools/modules")" = 1
-    check "the initramfs waits for the hot-plugged device (ROOTDELAY=180)" \
-        grep -qx "ROOTDELAY=180" "$g/etc/initramfs-tools/conf.d/memshare"
+    ws=$g/etc/initramfs-tools/scripts/init-premount/memshare-usr
+    check "an executable init-premount script waits for the hot-plugged image" test -x "$ws"
+    check "it waits for the image's label, up to 180 s in 0.2 s steps" \
+        bash -c 'grep -q "blkid -l -t LABEL=debian12-usr" "$1" && grep -q "while \[ \$i -lt 900 \]" "$1"' _ "$ws"
+    check "the wait script is valid sh" sh -n "$ws"
+    check "no ROOTDELAY (initramfs-tools sleeps that long on every boot)" \
+        bash -c '! grep -rqs ROOTDELAY "$1/etc/initramfs-tools"' _ "$g"
     check "update-initramfs ran in the guest with -u -k all" grep -qx -- "-u -k all" "$g/update-initramfs.args"
     # 3. Idempotent: a second run changes no file.
     rm -f "$g/update-initramfs.args"
