@@ -65,8 +65,11 @@ mkdir -p "$tree/etc/ms-test"
 install -m 0755 "$src/report.sh" "$tree/etc/ms-test/report.sh"
 install -m 0644 "$src/ms-report.service" "$tree/etc/systemd/system/ms-report.service"
 ln -sf ../ms-report.service "$tree/etc/systemd/system/multi-user.target.wants/ms-report.service"
-mkdir -p "$tree/etc/systemd/system/serial-getty@.service.d"
-install -m 0644 "$src/getty-nohangup.conf" "$tree/etc/systemd/system/serial-getty@.service.d/ms-nohangup.conf"
+# ttyS0 carries the markers the tests read; a login there would not only
+# interleave with them: systemd hangs the tty up when it starts the getty
+# and agetty resets it: marker lines went missing. To log in
+# while debugging, boot a copy of the disk with the mask link removed.
+ln -sf /dev/null "$tree/etc/systemd/system/serial-getty@ttyS0.service"
 # Timers that would wake a test guest (apt, fstrim, scrubs) are of no use
 # in a throwaway TCG guest and add noise to the benchmark.
 rm -f "$tree"/etc/systemd/system/timers.target.wants/*.timer

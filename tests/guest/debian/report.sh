@@ -10,9 +10,7 @@
 #   MS-FAILED-UNITS LIST       systemctl --failed
 #   MS-USR-CACHE KIB           guest page cache of the files under /usr (fincore)
 #   MS-DEBIAN-DONE
-# Open the console only once the boot is done: agetty's vhangup() at its
-# start would cut a descriptor opened before (the guest's serial getty is
-# also given --nohangup, ms-getty-nohangup.conf).
+# ttyS0 is ours alone: the guest has no serial getty (build-debian.sh).
 state=$(systemctl is-system-running --wait 2>/dev/null)
 exec > /dev/ttyS0 2>&1
 echo "MS-DEBIAN-READY ${state:-unknown}"
