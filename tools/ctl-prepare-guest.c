@@ -197,6 +197,19 @@ check_kernels(const PgOptions *o, GPtrArray *kernels, GError **error)
 static gboolean
 read_guest_file(const char *root, const char *rel, char **contents, GError **error)
 {
+    /* every directory on the way too: a guest whose etc/ links to /etc
+     * would otherwise have us rewrite the host's fstab */
+    g_auto(GStrv) parts = g_strsplit(rel, "/", -1);
+    g_autoptr(GString) dir = g_string_new(root);
+    for (guint i = 0; parts[i] && parts[i + 1]; i++) {
+        g_string_append_printf(dir, "/%s", parts[i]);
+        struct stat ds;
+        if (lstat(dir->str, &ds) == 0 && S_ISLNK(ds.st_mode)) {
+            g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "guest '%s': %s is a symbolic link (refused)", root,
+                        dir->str + strlen(root) + 1);
+            return FALSE;
+        }
+    }
     g_autofree char *path = g_build_filename(root, rel, NULL);
     struct stat st;
     if (lstat(path, &st) != 0) {

@@ -113,5 +113,6 @@ check "the base root disk is unchanged (guests wrote to their overlays)" \
     test "$(sha256sum < "$deb/root-dax.img" | cut -d' ' -f1)" = "$root_sum"
 # no data lost: the stock guest's own root disk is intact
 qemu-img convert -O raw "$dir/stock.qcow2" "$dir/stock.raw"
-check "stock: its root file system is clean (e2fsck -fn)" e2fsck -fn "$dir/stock.raw"
+fsck_clean() { local o r; o=$(e2fsck -fn "$1" 2>&1); r=$?; sed 's/^/# /' <<< "$o"; return $r; }
+check "stock: its root file system is clean (e2fsck -fn)" fsck_clean "$dir/stock.raw"
 done_testing

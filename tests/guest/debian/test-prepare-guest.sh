@@ -126,6 +126,10 @@ g=$tmp/noinitramfs; mkguest "$g"; rm -f "$g/usr/sbin/update-initramfs"
 refused "guest without initramfs-tools" "$g" 3 "has no initramfs-tools" --name debian12-usr
 g=$tmp/linkedfstab; mkguest "$g"; mv "$g/etc/fstab" "$g/etc/fstab.real"; ln -s /etc/fstab "$g/etc/fstab"
 refused "a symlinked fstab (could point out of the guest)" "$g" 3 "etc/fstab is a symbolic link \(refused\)" --name debian12-usr
+g=$tmp/linkedetc; mkguest "$g"; mkdir -p "$tmp/hostetc/initramfs-tools"; echo "host fstab" > "$tmp/hostetc/fstab"
+mv "$g/etc" "$g/etc.real"; ln -s "$tmp/hostetc" "$g/etc"
+refused "a symlinked etc/ (could point at the host's /etc)" "$g" 3 "etc is a symbolic link \(refused\)" --name debian12-usr
+check "the linked-to fstab is untouched" grep -qx "host fstab" "$tmp/hostetc/fstab"
 g=$tmp/notroot; mkdir -p "$g/usr"
 refused "a directory that is not a root tree" "$g" 3 "has no etc/" --name debian12-usr
 out=$("$MS_CTL" image prepare-guest --name ../x "$tmp/g1" 2>&1); rc=$?
