@@ -108,7 +108,7 @@ refused() {  # refused DESC GUEST EXPECTED-RC PATTERN ARGS...
     local b o r
     b=$(sums "$gg" 2>/dev/null)
     o=$("$MS_CTL" image prepare-guest "$@" "$gg" 2>&1); r=$?
-    echo "# $d: rc $r: $o"
+    echo "$d: rc $r: $o" | sed 's/^/# /'
     check "$d: exit $want" test "$r" = "$want"
     check "$d: the message names the guest and the reason" bash -c 'grep -qF -- "$1" <<< "$2" && grep -Eq -- "$3" <<< "$2"' _ "$gg" "$o" "$pat"
     check "$d: nothing changed" test "$(sums "$gg" 2>/dev/null)" = "$b"
