@@ -7,12 +7,16 @@
  *   - etc/initramfs-tools/modules: virtio_pci virtio_pmem nd_pmem
  *     virtio_blk ext4 (MODULES=most leaves drivers/nvdimm out, so a stock
  *     Debian initramfs cannot see a pmem device);
- *   - etc/initramfs-tools/scripts/init-premount/memshare-usr: waits (up
- *     to --wait seconds, returning as soon as it is there) for the image's
+ *   - etc/initramfs-tools/scripts/local-block/memshare-usr: waits (up to
+ *     --wait seconds, returning as soon as it is there) for the image's
  *     device, because the agent hot-plugs it only after QEMU has started
  *     and initramfs-tools waits at most 30 s for the /usr device before it
- *     panics. Not ROOTDELAY: initramfs-tools' init sleeps ROOTDELAY
- *     seconds on every boot before it even looks for the root device;
+ *     panics. initramfs-tools runs local-block scripts, with the device it
+ *     looks for as $1, only while that device is missing, so the script
+ *     costs nothing when the image is there and nothing for other devices
+ *     or a guest booted without the /usr line. Not ROOTDELAY: initramfs-
+ *     tools' init sleeps ROOTDELAY seconds on every boot before it even
+ *     looks for the root device;
  *   - `update-initramfs -u -k all` in the guest (chroot unless ROOT is /).
  * It checks first and changes nothing when the guest cannot work: a kernel
  * without virtio_pmem/nd_pmem/libnvdimm (or CONFIG_FS_DAX) is refused with
@@ -31,7 +35,7 @@
 #define PG_FILE_MAX (1024 * 1024)
 #define PG_MODULES_DEP_MAX (64 * 1024 * 1024)
 #define PG_DEFAULT_WAIT 180
-#define PG_WAIT_SCRIPT "etc/initramfs-tools/scripts/init-premount/memshare-usr"
+#define PG_WAIT_SCRIPT "etc/initramfs-tools/scripts/local-block/memshare-usr"
 
 /* The initramfs modules we add, in load order; the dependencies
  * (libnvdimm, virtio) come along through modules.dep. */
@@ -295,9 +299,10 @@ modules_update(const char *old, GString *added)
     return g_string_free(g_steal_pointer(&out), FALSE);
 }
 
-/* The init-premount script: runs before initramfs-tools looks for the root
- * and /usr devices, returns as soon as the image's label resolves (or
- * after WAIT s; then initramfs-tools' own 30 s and its message follow). */
+/* The local-block script: initramfs-tools calls it about once a second
+ * while it waits for a device, that device as $1. For our /usr label it
+ * waits up to WAIT s, returning as soon as the label resolves; when it
+ * gives up, initramfs-tools' own message and emergency shell follow. */
 static char *
 wait_script(const char *label, guint wait)
 {
@@ -306,9 +311,14 @@ wait_script(const char *label, guint wait)
         "# memshare (memsharectl image prepare-guest): the agent hot-plugs the image\n"
         "# labelled %s after QEMU has started; initramfs-tools waits only 30 s for\n"
         "# the /usr device, so wait here up to %u s, returning as soon as it is there.\n"
+        "# initramfs-tools runs local-block scripts only while a device it needs is\n"
+        "# missing, with that device as $1.\n"
         "PREREQ=\"\"\n"
         "prereqs() { echo \"$PREREQ\"; }\n"
         "case \"$1\" in prereqs) prereqs; exit 0;; esac\n"
+        "[ \"$1\" = \"LABEL=%s\" ] || exit 0\n"
+        "[ -e /run/memshare-usr-waited ] && exit 0\n"
+        ": > /run/memshare-usr-waited\n"
         "modprobe -q virtio_pmem; modprobe -q nd_pmem; modprobe -q virtio_blk\n"
         "i=0\n"
         "while [ $i -lt %u ]; do\n"
@@ -319,7 +329,7 @@ wait_script(const char *label, guint wait)
         "echo \"memshare: the /usr image %s did not appear in %u s (is the domain's policy\"\n"
         "echo \"memshare: naming it, and does this kernel have virtio_pmem and nd_pmem?)\"\n"
         "exit 0\n",
-        label, wait, wait * 5, label, wait, label, label, wait);
+        label, wait, label, wait * 5, label, wait, label, label, wait);
 }
 
 static gboolean

@@ -95,19 +95,22 @@ boot() {
         dev+=(-object "memory-backend-file,id=img0,mem-path=$blob,size=$blob_size,share=on,readonly=on"
               -device virtio-pmem-pci,memdev=img0,id=pmem0)
     fi
+    # private: the guest without memshare, so debootstrap's own initramfs
+    local initrd=$deb/initrd-stock.img
+    [ "$mode" = dax ] && initrd=$deb/initrd.img
     qemu-system-x86_64 -name "debian-$mode-$i" -M q35,mem-merge=off -accel tcg -smp 1 \
         -m "${mem_mib}M,slots=2,maxmem=$((mem_mib * 4))M" \
         -nodefaults -no-user-config -display none \
-        -kernel "$deb/vmlinuz" -initrd "$deb/initrd.img" -append "$append" \
+        -kernel "$deb/vmlinuz" -initrd "$initrd" -append "$append" \
         -serial "file:$tmp/$mode-$i.console" \
         -device virtio-balloon-pci,id=balloon0,free-page-reporting=on \
         "${dev[@]}" > "$tmp/$mode-$i.qemu.log" 2>&1 &
     echo $!
 }
-console() { tr -d '\r' < "$tmp/$1.console" 2> /dev/null; }
+console() { tr -d '\r' 2> /dev/null < "$tmp/$1.console"; }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-declare -A total ram other tcg cache_img cache_disk usr_guest
+declare -A total ram other tcg cache_img cache_disk usr_guest imgmap
 for mode in $modes; do
     case "$mode" in
         dax) src=$deb/root-dax.img ;;
@@ -142,7 +145,7 @@ for mode in $modes; do
         cd_=$(hostmem_cache_mib "${disks[@]:0:$i}")
         ci=0.0
         [ "$mode" = dax ] && ci=$(hostmem_cache_mib "$blob")
-        ram[$mode,$i]=$r tcg[$mode,$i]=$t other[$mode,$i]=$o cache_disk[$mode,$i]=$cd_ cache_img[$mode,$i]=$ci
+        imgmap[$mode,$i]=$img ram[$mode,$i]=$r tcg[$mode,$i]=$t other[$mode,$i]=$o cache_disk[$mode,$i]=$cd_ cache_img[$mode,$i]=$ci
         total[$mode,$i]=$(awk -v a="$r" -v b="$o" -v c="$cd_" -v d="$ci" 'BEGIN { printf "%.1f", a + b + c + d }')
         log "$mode n=$i settled after ${waited}s: guest RAM PSS $r, QEMU other $o, TCG code $t (not counted), image mapped PSS $img, disk cache $cd_, image cache $ci, total ${total[$mode,$i]} MiB; guest /usr page cache ${usr_guest[$mode,$i]} MiB; ${usrline:-no MS-USR line}; load $(cut -d' ' -f1 /proc/loadavg)"
     done
@@ -163,8 +166,8 @@ sum_usr() {  # sum_usr MODE K: guests 1..K's in-guest /usr page cache
 root_share_n=0 root_share_1=0
 if [[ " $modes " == *" dax "* ]]; then root_share_n=${cache_disk[dax,$n]} root_share_1=${cache_disk[dax,1]}; fi
 declare -A usr_cost marg_total
-table="| mode | host memory, $n guests (MiB) | per guest | **per extra guest** | **/usr+/lib per extra guest** | guest RAM PSS | QEMU other PSS | host page cache: disks | host page cache: image | guest page cache of /usr (sum) | TCG code (not counted) |
-|---|---|---|---|---|---|---|---|---|---|---|"
+table="| mode | host memory, $n guests (MiB) | per guest | **per extra guest** | **/usr+/lib per extra guest** | guest RAM PSS | QEMU other PSS | host page cache: disks | host page cache: image | image mapped by the QEMUs (PSS, not counted) | guest page cache of /usr (sum) | TCG code (not counted) |
+|---|---|---|---|---|---|---|---|---|---|---|---|"
 for mode in $modes; do
     u_n=$(sum_usr "$mode" "$n") u_1=$(sum_usr "$mode" 1)
     if [ "$mode" = dax ]; then
@@ -175,7 +178,7 @@ for mode in $modes; do
     usr_cost[$mode]=$(marg "$usr_n" "$usr_1")
     marg_total[$mode]=$(marg "${total[$mode,$n]}" "${total[$mode,1]}")
     table+="
-| $mode | ${total[$mode,$n]} | $(calc "${total[$mode,$n]} / $n") | **${marg_total[$mode]}** | **${usr_cost[$mode]}** | ${ram[$mode,$n]} | ${other[$mode,$n]} | ${cache_disk[$mode,$n]} | ${cache_img[$mode,$n]} | $u_n | ${tcg[$mode,$n]} |"
+| $mode | ${total[$mode,$n]} | $(calc "${total[$mode,$n]} / $n") | **${marg_total[$mode]}** | **${usr_cost[$mode]}** | ${ram[$mode,$n]} | ${other[$mode,$n]} | ${cache_disk[$mode,$n]} | ${cache_img[$mode,$n]} | ${imgmap[$mode,$n]} | $u_n | ${tcg[$mode,$n]} |"
 done
 steps="| mode |$(for i in $(seq "$n"); do printf ' %s |' "$i"; done)
 |---|$(for i in $(seq "$n"); do printf -- '---|'; done)"
@@ -199,7 +202,7 @@ report=$(cat <<EOT
 
 Method: the Debian 12 test guest (tests/guest/debian: debootstrap bookworm minbase, systemd, python3, jq; kernel $(ls "$deb/usr/lib/modules" | head -1)), $n guests per mode, 1 GiB each, TCG, bare QEMU 7.2 (q35, mem-merge=off so host KSM plays no part, virtio-balloon free-page-reporting=on, guest page_reporting_order=0 and vm.percpu_pagelist_high_fraction=100000), started one after another, one mode after the other in this run.
 **dax**: each guest its own root disk (/usr an empty mount point, $(($(stat -c %s "$deb/root-dax.img") >> 20)) MiB raw), /usr from one $((blob_size >> 20)) MiB image (\`memsharectl image build\` of the guest's $usr_mib MiB /usr) on virtio-pmem over memory-backend-file share=on,readonly=on, mounted by the initramfs with ro,dax=always (\`memsharectl image prepare-guest\`). **private**: the baseline without memshare, each guest its own copy of a normal root disk with /usr inside, virtio-blk, QEMU's default cache.
-Each guest boots to multi-user and runs python3 (json, hashlib, sqlite3, email, http.client, decimal), jq and findmnt (tests/guest/debian/report.sh), then idles. After each guest, once host memory has settled: host memory = sum over QEMUs of PSS (smaps) without the image mapping and without TCG's code buffer + host page cache (fincore) of the disk files and the image, so the image's pages are counted once. Per extra guest = (value with $n guests - value with 1) / $((n - 1)).
+Each guest boots to multi-user and runs python3 (json, hashlib, sqlite3, email, http.client, decimal), jq and findmnt (tests/guest/debian/report.sh), then idles. After each guest, once host memory has settled: host memory = sum over QEMUs of PSS (smaps) without the image mapping and without TCG's code buffer + host page cache (fincore) of the disk files and the image, so the image's pages are counted once (the image's page cache is larger than what the guests map: the host reads around each fault on QEMU's mapping of the blob; it is clean, reclaimable cache, counted in full all the same). Per extra guest = (value with $n guests - value with 1) / $((n - 1)).
 /usr+/lib = the guests' page cache of /usr files (fincore inside each guest) + the host page cache holding /usr: the image (dax), or the private disks less their root part (taken as the dax guests' root-disk cache). bookworm is merged-/usr: /lib is /usr/lib.
 
 $table

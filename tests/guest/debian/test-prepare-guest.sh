@@ -76,10 +76,12 @@ if [ "$(id -u)" = 0 ] && [ -x "$g/usr/bin/busybox" ]; then
         check "initramfs modules list $m" grep -qx "$m" "$g/etc/initramfs-tools/modules"
     done
     check "virtio_blk is not listed twice" test "$(grep -cx virtio_blk "$g/etc/initramfs-tools/modules")" = 1
-    ws=$g/etc/initramfs-tools/scripts/init-premount/memshare-usr
-    check "an executable init-premount script waits for the hot-plugged image" test -x "$ws"
+    ws=$g/etc/initramfs-tools/scripts/local-block/memshare-usr
+    check "an executable local-block script waits for the hot-plugged image" test -x "$ws"
     check "it waits for the image's label, up to 180 s in 0.2 s steps" \
         bash -c 'grep -q "blkid -l -t LABEL=debian12-usr" "$1" && grep -q "while \[ \$i -lt 900 \]" "$1"' _ "$ws"
+    check "it waits only when initramfs-tools looks for the /usr image (local-block gets the device as \$1)" \
+        grep -qxF '[ "$1" = "LABEL=debian12-usr" ] || exit 0' "$ws"
     check "the wait script is valid sh" sh -n "$ws"
     check "no ROOTDELAY (initramfs-tools sleeps that long on every boot)" \
         bash -c '! grep -rqs ROOTDELAY "$1/etc/initramfs-tools"' _ "$g"
