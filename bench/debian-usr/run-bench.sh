@@ -77,7 +77,7 @@ HOSTMEM_IMAGE_DIR=$tmp HOSTMEM_RAM_MIB=$mem_mib
 HOSTMEM_SETTLE_MIN=${MS_DEBIAN_BENCH_SETTLE_MIN:-15} HOSTMEM_SETTLE_MAX=${MS_DEBIAN_BENCH_SETTLE_MAX:-120}
 
 export MEMSHARE_IMAGE_STORE=$tmp/store MEMSHARE_CONFIG=$tmp/none.conf
-"$ctl" image build --from "$deb/usr" --name debian12-usr > "$tmp/build.log" 2>&1 || {
+"$ctl" image build --usr --from "$deb/usr" --name debian12-usr > "$tmp/build.log" 2>&1 || {
     cat "$tmp/build.log" >&2; echo "run-bench: image build failed" >&2; exit 1; }
 blob=$(ls "$tmp"/store/blobs/sha256-*.img)
 blob_size=$(stat -c %s "$blob")

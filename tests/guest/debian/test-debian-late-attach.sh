@@ -26,7 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 export MEMSHARE_RUNTIME_DIR=$tmp/run MEMSHARE_CONFIG=$tmp/none.conf MEMSHARE_IMAGE_STORE=$tmp/store
-"$MS_CTL" image build --from "$deb/usr" --name debian12-usr > "$tmp/build.log" 2>&1 || bail "image build"
+"$MS_CTL" image build --usr --from "$deb/usr" --name debian12-usr > "$tmp/build.log" 2>&1 || bail "image build"
 qemu-img create -q -f qcow2 -F raw -b "$deb/root-dax.img" "$tmp/root.qcow2" || bail "qemu-img create"
 
 qemu-system-x86_64 -name late -M q35 -accel tcg -smp 1 -m 768,slots=2,maxmem=4G \

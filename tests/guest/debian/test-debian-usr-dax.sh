@@ -37,7 +37,7 @@ CONF
 vmenv_start_libvirtd || bail "libvirtd did not start"
 V() { vmenv_exec virsh -q -c qemu:///system "$@"; }
 
-out=$(vmenv_exec "$MS_CTL" image build --from "$deb/usr" --name "$image" 2>&1) || bail "image build: $out"
+out=$(vmenv_exec "$MS_CTL" image build --usr --from "$deb/usr" --name "$image" 2>&1) || bail "image build: $out"
 echo "$out" | sed 's/^/# /'
 sha=$(sed -n 's/.*"sha256" *: *"\([0-9a-f]*\)".*/\1/p' "$dir/lib-memshare/images/names/$image.json")
 blob=$dir/lib-memshare/images/blobs/sha256-$sha.img
