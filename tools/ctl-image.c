@@ -447,6 +447,7 @@ ms_ctl_image(int argc, char **argv)
     }
     if (strcmp(sub, "advise") == 0)
         return ms_ctl_image_advise(argc - 1, argv + 1);
+    if (strcmp(sub, "prepare-guest") == 0) return ms_ctl_image_prepare_guest(argc - 1, argv + 1);
     for (guint i = 0; i < G_N_ELEMENTS(cmds); i++)
         if (strcmp(sub, cmds[i].name) == 0)
             return cmds[i].fn(argc - 1, argv + 1);

@@ -31,6 +31,8 @@ int ms_ctl_policy(int argc, char **argv);
 int ms_ctl_image(int argc, char **argv);
 /* image advise (tools/ctl-advise.c), dispatched by ms_ctl_image; argv[0] == "advise" */
 int ms_ctl_image_advise(int argc, char **argv);
+/* image prepare-guest (tools/ctl-prepare-guest.c); argv[0] == "prepare-guest" */
+int ms_ctl_image_prepare_guest(int argc, char **argv);
 /* domstats and usedmap (argv[0] says which) */
 int ms_ctl_stats(int argc, char **argv);
 int ms_ctl_plot(int argc, char **argv);

@@ -16,7 +16,8 @@ PKGS=(
     busybox-static cpio kmod xz-utils zstd gzip e2fsprogs
     # tests
     systemd tmux procps util-linux iproute2 python3 jq attr
-    # the systemd-host test: a debootstrap'ed Debian 12 booted with systemd-nspawn
+    # the systemd-host test (a debootstrap'ed Debian 12 booted with systemd-nspawn)
+    # and the Debian 12 test guest (tests/guest/debian)
     debootstrap systemd-container
     # promtool checks the Prometheus textfile output
     prometheus

@@ -101,20 +101,6 @@ blob=$(ls "$tmp"/store/blobs/sha256-*.img)
 blob_size=$(stat -c %s "$blob")
 log "image: $tree_mib MiB tree -> $((blob_size >> 20)) MiB blob $blob"
 
-# Drops the host page cache of the given files only (never the whole
-# machine's): what a fresh copy or a build left behind is not what the
-# guests cost.
-drop_file_cache() {
-    python3 - "$@" <<'PY'
-import os, sys
-for p in sys.argv[1:]:
-    fd = os.open(p, os.O_RDONLY)
-    os.fsync(fd) if os.access(p, os.W_OK) else None
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    os.close(fd)
-PY
-}
-
 # boot MODE I: starts guest I of MODE, echoes its pid
 boot() {
     local mode=$1 i=$2 dev=() append
@@ -138,70 +124,15 @@ boot() {
     echo $!
 }
 
-# measure PID...: prints "ram_mib tcg_mib other_mib image_mib", PSS summed
-# over the QEMUs (smaps): ram = the guest RAM mapping (anonymous, rw-p,
-# exactly the memdev size), tcg = TCG's translated-code buffer (the
-# anonymous executable mapping; KVM hosts have none, so it is reported but
-# left out of the totals), image = mappings of the image files (counted in
-# the page cache instead), other = the rest of QEMU (heap, libraries...).
-measure() {
-    python3 - "$tmp" "$((mem_mib * 1024))" "$@" <<'PY'
-import sys
-tmp, ram_kb, pids = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-acc = {"ram": 0, "tcg": 0, "other": 0, "image": 0}
-for pid in pids:
-    try:
-        f = open(f"/proc/{pid}/smaps")
-    except OSError:
-        continue
-    kind, size = "other", 0
-    with f:
-        for line in f:
-            parts = line.split()
-            if not parts:
-                continue
-            if not parts[0].endswith(":"):      # a mapping header
-                perms = parts[1]
-                path = parts[5] if len(parts) > 5 else ""
-                lo, hi = (int(x, 16) for x in parts[0].split("-"))
-                size = (hi - lo) // 1024
-                if path.startswith(tmp) and path.endswith(".img"):
-                    kind = "image"
-                elif path == "" and "x" in perms:
-                    kind = "tcg"
-                elif path == "" and perms == "rw-p" and size == ram_kb:
-                    kind = "ram"
-                else:
-                    kind = "other"
-                continue
-            if parts[0] == "Pss:":
-                acc[kind] += int(parts[1])
-print(" ".join(f"{acc[k] / 1024:.1f}" for k in ("ram", "tcg", "other", "image")))
-PY
-}
-cache_mib() {   # host page cache of the given files, MiB
-    fincore --bytes --noheadings --output RES "$@" | awk '{s += $1} END {printf "%.1f", s / 1048576}'
-}
-
-# settle PID...: waits until the guests' anonymous memory stops moving
-# (free page reporting works in passes 2 s apart): at least 15 s, then
-# four polls 3 s apart within 1 MiB of each other, at most 120 s. Prints
-# the seconds waited.
-settle() {
-    local t=0 prev="" stable=0 a
-    while [ "$t" -lt 120 ]; do
-        sleep 3; t=$((t + 3))
-        a=$(measure "$@" | cut -d' ' -f1)
-        if [ -n "$prev" ] && awk -v a="$a" -v b="$prev" 'BEGIN { d = a - b; exit !(d < 1 && d > -1) }'; then
-            stable=$((stable + 1))
-            [ "$stable" -ge 3 ] && [ "$t" -ge 15 ] && break
-        else
-            stable=0
-        fi
-        prev=$a
-    done
-    echo "$t"
-}
+# Host memory is counted by bench/lib/hostmem.sh (shared with
+# bench/debian-usr): guest RAM, TCG code, QEMU other, image mappings (PSS),
+# and the image files' page cache.
+source "$top/bench/lib/hostmem.sh"
+HOSTMEM_IMAGE_DIR=$tmp HOSTMEM_RAM_MIB=$mem_mib
+measure() { hostmem_measure "$@"; }
+cache_mib() { hostmem_cache_mib "$@"; }
+settle() { hostmem_settle "$@"; }
+drop_file_cache() { hostmem_drop_file_cache "$@"; }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A total anonm imgcache tcgm otherm guestmem
