@@ -221,7 +221,9 @@ ms_sharing_ksm_check(const char *name, const char *uuid, const char *group, gboo
     g_set_error(error, MS_SHARING_ERROR, MS_SHARING_ERROR_REFUSED,
                 "domain '%s': sharing group '%s' cannot run with KSM merging: domain '%s' of group '%s' "
                 "is already merging (add <memoryBacking><nosharepages/></memoryBacking> to domain '%s', "
-                "or start it when no domain of group '%s' merges)", pn, pg, on, og, pn, og);
+                "or start it when no domain of group '%s' merges%s)", pn, pg, on, og, pn, og,
+                /* the opt-in, for the single-tenant host the default refuses */
+                "; or put them in one group: the same <memshare:sharing group=...> in both policies, or [sharing] default-group=host in memshare.conf on a host whose guests are all one tenant's");
     return FALSE;
 }
 

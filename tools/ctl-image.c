@@ -422,6 +422,7 @@ usage(FILE *f)
                "  gc                         delete blobs no manifest or domain references\n"
                "  (each takes --help)\n"
                "  advise DISK-IMAGE...       propose the files to share\n"
+               "  prepare-guest --name NAME GUEST-ROOT   make a Debian guest mount NAME as /usr\n"
                "All take --store DIR (default: [images] store= of memshare.conf, or\n"
                "/var/lib/memshare/images; $MEMSHARE_IMAGE_STORE overrides).\n");
 }

@@ -38,6 +38,11 @@ vmenv_exec bash -c "cat > /etc/memshare/memshare.conf" <<CONF
 path=$root/$builddir/qmp-plugin/memshare-agent
 launcher=detached
 log-dir=/var/log/memshare
+[sharing]
+# the demo's three guests are one tenant's: they may share KSM pages and the
+# image (docs/security.md; the default, one group per domain, would refuse
+# the second guest that merges)
+default-group=host
 CONF
 vmenv_start_libvirtd
 V() { vmenv_exec virsh -q -c qemu:///system "$@"; }

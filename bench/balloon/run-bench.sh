@@ -242,7 +242,8 @@ run_phase() {   # run_phase MODE ROUND
     mkdir -p "$d/run"
     export MEMSHARE_RUNTIME_DIR=$d/run MEMSHARE_CONFIG=$d/memshare.conf
     # a fixed reserve: the host's MemAvailable must not decide the benchmark
-    printf '[balloon]\nhost-reserve=512MiB\n' > "$MEMSHARE_CONFIG"
+    # one tenant's guests: they share (docs/security.md), as before groups existed
+    printf '[balloon]\nhost-reserve=512MiB\n[sharing]\ndefault-group=host\n' > "$MEMSHARE_CONFIG"
     # Unmerge whatever is merged (others' guests too): the agents divide the
     # host-wide KSM saving, so pages merged before the phase would be handed
     # out as if our guests had saved them.

@@ -209,7 +209,7 @@ check "its record: group tenant-a, merging" \
     grep -qz "group=tenant-a.*merging=true" "$tmp/run/domains/$ua/sharing"
 prep gb "$tmp/gb.xml"
 check "another group without nosharepages: prepare exits 1" test "$rc" = 1
-want="memshare: domain 'gb': sharing group 'tenant-b' cannot run with KSM merging: domain 'ga' of group 'tenant-a' is already merging (add <memoryBacking><nosharepages/></memoryBacking> to domain 'gb', or start it when no domain of group 'tenant-a' merges)"
+want="memshare: domain 'gb': sharing group 'tenant-b' cannot run with KSM merging: domain 'ga' of group 'tenant-a' is already merging (add <memoryBacking><nosharepages/></memoryBacking> to domain 'gb', or start it when no domain of group 'tenant-a' merges; or put them in one group: the same <memshare:sharing group=...> in both policies, or [sharing] default-group=host in memshare.conf on a host whose guests are all one tenant's)"
 check "the refusal names the domain, its group and the group merging" test "$out" = "$want"
 echo "# $out"
 check "a refused domain leaves no runtime directory" test ! -e "$tmp/run/domains/$ub"
