@@ -66,7 +66,7 @@ out=bench/RESULTS.md.new
 # Benchmarks that write their own section (bench/NAME/RESULTS.part.md) are
 # run here too, unless BENCH_SKIP names them (e.g. BENCH_SKIP="density
 # balloon" to reuse the committed parts).
-for b in image density balloon; do
+for b in image density debian-usr balloon; do
     case " ${BENCH_SKIP:-} " in *" $b "*) continue ;; esac
     [ -f "bench/$b/run-bench.sh" ] || continue
     case $b in
