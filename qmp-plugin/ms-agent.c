@@ -84,6 +84,7 @@ struct _MsAgent {
     MsSharingDefault sharing_default; /* [sharing] default-group */
     char *sharing_error;   /* last group resolution error logged */
     gboolean domain_gone;  /* QEMU exited or libvirt reported the domain stopped */
+    gboolean own_boot_memory; /* no hook had recorded it: this agent wrote boot-memory */
 };
 
 /* The feature modules, in the order they tick. */
@@ -139,7 +140,8 @@ ms_agent_new(const MsAgentOptions *options)
  * the domain runs (systemctl restart of its unit, SIGTERM to a detached one)
  * must leave the balloon's base for its successor, and the domain still
  * merges in its sharing group (the KSM-group rule reads that record); the
- * hook's `release` removes the directory with them. */
+ * hook's `release` removes the directory with them. A boot-memory this
+ * agent wrote itself (bare QEMU, no hook) is its own and goes with it. */
 static void
 ms_agent_remove_runtime_files(MsAgent *agent)
 {
@@ -151,7 +153,8 @@ ms_agent_remove_runtime_files(MsAgent *agent)
         /* ...except when the domain is gone and its policy was removed: the
          * hook's `release` then sees a domain without the memshare
          * namespace and returns at once, so nobody else would clean up */
-        gboolean hooks_own = g_str_equal(entry, "boot-memory") || g_str_equal(entry, "sharing");
+        gboolean hooks_own = (g_str_equal(entry, "boot-memory") && !agent->own_boot_memory) ||
+                             g_str_equal(entry, "sharing");
         if (hooks_own && !(agent->domain_gone && agent->policy_removed))
             continue;
         g_autofree char *p = g_build_filename(agent->runtime_dir, entry, NULL);
@@ -560,6 +563,8 @@ ms_agent_boot_memory(MsAgent *agent, MsPolicy *policy)
         g_autoptr(GError) werr = NULL;
         if (!ms_file_write_atomic(path, rec, -1, 0644, &werr))
             g_warning("%s", werr->message);
+        else
+            agent->own_boot_memory = TRUE;  /* no hook: ours to remove at exit */
     }
     if (cur != policy->domain.current_memory_kib)
         ms_policy_rebase(policy, cur);
