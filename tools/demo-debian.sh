@@ -62,14 +62,17 @@ ctl image build --usr --from "$MS_DEBIAN_DIR/usr" --name "$image" | sed 's/^/   
 sha=$(sed -n 's/.*"sha256" *: *"\([0-9a-f]*\)".*/\1/p' "$dir/lib-memshare/images/names/$image.json")
 blob=$dir/lib-memshare/images/blobs/sha256-$sha.img
 # the guests have not read it yet: drop what building it left in the page
-# cache, so the figure at the end is what the guests brought in
+# cache (written back first: dirty pages are not dropped), so the figure at
+# the end is what the guests brought in
+sync "$blob"
 dd if="$blob" iflag=nocache count=0 status=none 2>/dev/null || true
+echo "   in the host's page cache now: $(fincore -b -n -o RES "$blob" | tr -d ' ') bytes"
 echo "   blob: /var/lib/memshare/images/blobs/sha256-$sha.img ($(($(stat -c %s "$blob") >> 20)) MiB)"
 
 POLICY=$(debian_policy "$image" dax \
     "<memshare:tracking used-pages='on' period='5s'/><memshare:balloon mode='ksm-share' division='equal' period='5s'/>")
 echo "== the policy every guest carries in its <metadata>:"
-sed 's/></>\n</g' <<< "$POLICY" | sed 's/^/   /'
+sed 's/></>\n  </g; s/\n  <\/memshare:policy/\n<\/memshare:policy/' <<< "$POLICY" | sed 's/^/   /'
 
 # <memory> 1 GiB is the balloon's ceiling, <currentMemory> 768 MiB its base;
 # each guest boots its own qcow2 overlay over the one raw root disk
@@ -109,14 +112,16 @@ echo
 echo "== memsharectl domstats --images --used"
 ctl domstats --images --used | sed 's/^/   /'
 echo "== memsharectl domstats --balloon deb1"
-ctl domstats --balloon deb1 | grep -E 'mode|base|ceiling|target|actual|host-saved' | sed 's/^/   /' || true
+ctl domstats --balloon deb1 | grep -E 'mode|base|ceiling|target|actual|share|peers|reason' | sed 's/^/   /' || true
+echo "   (ksm-share hands out what KSM saves host-wide; host KSM: run=$(cat /sys/kernel/mm/ksm/run)," \
+     "pages_sharing=$(cat /sys/kernel/mm/ksm/pages_sharing); this demo leaves KSM as it found it)"
 
 echo
 echo "== host: one copy of /usr in host memory for three guests"
 fincore -b -o RES,PAGES,SIZE,FILE "$blob" | sed "s|$dir/lib-memshare|/var/lib/memshare|; s/^/   /"
 # the blob is a MAP_SHARED file mapping in each QEMU (memory-backend-file,
 # share=on): its pages are counted once, each QEMU's PSS has a third of them
-total_pss=0
+total_pss=0 blob_rss=0
 for n in "${names[@]}"; do
     pid=$(cat "$dir/run-libvirt/qemu/$n.pid")
     pss=$(awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup")
@@ -125,11 +130,14 @@ for n in "${names[@]}"; do
         /^[0-9a-f]+-[0-9a-f]+ / { m = (index($0, f) > 0) }
         m && /^Rss:/ { r += $2 } m && /^Pss:/ { p += $2 }
         END { print r + 0, p + 0 }' "/proc/$pid/smaps")
-    total_pss=$((total_pss + pss))
+    total_pss=$((total_pss + pss)) blob_rss=$((blob_rss + brss))
     printf '   %s: QEMU pid %s  PSS %5d MiB  (of it the /usr blob: RSS %4d MiB, PSS %4d MiB)\n' \
         "$n" "$pid" $((pss >> 10)) $((brss >> 10)) $((bpss >> 10))
 done
-echo "   the three QEMUs together: PSS $((total_pss >> 10)) MiB (the blob's pages counted once)"
+echo "   the three QEMUs together: PSS $((total_pss >> 10)) MiB, the blob's pages counted once;"
+echo "   the guests map $((blob_rss >> 10)) MiB of /usr in all (their RSS summed); the host holds those pages"
+echo "   once, in its page cache (fincore above); without the shared image each guest would read"
+echo "   its own copy of /usr into its own RAM"
 
 if [ $keep = 1 ]; then
     echo "== running; enter with: nsenter -t $VMENV_PID -m virsh list   (Ctrl-C to end)"
