@@ -11,7 +11,7 @@
 # `virsh start`. It shows what each guest sees (/usr mounted dax=always,
 # python3 and jq running from it), `memsharectl domstats`, and the host side:
 # the /usr image is in the host's page cache once, mapped by all three
-# QEMUs. Everything is torn down at the end. About 5-10 minutes on 2 cores
+# QEMUs. Everything is torn down at the end. About 2-3 minutes on 2 cores
 # once the guest is built (building it first: 3-6 minutes more).
 #   usage: bash tools/demo-debian.sh [--keep]   (--keep: leave it running, Ctrl-C ends)
 set -euo pipefail
@@ -22,16 +22,16 @@ keep=0; [ "${1:-}" = "--keep" ] && keep=1
 bash tools/install-deps.sh
 builddir=build-demo
 [ -d "$builddir" ] || meson setup "$builddir" >/dev/null
-ninja -C "$builddir" >/dev/null
-echo "== building the Debian 12 guest (cached in $builddir/tests/guest/debian; the first time debootstraps)"
+echo "== building memshare and the Debian 12 guest (cached in $builddir/tests/guest/debian;" \
+     "the first time debootstraps from Debian's archive: 3-6 minutes)"
 export MS_DEBIAN_DIR=$root/$builddir/tests/guest/debian
 mkdir -p "$MS_DEBIAN_DIR"
-if ! ninja -C "$builddir" tests/guest/debian/stamp > "$MS_DEBIAN_DIR/demo-build.log" 2>&1; then
-    tail -20 "$MS_DEBIAN_DIR/demo-build.log" >&2
-    echo "demo-debian: building the Debian guest failed ($MS_DEBIAN_DIR/demo-build.log)" >&2
+if ! ninja -C "$builddir" all tests/guest/debian/stamp > "$builddir/demo-debian-build.log" 2>&1; then
+    tail -20 "$builddir/demo-debian-build.log" >&2
+    echo "demo-debian: the build failed ($builddir/demo-debian-build.log)" >&2
     exit 1
 fi
-grep -a 'build-debian:' "$MS_DEBIAN_DIR/demo-build.log" | sed 's/^/   /' || true
+grep -a 'build-debian: .*([0-9]* s)$' "$builddir/demo-debian-build.log" | sed 's/^/   /' || true
 
 source tests/lib/vmenv.sh
 source tests/lib/domain.sh
@@ -63,7 +63,8 @@ sha=$(sed -n 's/.*"sha256" *: *"\([0-9a-f]*\)".*/\1/p' "$dir/lib-memshare/images
 blob=$dir/lib-memshare/images/blobs/sha256-$sha.img
 # the guests have not read it yet: drop what building it left in the page
 # cache (written back first: dirty pages are not dropped), so the figure at
-# the end is what the guests brought in
+# the end is what the agents (each reads the whole blob to verify its sha256
+# before attaching it) and the guests brought in
 sync "$blob"
 dd if="$blob" iflag=nocache count=0 status=none 2>/dev/null || true
 echo "   in the host's page cache now: $(fincore -b -n -o RES "$blob" | tr -d ' ') bytes"
@@ -136,8 +137,9 @@ for n in "${names[@]}"; do
 done
 echo "   the three QEMUs together: PSS $((total_pss >> 10)) MiB, the blob's pages counted once;"
 echo "   the guests map $((blob_rss >> 10)) MiB of /usr in all (their RSS summed); the host holds those pages"
-echo "   once, in its page cache (fincore above); without the shared image each guest would read"
-echo "   its own copy of /usr into its own RAM"
+echo "   once, in its page cache (fincore above: all of the blob, which each agent read to verify its"
+echo "   sha256 before attaching it); without the shared image each guest would read its own copy"
+echo "   of /usr into its own RAM"
 
 if [ $keep = 1 ]; then
     echo "== running; enter with: nsenter -t $VMENV_PID -m virsh list   (Ctrl-C to end)"
