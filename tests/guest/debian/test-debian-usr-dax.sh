@@ -20,6 +20,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../../lib/tap.sh"
 source "$here/../../lib/vmenv.sh"
 source "$here/../../lib/domain.sh"
+source "$here/lib-debian.sh"
 deb=${MS_DEBIAN_DIR:?}
 [ -f "$deb/stamp" ] || bail "no Debian guest in $deb (ninja tests/guest/debian/stamp)"
 image=debian12-usr
@@ -44,20 +45,12 @@ blob=$dir/lib-memshare/images/blobs/sha256-$sha.img
 check "the /usr image is in the store" test -f "$blob"
 root_sum=$(sha256sum < "$deb/root-dax.img" | cut -d' ' -f1)
 
-NS=https://memshare.dev/xmlns/policy/1.0
-pol() { echo "<memshare:policy xmlns:memshare='$NS'><memshare:shared-image name='$image' mount='/usr' mode='$1'/><memshare:stats period='2s'/></memshare:policy>"; }
-disk() { echo "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='$1'/><target dev='vda' bus='virtio'/></disk>"; }
-# hot-plug room for the image (about 700 MiB) and free root ports (libvirt
-# takes some for USB, the balloon and the root disk)
-export MS_DOMAIN_SLOTS=2 MS_DOMAIN_MAXMEM_MIB=4096 MS_DOMAIN_ROOT_PORTS=5
-export MS_GUEST_KERNEL=$deb/vmlinuz
 i=0
 for spec in dax:dax:root-dax.img:initrd.img blk:blk:root-blk.img:initrd.img stock:dax:root-dax.img:initrd-stock.img; do
     IFS=: read -r n mode root initrd <<< "$spec"; i=$((i + 1))
     qemu-img create -q -f qcow2 -F raw -b "$deb/$root" "$dir/$n.qcow2" || bail "qemu-img create $n"
-    MS_GUEST_INITRD=$deb/$initrd MS_GUEST_CMDLINE="root=LABEL=ms-root ro" \
-        domain_xml "$n" "5d0e2b9a-6c1f-4e8b-9a3d-7f2c1b0e9d0$i" 768 768 debian "$dir/$n.serial" \
-        "$(pol "$mode")" "$(disk "$dir/$n.qcow2")" > "$dir/$n.xml"
+    debian_domain_xml "$n" "5d0e2b9a-6c1f-4e8b-9a3d-7f2c1b0e9d0$i" 768 768 "$dir/$n.serial" \
+        "$dir/$n.qcow2" "$initrd" "$(debian_policy "$image" "$mode")" > "$dir/$n.xml"
     V define "$dir/$n.xml" > /dev/null || bail "define $n"
     V start "$n" > /dev/null || bail "start $n"
 done
