@@ -31,6 +31,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -1361,9 +1362,54 @@ ms_build_fs(MsBuild *b, MsSrcDir root_src, const char *path, guint64 blocks, gui
     return TRUE;
 }
 
+/* Which pages of FD's first LEN bytes are in the page cache (mincore of a
+ * mapping that faults nothing in), or NULL when that cannot be told
+ * (mmap refused, e.g. an empty file). */
+static guint8 *
+ms_image_residency(int fd, guint64 len, gsize *npages)
+{
+    long psz = sysconf(_SC_PAGESIZE);
+    if (len == 0 || psz <= 0 || len > G_MAXSIZE)
+        return NULL;
+    void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    gsize n = (len + psz - 1) / psz;
+    g_autofree guint8 *vec = g_malloc(n);
+    int r = mincore(m, len, vec);
+    munmap(m, len);
+    if (r < 0)
+        return NULL;
+    *npages = n;
+    return g_steal_pointer(&vec);
+}
+
+/* Hands back to the kernel the pages hashing pulled into the page cache:
+ * verifying a 650 MiB /usr image at every attach must not leave a second
+ * copy of the image in host memory beside what the guests map. Only pages
+ * that were not resident before are dropped, and the kernel never drops a
+ * page someone maps, so what the guests (DAX) or QEMU's reads (blk) use
+ * stays. */
+static void
+ms_image_drop_new_pages(int fd, const guint8 *before, gsize npages)
+{
+    long psz = sysconf(_SC_PAGESIZE);
+    for (gsize i = 0; i < npages;) {
+        if (before[i] & 1) {
+            i++;
+            continue;
+        }
+        gsize j = i;
+        while (j < npages && !(before[j] & 1))
+            j++;
+        (void)posix_fadvise(fd, (off_t)i * psz, (off_t)(j - i) * psz, POSIX_FADV_DONTNEED);
+        i = j;
+    }
+}
+
 /* OpenSSL's sha256 uses the CPU's SHA extensions: several times faster than
  * GChecksum, which matters when every build and verify hashes the whole
- * image. */
+ * image. The page cache is left as it was found (ms_image_drop_new_pages). */
 gboolean
 ms_image_sha256_fd(int fd, char out[65], guint64 *size, const char *what, GError **error)
 {
@@ -1380,6 +1426,10 @@ ms_image_sha256_fd(int fd, char out[65], guint64 *size, const char *what, GError
     g_autofree guint8 *buf = g_malloc(MS_COPY_BUF);
     guint64 total = 0;
     gboolean ok = TRUE;
+    struct stat st;
+    gsize npages = 0;
+    g_autofree guint8 *resident = fstat(fd, &st) == 0 && S_ISREG(st.st_mode)
+                                      ? ms_image_residency(fd, (guint64)st.st_size, &npages) : NULL;
     for (;;) {
         ssize_t r = pread(fd, buf, MS_COPY_BUF, total);
         if (r < 0 && errno == EINTR)
@@ -1414,6 +1464,8 @@ ms_image_sha256_fd(int fd, char out[65], guint64 *size, const char *what, GError
     if (ok)
         g_strlcpy(out, g_checksum_get_string(ck), 65);
 #endif
+    if (resident != NULL)
+        ms_image_drop_new_pages(fd, resident, npages);
     if (ok && size)
         *size = total;
     return ok;
