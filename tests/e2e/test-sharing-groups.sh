@@ -98,7 +98,7 @@ check "g1: ...source policy" status_is $U1 sharing source policy
 # --- g2 without nosharepages: refused ------------------------------------------------
 V define "$dir/g2-merging.xml" >/dev/null || bail "define g2"
 out=$(V start g2 2>&1); rc=$?
-echo "# virsh start g2: $out"
+echo "virsh start g2: $out" | sed "s/^/# /"
 check "g2 (tenant-b, merging) is refused at virsh start" test "$rc" != 0
 check "...with the message naming domain, group and the group merging" \
     grep -qF "memshare: domain 'g2': sharing group 'tenant-b' cannot run with KSM merging: domain 'g1' of group 'tenant-a' is already merging (add <memoryBacking><nosharepages/></memoryBacking> to domain 'g2'" <<< "$out"
@@ -108,7 +108,7 @@ check "g2 left no runtime directory" test ! -e "$rt/$U2"
 # --- a hostile group name: refused by the parser ------------------------------------
 V define "$dir/g3.xml" >/dev/null || bail "define g3"
 out=$(V start g3 2>&1); rc=$?
-echo "# virsh start g3: $out"
+echo "virsh start g3: $out" | sed "s/^/# /"
 check "group 'a/b' is refused at virsh start" test "$rc" != 0
 check "...naming the attribute and the reason" \
     grep -qF "domain 'g3': <sharing group='a/b'>: not a valid group name: contains '/' (a group is a name, never a path)" <<< "$out"
