@@ -78,6 +78,25 @@ ms_disk_has_ext(int fd, guint64 offset)
     return ms_disk_pread(fd, m, 2, offset + MS_EXT_MAGIC_OFF) && m[0] == 0x53 && m[1] == 0xef;
 }
 
+/* Little-endian fields of on-disk tables, read through memcpy: a table
+ * entry sits at any byte offset (MBR entries at 446 + 16 i), and a cast
+ * load there is undefined (UBSan: misaligned address). */
+static guint32
+ms_disk_le32(const guint8 *p)
+{
+    guint32 v;
+    memcpy(&v, p, sizeof(v));
+    return GUINT32_FROM_LE(v);
+}
+
+static guint64
+ms_disk_le64(const guint8 *p)
+{
+    guint64 v;
+    memcpy(&v, p, sizeof(v));
+    return GUINT64_FROM_LE(v);
+}
+
 typedef struct {
     guint number;
     guint64 offset;
@@ -97,8 +116,8 @@ ms_disk_partitions(int fd, guint64 disk_size)
     for (guint i = 0; i < 4; i++) {
         const guint8 *e = mbr + 446 + 16 * i;
         guint8 type = e[4];
-        guint64 start = (guint64)GUINT32_FROM_LE(*(const guint32 *)(e + 8)) * MS_DISK_SECTOR;
-        guint64 len = (guint64)GUINT32_FROM_LE(*(const guint32 *)(e + 12)) * MS_DISK_SECTOR;
+        guint64 start = (guint64)ms_disk_le32(e + 8) * MS_DISK_SECTOR;
+        guint64 len = (guint64)ms_disk_le32(e + 12) * MS_DISK_SECTOR;
         if (type == 0xee)
             gpt = TRUE;
         if (type == 0 || type == 0xee || type == 0x05 || type == 0x0f || type == 0x85 || len == 0)
@@ -112,9 +131,9 @@ ms_disk_partitions(int fd, guint64 disk_size)
     guint8 hdr[MS_DISK_SECTOR];
     if (!ms_disk_pread(fd, hdr, sizeof(hdr), MS_DISK_SECTOR) || memcmp(hdr, "EFI PART", 8) != 0)
         return parts;
-    guint64 lba = GUINT64_FROM_LE(*(const guint64 *)(hdr + 72));
-    guint32 count = GUINT32_FROM_LE(*(const guint32 *)(hdr + 80));
-    guint32 esize = GUINT32_FROM_LE(*(const guint32 *)(hdr + 84));
+    guint64 lba = ms_disk_le64(hdr + 72);
+    guint32 count = ms_disk_le32(hdr + 80);
+    guint32 esize = ms_disk_le32(hdr + 84);
     if (count > MS_GPT_ENTRIES_MAX || esize < 128 || esize > 4096 || lba > disk_size / MS_DISK_SECTOR)
         return parts;
     g_autofree guint8 *ents = g_malloc((gsize)count * esize);
@@ -125,8 +144,8 @@ ms_disk_partitions(int fd, guint64 disk_size)
         const guint8 *e = ents + (gsize)i * esize;
         if (memcmp(e, zero, 16) == 0)
             continue;
-        guint64 first = GUINT64_FROM_LE(*(const guint64 *)(e + 32));
-        guint64 last = GUINT64_FROM_LE(*(const guint64 *)(e + 40));
+        guint64 first = ms_disk_le64(e + 32);
+        guint64 last = ms_disk_le64(e + 40);
         if (last < first || last >= disk_size / MS_DISK_SECTOR)
             continue;
         MsPart p = { i + 1, first * MS_DISK_SECTOR, (last - first + 1) * MS_DISK_SECTOR };

@@ -176,7 +176,7 @@ read_stat(const char *tree, MsKsmStat *s)
 {
     g_autofree char *root = fixture(tree);
     g_autoptr(GError) error = NULL;
-    memset(s, 0, sizeof(*s));   /* padding too: the structs are compared whole */
+    memset(s, 0, sizeof(*s));
     g_assert_true(ms_ksm_read_process(root, 100, s, &error));
     g_assert_no_error(error);
 }
@@ -195,7 +195,14 @@ test_stat_as_61(void)
     read_stat("proc-6.18", &hid);
     ms_kcompat_set_hidden(0);
     g_assert_cmpuint(hid.present, ==, s61.present);
-    g_assert_true(memcmp(&hid, &s61, sizeof(hid)) == 0);
+    /* field by field: the reader assigns whole structs, which need not
+     * copy padding (valgrind flagged a memcmp over it) */
+    g_assert_cmpuint(hid.rmap_items, ==, s61.rmap_items);
+    g_assert_cmpuint(hid.zero_pages, ==, s61.zero_pages);
+    g_assert_cmpuint(hid.merging_pages, ==, s61.merging_pages);
+    g_assert_cmpint(hid.process_profit, ==, s61.process_profit);
+    g_assert_cmpint(hid.merge_any, ==, s61.merge_any);
+    g_assert_cmpint(hid.mergeable, ==, s61.mergeable);
     g_assert_cmpint(ms_ksm_process_contribution(&s618, 4096), ==, -200);
     g_assert_cmpint(ms_ksm_process_contribution(&hid, 4096), ==, 30 * 4096);
 
