@@ -32,16 +32,27 @@ mkdir -p "$out"
 command -v debootstrap >/dev/null || { echo "build-debian: debootstrap missing (tools/install-deps.sh)" >&2; exit 1; }
 t0=$(date +%s)
 log() { echo "build-debian: $* ($(($(date +%s) - t0)) s)"; }
+# debootstrap can leave the /proc it mounted in the target behind (seen with
+# several debootstraps running at once); a cp -a or rm -rf of the tree would
+# then walk the host's /proc (kcore) and fill the disk. Unmount whatever is
+# mounted below a tree before touching it, and copy one file system only.
+unmount_below() {
+    findmnt -rn -o TARGET | { grep -F "$1/" || true; } | sort -r | while read -r m; do
+        umount -l "$m"
+    done
+}
 
 # 1. debootstrap, keyed by the package list.
 pkgs=$(grep -v '^#' "$src/packages" | grep . | LC_ALL=C sort | paste -sd, -)
 key=$(echo "bookworm minbase $pkgs" | sha256sum | cut -c1-16)
 base=$out/base
 if [ "$(cat "$base/.ms-key" 2>/dev/null)" != "$key" ]; then
+    unmount_below "$base"; unmount_below "$base.tmp"
     rm -rf "$base" "$base.tmp"
     log "debootstrap bookworm minbase + $pkgs"
     debootstrap --variant=minbase --include="$pkgs" bookworm "$base.tmp" "$mirror" > "$out/debootstrap.log" 2>&1 || {
         tail -20 "$out/debootstrap.log" >&2; echo "build-debian: debootstrap failed ($out/debootstrap.log)" >&2; exit 1; }
+    unmount_below "$base.tmp"
     chroot "$base.tmp" apt-get clean
     # what debootstrap's own initramfs is: the guest before prepare-guest
     cp "$base.tmp"/boot/initrd.img-* "$base.tmp/.ms-initrd-stock"
@@ -52,8 +63,9 @@ fi
 
 # 2. The guest: a copy of the tree, configured.
 tree=$out/tree
+unmount_below "$base"; unmount_below "$tree"
 rm -rf "$tree" "$out"/root-*.img.tmp
-cp -a "$base" "$tree"
+cp -ax "$base" "$tree"
 rm -f "$tree/.ms-key" "$tree/.ms-initrd-stock"
 echo ms-debian > "$tree/etc/hostname"
 chroot "$tree" passwd -d root > /dev/null
