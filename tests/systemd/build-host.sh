@@ -25,6 +25,12 @@ if [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$want" ] && [ -x "$tree/usr
     exit 0
 fi
 rm -f "$out/stamp"
+# debootstrap can leave its /proc mounted in the target (build-debian.sh):
+# rm -rf would walk the host's /proc, and an overlay over it would hold it.
+unmount_tree() {
+    findmnt -rn -o TARGET | { grep -F "$tree/" || true; } | sort -r | while read -r m; do umount -l "$m"; done
+}
+unmount_tree
 rm -rf "$tree"
 mkdir -p "$out"
 t0=$(date +%s)
@@ -33,6 +39,7 @@ incl=$(IFS=,; echo "${pkgs[*]}")
 # only ever booted by the test.
 debootstrap --variant=minbase --include="$incl" bookworm "$tree" "$mirror" > "$out/debootstrap.log" 2>&1 || {
     tail -20 "$out/debootstrap.log" >&2; echo "build-host: debootstrap failed (log: $out/debootstrap.log)" >&2; exit 1; }
+unmount_tree
 # An empty machine-id: systemd initializes one at each boot (the tree is
 # booted many times, always as a fresh host).
 : > "$tree/etc/machine-id"
