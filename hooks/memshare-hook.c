@@ -17,6 +17,7 @@
  * domain's lock: a call back would deadlock). */
 #include "ms-config.h"
 #include "ms-error.h"
+#include "ms-export.h"
 #include "ms-history.h"
 #include "ms-image-store.h"
 #include "ms-policy.h"
@@ -42,10 +43,6 @@
 #if MS_HAVE_LIBSYSTEMD
 #include <systemd/sd-bus.h>
 #endif
-
-/* The agent's live-metadata <stats> element: MS_EXPORT_STATS_NS of
- * qmp-plugin/ms-export.h (not included: it pulls in libvirt's headers). */
-#define MS_HOOK_STATS_NS "https://memshare.dev/xmlns/stats/1.0"
 
 /* Domain XML is a few KiB; libvirt caps its own at 10 MiB. */
 #define MS_HOOK_MAX_XML (10 * 1024 * 1024)
@@ -676,7 +673,7 @@ ms_hook_migrate_handover(const MsPolicy *policy, xmlDoc *doc)
     if (doc == NULL)
         return;
     g_autoptr(xmlXPathContext) ctx = xmlXPathNewContext(doc);
-    if (ctx == NULL || xmlXPathRegisterNs(ctx, BAD_CAST "s", BAD_CAST MS_HOOK_STATS_NS) != 0)
+    if (ctx == NULL || xmlXPathRegisterNs(ctx, BAD_CAST "s", BAD_CAST MS_EXPORT_STATS_NS) != 0)
         return;
     g_autoptr(xmlXPathObject) obj = xmlXPathEvalExpression(BAD_CAST "/domain/metadata/s:stats", ctx);
     if (obj == NULL || obj->nodesetval == NULL || obj->nodesetval->nodeNr != 1)

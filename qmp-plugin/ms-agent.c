@@ -19,6 +19,7 @@
 #include "ms-history.h"
 #include "ms-images.h"
 #include "ms-kcompat.h"
+#include "ms-libvirt.h"
 #include "ms-ksmtune.h"
 #include "ms-qmp.h"
 #include "ms-sharing.h"
@@ -432,7 +433,7 @@ ms_agent_export_stats(MsAgent *agent)
         g_clear_error(&error);
     }
     if (agent->export.metadata && agent->dom) {
-        gboolean ok = ms_export_set_metadata(agent->dom, &d, g_get_real_time() / G_USEC_PER_SEC, &error);
+        gboolean ok = ms_libvirt_set_stats_metadata(agent->dom, &d, g_get_real_time() / G_USEC_PER_SEC, &error);
         ms_agent_warn_once(agent, "stats metadata", ok ? NULL : error->message);
     }
 }

@@ -3,7 +3,7 @@
  * RUNSTATEDIR/memshare/domains/UUID/ and need no libvirt connection, so they
  * work while libvirtd restarts. domstats prints the layout of `virsh
  * domstats`: "Domain: 'name'" then "  memshare.GROUP.KEY=value"; which keys
- * exist and their units come from qmp-plugin/ms-export.c's table, shared
+ * exist and their units come from formats/ms-export.c's table, shared
  * with the Prometheus textfile and the live-metadata element
  * (docs/domstats.md). */
 #include "ctl.h"

@@ -1,6 +1,6 @@
 /* tools/ctl-plot.c: `memsharectl plot`: a PNG or SVG timeline of running
  * domains from the bounded history their agents keep
- * (RUNSTATEDIR/memshare/domains/UUID/history, qmp-plugin/ms-history.h):
+ * (RUNSTATEDIR/memshare/domains/UUID/history, formats/ms-history.h):
  * balloon targets and actuals, KSM savings and contributions, used pages.
  * Drawn by gnuplot (pngcairo/svg terminals), fed on a pipe, so no data file
  * is left behind and no shell ever sees a domain name. */

@@ -1,4 +1,4 @@
-/* qmp-plugin/ms-export.c: the field table shared by `memsharectl domstats`,
+/* formats/ms-export.c: the field table shared by `memsharectl domstats`,
  * the Prometheus textfile and the live-metadata stats element, and the two
  * serialisers. Pure functions of the status GKeyFile except the file
  * writers. See ms-export.h and docs/domstats.md. */
@@ -7,7 +7,6 @@
 #include "ms-util.h"
 
 #include <errno.h>
-#include <libvirt/virterror.h>
 #include <libxml/tree.h>
 #include <libxml/xmlsave.h>
 #include <string.h>
@@ -410,21 +409,6 @@ ms_export_stats_xml(const MsExportDomain *domain, gint64 unix_time, GError **err
     }
     xmlSaveClose(save);
     return g_strdup((const char *)xmlBufferContent(buf));
-}
-
-gboolean
-ms_export_set_metadata(virDomainPtr dom, const MsExportDomain *domain, gint64 unix_time, GError **error)
-{
-    g_autofree char *xml = ms_export_stats_xml(domain, unix_time, error);
-    if (xml == NULL)
-        return FALSE;
-    if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, xml, MS_EXPORT_STATS_KEY, MS_EXPORT_STATS_NS,
-                             VIR_DOMAIN_AFFECT_LIVE) < 0) {
-        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot set the stats metadata of domain '%s': %s",
-                    domain->name, virGetLastErrorMessage());
-        return FALSE;
-    }
-    return TRUE;
 }
 
 /* ---- [stats] of memshare.conf ---------------------------------------------- */

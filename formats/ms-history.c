@@ -1,4 +1,4 @@
-/* qmp-plugin/ms-history.c: the agent's bounded timeline file (see
+/* formats/ms-history.c: the agent's bounded timeline file (see
  * ms-history.h for the format and why it is append-then-trim). */
 #include "ms-history.h"
 #include "ms-error.h"
