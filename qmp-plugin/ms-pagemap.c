@@ -4,8 +4,11 @@
  * PAGEMAP_SCAN ioctl (Linux 6.7+), which returns only populated regions and
  * needs pagemap PFNs only where KSM must be told from private data. Both
  * end in the same bitmaps (populated, used) so that "freed by the guest"
- * and the counts are computed once, the same way, whatever the reader. */
+ * and the counts are computed once, the same way, whatever the reader.
+ * What the kernel can do is probed in ms-pagemap-probe.c; the usedmap
+ * file it writes is encoded by formats/ms-usedmap.c. */
 #include "ms-pagemap.h"
+#include "ms-pagemap-probe.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -13,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "ms-error.h"
@@ -158,151 +160,6 @@ bit_set_range(guint64 *map, guint64 first, guint64 count)
     }
 }
 
-/* ---- probes ---- */
-
-static gboolean
-pread_full(int fd, void *buf, gsize len, guint64 offset, gsize *got)
-{
-    gsize done = 0;
-    while (done < len) {
-        ssize_t r = pread(fd, (char *)buf + done, len - done, (off_t)(offset + done));
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            *got = done;
-            return FALSE;
-        }
-        if (r == 0)
-            break;
-        done += (gsize)r;
-    }
-    *got = done;
-    return TRUE;
-}
-
-guint64
-ms_pagemap_zero_pfn(void)
-{
-    static gsize cached = 0;   /* pfn + 1, so that "unknown" (0) caches too */
-    if (g_once_init_enter(&cached)) {
-        guint64 pfn = 0;
-        long ps = sysconf(_SC_PAGESIZE);
-        char *p = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-        if (p != MAP_FAILED && fd >= 0) {
-            /* A read fault on untouched private anonymous memory maps the
-             * shared zero page, where the kernel uses one: two such pages
-             * then share a PFN; distinct PFNs mean "no zero page". Where
-             * THP applies (enabled=always, and our two pages merged into a
-             * larger anonymous VMA) the fault could map the huge zero page
-             * instead, whose consecutive PFNs differ: so no huge pages here. */
-            (void)madvise(p, 2 * ps, MADV_NOHUGEPAGE);
-            /* The loaded values are stored: valgrind's translator drops
-             * loads whose result is unused, volatile or not, and then no
-             * fault happens under it. */
-            static volatile char sink G_GNUC_UNUSED;
-            sink = (char)(*(volatile char *)p + *(volatile char *)(p + ps));
-            guint64 e[2] = { 0, 0 };
-            gsize got = 0;
-            if (pread_full(fd, e, sizeof(e), ((guint64)(uintptr_t)p / ps) * 8, &got) &&
-                got == sizeof(e) && (e[0] & MS_PM_PRESENT) && (e[1] & MS_PM_PRESENT) &&
-                (e[0] & MS_PM_PFN_MASK) == (e[1] & MS_PM_PFN_MASK))
-                pfn = e[0] & MS_PM_PFN_MASK;
-        }
-        if (fd >= 0)
-            close(fd);
-        if (p != MAP_FAILED)
-            munmap(p, 2 * ps);
-        g_once_init_leave(&cached, (gsize)pfn + 1);
-    }
-    return (guint64)cached - 1;
-}
-
-gboolean
-ms_pagemap_pfns_visible(void)
-{
-    static gsize cached = 0;   /* 1 no, 2 yes */
-    if (g_once_init_enter(&cached)) {
-        gsize v = 1;
-        long ps = sysconf(_SC_PAGESIZE);
-        char *p = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-        if (p != MAP_FAILED && fd >= 0) {
-            *(volatile char *)p = 1;
-            guint64 e = 0;
-            gsize got = 0;
-            if (pread_full(fd, &e, sizeof(e), ((guint64)(uintptr_t)p / ps) * 8, &got) &&
-                got == sizeof(e) && (e & MS_PM_PRESENT) && (e & MS_PM_PFN_MASK))
-                v = 2;
-        }
-        if (fd >= 0)
-            close(fd);
-        if (p != MAP_FAILED)
-            munmap(p, ps);
-        g_once_init_leave(&cached, v);
-    }
-    return cached == 2;
-}
-
-/* 1 supported, 0 not (ENOTTY: no ioctl on pagemap at all, EINVAL: the
- * kernel does not know PAGEMAP_SCAN), -1 another failure (errno).
- * MEMSHARE_HIDE=pagemap-scan answers as a 6.1 kernel does: EINVAL. */
-static int
-probe_scan_kernel(int fd, guint64 addr, guint64 page_size)
-{
-    struct page_region r;
-    struct pm_scan_arg arg = {
-        .size = sizeof(arg),
-        .start = addr,
-        .end = addr + page_size,
-        .vec = (guint64)(uintptr_t)&r,
-        .vec_len = 1,
-        .category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-        .return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-    };
-    int ret;
-    do
-        ret = ioctl(fd, PAGEMAP_SCAN, &arg);
-    while (ret < 0 && errno == EINTR);
-    if (ret >= 0)
-        return 1;
-    if (errno == ENOTTY || errno == EINVAL || errno == EOPNOTSUPP)
-        return 0;
-    return -1;
-}
-
-static int
-probe_scan(int fd, guint64 addr, guint64 page_size)
-{
-    if (ms_kcompat_hidden(MS_KCOMPAT_PAGEMAP_SCAN)) {
-        errno = EINVAL;
-        return 0;
-    }
-    return probe_scan_kernel(fd, addr, page_size);
-}
-
-gboolean
-ms_pagemap_scan_supported(void)
-{
-    /* The kernel's answer is cached; the knob is asked every time (tests
-     * change it), as probe_scan() does for a scanner. */
-    static gsize cached = 0;   /* 1 no, 2 yes */
-    if (g_once_init_enter(&cached)) {
-        gsize v = 1;
-        int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            long ps = sysconf(_SC_PAGESIZE);
-            guint64 addr = (guint64)(uintptr_t)&cached & ~((guint64)ps - 1);
-            if (probe_scan_kernel(fd, addr, ps) == 1)
-                v = 2;
-            close(fd);
-        }
-        g_once_init_leave(&cached, v);
-    }
-    return cached == 2 && !ms_kcompat_hidden(MS_KCOMPAT_PAGEMAP_SCAN);
-}
-
 /* ---- scanner ---- */
 
 void
@@ -419,7 +276,7 @@ ms_pagemap_scanner_new(pid_t pid, GPtrArray *blocks, const MsGuestMemLayout *lay
 
     s->method = options->method;
     if (s->method != MS_PAGEMAP_METHOD_READ) {
-        int r = probe_scan(s->pagemap_fd, s->blocks[0].host_start, s->page_size);
+        int r = ms_pagemap_probe_scan(s->pagemap_fd, s->blocks[0].host_start, s->page_size);
         if (r == 1) {
             s->method = MS_PAGEMAP_METHOD_SCAN;
         } else if (options->method == MS_PAGEMAP_METHOD_SCAN) {
@@ -531,7 +388,7 @@ resolve_pending(MsPagemapScanner *s, Tally *t)
             j++;
         gsize want = (gsize)(p[j - 1].pfn - base + 1);
         gsize got = 0;
-        if (!pread_full(s->kpf_fd, s->kpf_buf, want * 8, base * 8, &got))
+        if (!ms_pagemap_pread_full(s->kpf_fd, s->kpf_buf, want * 8, base * 8, &got))
             got = 0;   /* unreadable frames count as private, never fail a scan */
         for (guint k = i; k < j; k++) {
             gsize idx = (gsize)(p[k].pfn - base);
@@ -590,7 +447,7 @@ read_entries(MsPagemapScanner *s, const ScanBlock *b, guint64 va, gsize n,
              GError **error)
 {
     gsize got = 0;
-    if (!pread_full(s->pagemap_fd, s->entries, n * 8, (va / s->page_size) * 8, &got) ||
+    if (!ms_pagemap_pread_full(s->pagemap_fd, s->entries, n * 8, (va / s->page_size) * 8, &got) ||
         got != n * 8) {
         int e = errno;
         g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_IO,
@@ -838,34 +695,6 @@ ms_pagemap_scanner_scan(MsPagemapScanner *s, MsPageCounts *counts, GError **erro
     s->scanned = TRUE;
     *counts = c;
     return TRUE;
-}
-
-gboolean
-ms_pagemap_soft_dirty_supported(void)
-{
-    static gsize cached = 0;   /* 1 no, 2 yes */
-    if (g_once_init_enter(&cached)) {
-        gsize v = 1;
-        long ps = sysconf(_SC_PAGESIZE);
-        char *p = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-        if (p != MAP_FAILED && fd >= 0) {
-            /* A new VMA is soft-dirty as a whole (VM_SOFTDIRTY) wherever
-             * the kernel tracks soft-dirty at all. */
-            *(volatile char *)p = 1;
-            guint64 e = 0;
-            gsize got = 0;
-            if (pread_full(fd, &e, sizeof(e), ((guint64)(uintptr_t)p / ps) * 8, &got) &&
-                got == sizeof(e) && (e & MS_PM_SOFT_DIRTY))
-                v = 2;
-        }
-        if (fd >= 0)
-            close(fd);
-        if (p != MAP_FAILED)
-            munmap(p, ps);
-        g_once_init_leave(&cached, v);
-    }
-    return cached == 2;
 }
 
 gboolean

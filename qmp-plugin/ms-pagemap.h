@@ -3,7 +3,8 @@
  * private data, KSM-merged, swapped, freed by the guest), the two ways of
  * reading it (pread of /proc/PID/pagemap, and the PAGEMAP_SCAN ioctl of
  * Linux 6.7+, chosen at run time), the soft-dirty working-set window, the
- * used-page bitmap (its file format is formats/ms-usedmap.h).
+ * used-page bitmap. The capability probes below live in ms-pagemap-probe.c,
+ * the bitmap's file format in formats/ms-usedmap.h.
  *
  * Host page tables are the whole source: no guest cooperation, no
  * userfaultfd, no introspection. What the guest frees becomes "not present"
