@@ -52,6 +52,14 @@ typedef struct {
 gboolean ms_export_field_value(GKeyFile *status, const MsExportField *field,
                                char **value, GError **error);
 
+/* The way back from a domstats key (the stats element's group and
+ * attribute, as carried by a migration) to the status file: value goes to
+ * the field's status key, and to its alternative too when it has one (what
+ * an older agent wrote there, and what the history reads). A key not in
+ * the table is set as it stands. GKeyFile escapes the value: it can never
+ * become a second key. */
+void ms_export_unexport_value(GKeyFile *status, const char *group, const char *key, const char *value);
+
 /* Checks every field of the table: FALSE names the first bad one. */
 gboolean ms_export_validate(GKeyFile *status, GError **error);
 

@@ -12,6 +12,7 @@
  * The libvirt connection, its events and the reconnect are ms-libvirt.c's;
  * this file says what they mean for the domain. */
 #include "ms-config.h"
+#include "ms-status-keys.h"
 #include "ms-agent.h"
 #include "ms-error.h"
 #include "ms-log.h"
@@ -320,7 +321,7 @@ ms_agent_warn_once(MsAgent *agent, const char *what, const char *message)
 static void
 ms_agent_update_sharing(MsAgent *agent)
 {
-    g_key_file_remove_group(agent->status, "sharing", NULL);
+    g_key_file_remove_group(agent->status, MS_STATUS_SHARING, NULL);
     if (agent->policy == NULL)
         return;
     const MsPolicy *p = agent->policy;
@@ -336,7 +337,7 @@ ms_agent_update_sharing(MsAgent *agent)
         ms_sharing_record_parse(buf, len, rpath, &rname, &rgroup, &rmerging, NULL)) {
         if (g_strcmp0(group, rgroup) != 0) {
             const char *now = group ? group : "(unresolvable)";
-            g_key_file_set_string(agent->status, "sharing", "pending", now);
+            g_key_file_set_string(agent->status, MS_STATUS_SHARING, MS_STATUS_SHARING_PENDING, now);
             g_autofree char *msg = g_strdup_printf("the policy's sharing group is now '%s'; the domain stays "
                                                    "in '%s', the group it started in, until it restarts",
                                                    now, rgroup);
@@ -347,45 +348,45 @@ ms_agent_update_sharing(MsAgent *agent)
         } else {
             g_clear_pointer(&agent->sharing_error, g_free);
         }
-        g_key_file_set_string(agent->status, "sharing", "group", rgroup);
-        g_key_file_set_string(agent->status, "sharing", "source",
+        g_key_file_set_string(agent->status, MS_STATUS_SHARING, MS_STATUS_SHARING_GROUP, rgroup);
+        g_key_file_set_string(agent->status, MS_STATUS_SHARING, MS_STATUS_SHARING_SOURCE,
                               group && g_strcmp0(group, rgroup) == 0 ? ms_sharing_source_name(src) : "start");
-        g_key_file_set_boolean(agent->status, "sharing", "merging", rmerging);
+        g_key_file_set_boolean(agent->status, MS_STATUS_SHARING, MS_STATUS_SHARING_MERGING, rmerging);
         return;
     }
     if (group == NULL) {
-        g_key_file_set_string(agent->status, "sharing", "error", error->message);
+        g_key_file_set_string(agent->status, MS_STATUS_SHARING, MS_STATUS_KEY_ERROR, error->message);
         if (g_strcmp0(agent->sharing_error, error->message) != 0)
             g_warning("sharing group: %s; the balloon treats the domain as alone", error->message);
         g_free(agent->sharing_error);
         agent->sharing_error = g_strdup(error->message);
     } else {
-        g_key_file_set_string(agent->status, "sharing", "group", group);
-        g_key_file_set_string(agent->status, "sharing", "source", ms_sharing_source_name(src));
+        g_key_file_set_string(agent->status, MS_STATUS_SHARING, MS_STATUS_SHARING_GROUP, group);
+        g_key_file_set_string(agent->status, MS_STATUS_SHARING, MS_STATUS_SHARING_SOURCE, ms_sharing_source_name(src));
         g_clear_pointer(&agent->sharing_error, g_free);
     }
-    g_key_file_set_boolean(agent->status, "sharing", "merging", !p->domain.nosharepages);
+    g_key_file_set_boolean(agent->status, MS_STATUS_SHARING, MS_STATUS_SHARING_MERGING, !p->domain.nosharepages);
 }
 
 static void
 ms_agent_publish_status(MsAgent *agent)
 {
     GKeyFile *kf = agent->status;
-    g_key_file_set_string(kf, "agent", "domain", agent->domain_name);
-    g_key_file_set_string(kf, "agent", "uuid", agent->opt.uuid);
-    g_key_file_set_int64(kf, "agent", "pid", getpid());
-    g_key_file_set_string(kf, "agent", "transport", agent->opt.qmp_socket ? "socket" : "libvirt");
-    g_key_file_set_uint64(kf, "agent", "ticks", agent->ticks);
-    g_key_file_set_int64(kf, "agent", "updated", g_get_real_time() / G_USEC_PER_SEC);
+    g_key_file_set_string(kf, MS_STATUS_AGENT, MS_STATUS_AGENT_DOMAIN, agent->domain_name);
+    g_key_file_set_string(kf, MS_STATUS_AGENT, MS_STATUS_AGENT_UUID, agent->opt.uuid);
+    g_key_file_set_int64(kf, MS_STATUS_AGENT, MS_STATUS_AGENT_PID, getpid());
+    g_key_file_set_string(kf, MS_STATUS_AGENT, MS_STATUS_AGENT_TRANSPORT, agent->opt.qmp_socket ? "socket" : "libvirt");
+    g_key_file_set_uint64(kf, MS_STATUS_AGENT, MS_STATUS_AGENT_TICKS, agent->ticks);
+    g_key_file_set_int64(kf, MS_STATUS_AGENT, MS_STATUS_AGENT_UPDATED, g_get_real_time() / G_USEC_PER_SEC);
     if (agent->qemu_version)
-        g_key_file_set_string(kf, "qemu", "version", agent->qemu_version);
-    g_key_file_set_int64(kf, "qemu", "pid", agent->qemu_pid);
-    g_key_file_set_uint64(kf, "balloon", "actual", agent->balloon_actual);
-    g_key_file_set_string(kf, "policy", "state", agent->policy_removed ? "removed" : "active");
+        g_key_file_set_string(kf, MS_STATUS_QEMU, MS_STATUS_QEMU_VERSION, agent->qemu_version);
+    g_key_file_set_int64(kf, MS_STATUS_QEMU, MS_STATUS_QEMU_PID, agent->qemu_pid);
+    g_key_file_set_uint64(kf, MS_STATUS_BALLOON, MS_STATUS_BALLOON_ACTUAL, agent->balloon_actual);
+    g_key_file_set_string(kf, MS_STATUS_POLICY, MS_STATUS_POLICY_STATE, agent->policy_removed ? "removed" : "active");
     ms_agent_update_sharing(agent);
     if (agent->policy) {
-        g_key_file_set_uint64(kf, "domain", "memory", agent->policy->domain.memory_kib * 1024);
-        g_key_file_set_uint64(kf, "domain", "current-memory",
+        g_key_file_set_uint64(kf, MS_STATUS_DOMAIN, MS_STATUS_DOMAIN_MEMORY, agent->policy->domain.memory_kib * 1024);
+        g_key_file_set_uint64(kf, MS_STATUS_DOMAIN, MS_STATUS_DOMAIN_CURRENT_MEMORY,
                               agent->policy->domain.current_memory_kib * 1024);
     }
     gsize len = 0;
@@ -852,12 +853,12 @@ ms_agent_policy_removed(MsAgent *agent)
     /* a fresh status: the modules' figures were theirs, not the domain's now;
      * the images group stays true (they are still attached) */
     g_autoptr(GKeyFile) fresh = g_key_file_new();
-    g_auto(GStrv) keys = g_key_file_get_keys(agent->status, "images", NULL, NULL);
+    g_auto(GStrv) keys = g_key_file_get_keys(agent->status, MS_STATUS_IMAGES, NULL, NULL);
     for (gsize k = 0; keys && keys[k]; k++) {
-        g_autofree char *v = g_key_file_get_value(agent->status, "images", keys[k], NULL);
-        g_key_file_set_value(fresh, "images", keys[k], v);
+        g_autofree char *v = g_key_file_get_value(agent->status, MS_STATUS_IMAGES, keys[k], NULL);
+        g_key_file_set_value(fresh, MS_STATUS_IMAGES, keys[k], v);
     }
-    g_key_file_set_int64(fresh, "policy", "removed", g_get_real_time() / G_USEC_PER_SEC);
+    g_key_file_set_int64(fresh, MS_STATUS_POLICY, MS_STATUS_POLICY_REMOVED, g_get_real_time() / G_USEC_PER_SEC);
     g_key_file_unref(agent->status);
     agent->status = g_steal_pointer(&fresh);
 
@@ -901,7 +902,7 @@ ms_agent_policy_changed(MsAgent *agent)
     g_clear_pointer(&agent->policy, ms_policy_free);
     agent->policy = g_steal_pointer(&policy);
     agent->policy_removed = FALSE;
-    g_key_file_remove_group(agent->status, "policy", NULL);
+    g_key_file_remove_group(agent->status, MS_STATUS_POLICY, NULL);
     g_message("%s (balloon %s, tracking %s, stats every %" G_GUINT64_FORMAT " ms)",
               resumed ? "policy set again: memshare resumes its work" : "policy changed: reloaded",
               agent->policy->balloon.mode == MS_BALLOON_KSM_SHARE ? "ksm-share" : "off",

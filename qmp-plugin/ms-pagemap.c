@@ -9,6 +9,7 @@
  * file it writes is encoded by formats/ms-usedmap.c. */
 #include "ms-pagemap.h"
 #include "ms-pagemap-probe.h"
+#include "ms-status-keys.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -79,13 +80,14 @@ struct _MsPagemapScanner {
 const char *
 ms_page_class_name(MsPageClass cls)
 {
+    /* the status file's [tracking] keys are these names */
     static const char *const names[MS_PAGE_N_CLASSES] = {
-        [MS_PAGE_UNPOPULATED] = "unpopulated",
-        [MS_PAGE_ZERO] = "zero",
-        [MS_PAGE_PRIVATE] = "private",
-        [MS_PAGE_KSM] = "ksm",
-        [MS_PAGE_SWAPPED] = "swapped",
-        [MS_PAGE_FREED] = "freed",
+        [MS_PAGE_UNPOPULATED] = MS_STATUS_TRACKING_UNPOPULATED,
+        [MS_PAGE_ZERO] = MS_STATUS_TRACKING_ZERO,
+        [MS_PAGE_PRIVATE] = MS_STATUS_TRACKING_PRIVATE,
+        [MS_PAGE_KSM] = MS_STATUS_TRACKING_KSM,
+        [MS_PAGE_SWAPPED] = MS_STATUS_TRACKING_SWAPPED,
+        [MS_PAGE_FREED] = MS_STATUS_TRACKING_FREED,
     };
     return (guint)cls < MS_PAGE_N_CLASSES ? names[cls] : "invalid";
 }
