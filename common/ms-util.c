@@ -234,3 +234,14 @@ ms_pidfile_read_live(const char *path)
         return 0;
     return (pid_t)pid;
 }
+
+char *
+ms_printable(const char *value)
+{
+    GString *s = g_string_new(NULL);
+    for (const char *p = value; *p && s->len < 64; p++)
+        g_string_append_c(s, g_ascii_isprint(*p) ? *p : '?');
+    if (strlen(value) > 64)
+        g_string_append(s, "...");
+    return g_string_free(s, FALSE);
+}

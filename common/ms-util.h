@@ -22,6 +22,11 @@ gboolean ms_file_write_atomic(const char *path, const char *data, gssize len,
 gboolean ms_parse_u64(const char *str, const char *what, guint64 *out,
                       GError **error);
 
+/* A copy of value fit for a message, a status file or a log: at most 64
+ * characters, each one not printable ASCII shown as '?', "..." when cut. A
+ * value the user wrote cannot then hide in (or break) the text around it. */
+char *ms_printable(const char *value);
+
 /* libvirt's canonical form: 36 chars, lowercase or uppercase hex, dashes at
  * 8-4-4-4-12. Anything else is refused before it can become a path. */
 gboolean ms_uuid_is_valid(const char *uuid);

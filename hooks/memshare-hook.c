@@ -17,6 +17,8 @@
  * domain's lock: a call back would deadlock). */
 #include "ms-config.h"
 #include "ms-error.h"
+#include "ms-export.h"
+#include "ms-status-keys.h"
 #include "ms-history.h"
 #include "ms-image-store.h"
 #include "ms-policy.h"
@@ -42,10 +44,6 @@
 #if MS_HAVE_LIBSYSTEMD
 #include <systemd/sd-bus.h>
 #endif
-
-/* The agent's live-metadata <stats> element: MS_EXPORT_STATS_NS of
- * qmp-plugin/ms-export.h (not included: it pulls in libvirt's headers). */
-#define MS_HOOK_STATS_NS "https://memshare.dev/xmlns/stats/1.0"
 
 /* Domain XML is a few KiB; libvirt caps its own at 10 MiB. */
 #define MS_HOOK_MAX_XML (10 * 1024 * 1024)
@@ -646,7 +644,7 @@ ms_hook_migrate_check_images(const MsHookConfig *cfg, const MsPolicy *policy, xm
 static void
 ms_hook_migrate_boot_memory(const MsPolicy *policy, GKeyFile *stats, const char *dir)
 {
-    g_autofree char *v = g_key_file_get_string(stats, "balloon", "base", NULL);
+    g_autofree char *v = g_key_file_get_string(stats, MS_STATUS_BALLOON, MS_STATUS_BALLOON_BASE, NULL);
     guint64 base = 0;
     if (v == NULL || !ms_parse_u64(v, "base", &base, NULL) || base == 0 ||
         base / 1024 > policy->domain.memory_kib) {
@@ -668,15 +666,15 @@ ms_hook_migrate_boot_memory(const MsPolicy *policy, GKeyFile *stats, const char 
  * with the XML) seeds this host's history file: `memsharectl plot` and
  * whoever reads the history see the figures go on across the migration
  * instead of starting from nothing. The destination agent appends to it.
- * Attribute groups are the domstats groups (ms_export_fields); the two
- * history columns the export files under `ksm` are mapped back. */
+ * Attribute groups are the domstats groups: the field table maps them back
+ * to the status keys the history and the boot-memory seed read. */
 static void
 ms_hook_migrate_handover(const MsPolicy *policy, xmlDoc *doc)
 {
     if (doc == NULL)
         return;
     g_autoptr(xmlXPathContext) ctx = xmlXPathNewContext(doc);
-    if (ctx == NULL || xmlXPathRegisterNs(ctx, BAD_CAST "s", BAD_CAST MS_HOOK_STATS_NS) != 0)
+    if (ctx == NULL || xmlXPathRegisterNs(ctx, BAD_CAST "s", BAD_CAST MS_EXPORT_STATS_NS) != 0)
         return;
     g_autoptr(xmlXPathObject) obj = xmlXPathEvalExpression(BAD_CAST "/domain/metadata/s:stats", ctx);
     if (obj == NULL || obj->nodesetval == NULL || obj->nodesetval->nodeNr != 1)
@@ -688,11 +686,8 @@ ms_hook_migrate_handover(const MsPolicy *policy, xmlDoc *doc)
             continue;
         for (xmlAttr *a = g->properties; a; a = a->next) {
             xmlChar *v = xmlNodeGetContent((xmlNode *)a);
-            const char *group = (const char *)g->name, *key = (const char *)a->name;
-            if (g_str_equal(group, "ksm") && (g_str_equal(key, "host-saved") || g_str_equal(key, "contribution")))
-                group = "balloon";
-            /* set_string escapes: a value can never become a second key */
-            g_key_file_set_string(kf, group, key, v ? (const char *)v : "");
+            ms_export_unexport_value(kf, (const char *)g->name, (const char *)a->name,
+                                     v ? (const char *)v : "");
             xmlFree(v);
         }
     }

@@ -10,6 +10,7 @@
  * the domain, the element, the attribute, its value and the reason, because
  * that message is all `virsh start` shows. */
 #include "ms-policy.h"
+#include "ms-units.h"
 #include "ms-util.h"
 
 #include <errno.h>
@@ -56,19 +57,6 @@ ctx_clear(ParseCtx *ctx)
     g_free(ctx->raw_ceiling);
 }
 
-/* Values are echoed into messages that end up in libvirt's error and in
- * logs: keep them short and printable. */
-static char *
-printable(const char *value)
-{
-    GString *s = g_string_new(NULL);
-    for (const char *p = value; *p && s->len < 64; p++)
-        g_string_append_c(s, g_ascii_isprint(*p) ? *p : '?');
-    if (strlen(value) > 64)
-        g_string_append(s, "...");
-    return g_string_free(s, FALSE);
-}
-
 static void G_GNUC_PRINTF(4, 5)
 set_error(GError **error, const ParseCtx *ctx, MsPolicyErrorCode code, const char *fmt, ...)
 {
@@ -83,126 +71,8 @@ set_error(GError **error, const ParseCtx *ctx, MsPolicyErrorCode code, const cha
 static char *
 where_attr(const char *elem, const char *attr, const char *value)
 {
-    g_autofree char *v = printable(value);
+    g_autofree char *v = ms_printable(value);
     return g_strdup_printf("<%s %s='%s'>", elem, attr, v);
-}
-
-/* ---- sizes and periods -------------------------------------------------- */
-
-typedef struct {
-    const char *name;
-    guint64 mult;
-} Unit;
-
-/* As libvirt's virScaleInteger: k/KiB are binary, KB decimal, case-insensitive. */
-static const Unit size_units[] = {
-    { "b", 1 }, { "bytes", 1 },
-    { "k", 1ULL << 10 }, { "kib", 1ULL << 10 }, { "kb", 1000ULL },
-    { "m", 1ULL << 20 }, { "mib", 1ULL << 20 }, { "mb", 1000000ULL },
-    { "g", 1ULL << 30 }, { "gib", 1ULL << 30 }, { "gb", 1000000000ULL },
-    { "t", 1ULL << 40 }, { "tib", 1ULL << 40 }, { "tb", 1000000000000ULL },
-};
-
-static const Unit period_units[] = {
-    { "ms", 1 }, { "s", 1000 }, { "m", 60 * 1000 }, { "h", HOUR_MS },
-};
-
-static gboolean
-lookup_unit(const Unit *units, gsize n, const char *name, guint64 *mult)
-{
-    for (gsize i = 0; i < n; i++) {
-        if (g_ascii_strcasecmp(units[i].name, name) == 0) {
-            *mult = units[i].mult;
-            return TRUE;
-        }
-    }
-    return FALSE;
-}
-
-/* "<digits><unit>" with optional blanks around and between. Returns FALSE
- * on anything else. A number beyond 64 bits saturates, so that the callers'
- * range checks call it too large rather than not a number (the schema can
- * tell the form, not the range, and the two must agree on the form). */
-static gboolean
-split_number(const char *value, guint64 *number, char **unit)
-{
-    const char *p = value;
-    guint64 n = 0;
-    gboolean digits = FALSE;
-
-    while (g_ascii_isspace(*p))
-        p++;
-    for (; g_ascii_isdigit(*p); p++) {
-        guint d = *p - '0';
-        n = n > (G_MAXUINT64 - d) / 10 ? G_MAXUINT64 : n * 10 + d;
-        digits = TRUE;
-    }
-    if (!digits)
-        return FALSE;
-    while (g_ascii_isspace(*p))
-        p++;
-    g_autofree char *u = g_strdup(p);
-    g_strchomp(u);
-    for (const char *q = u; *q; q++)
-        if (!g_ascii_isalpha(*q))
-            return FALSE;
-    *number = n;
-    *unit = g_steal_pointer(&u);
-    return TRUE;
-}
-
-gboolean
-ms_policy_parse_size_kib(const char *value, const char *default_unit, guint64 *kib, GError **error)
-{
-    guint64 n, mult;
-    g_autofree char *unit = NULL;
-
-    if (value == NULL || strlen(value) > MS_POLICY_MAX_VALUE || !split_number(value, &n, &unit)) {
-        g_set_error(error, MS_POLICY_ERROR, MS_POLICY_ERROR_INVALID,
-                    "not a size (expected e.g. '512MiB')");
-        return FALSE;
-    }
-    const char *u = *unit ? unit : (default_unit ? default_unit : "KiB");
-    if (!lookup_unit(size_units, G_N_ELEMENTS(size_units), u, &mult)) {
-        g_autofree char *pu = printable(u);
-        g_set_error(error, MS_POLICY_ERROR, MS_POLICY_ERROR_INVALID,
-                    "unknown unit '%s' (expected b, KiB, MiB, GiB, TiB, KB, MB, GB or TB)", pu);
-        return FALSE;
-    }
-    /* 2^63 bytes is far beyond any host; the bound keeps every later
-     * sum and KiB->bytes conversion free of overflow. */
-    if (n != 0 && n > (G_GUINT64_CONSTANT(1) << 63) / mult) {
-        g_set_error(error, MS_POLICY_ERROR, MS_POLICY_ERROR_INVALID, "too large");
-        return FALSE;
-    }
-    guint64 bytes = n * mult;
-    *kib = bytes / 1024 + (bytes % 1024 ? 1 : 0);
-    return TRUE;
-}
-
-gboolean
-ms_policy_parse_period_ms(const char *value, guint64 *ms, GError **error)
-{
-    guint64 n, mult;
-    g_autofree char *unit = NULL;
-
-    if (value == NULL || strlen(value) > MS_POLICY_MAX_VALUE || !split_number(value, &n, &unit)) {
-        g_set_error(error, MS_POLICY_ERROR, MS_POLICY_ERROR_INVALID,
-                    "not a period (expected e.g. '5s' or '500ms')");
-        return FALSE;
-    }
-    if (!lookup_unit(period_units, G_N_ELEMENTS(period_units), *unit ? unit : "s", &mult)) {
-        g_autofree char *pu = printable(unit);
-        g_set_error(error, MS_POLICY_ERROR, MS_POLICY_ERROR_INVALID,
-                    "unknown unit '%s' (expected ms, s, m or h)", pu);
-        return FALSE;
-    }
-    if (n > G_MAXUINT64 / mult / 2) {
-        g_set_error(error, MS_POLICY_ERROR, MS_POLICY_ERROR_INVALID, "too large");
-        return FALSE;
-    }
-    *ms = n * mult;
-    return TRUE;
 }
 
 /* Largest exact binary unit, as the messages and the canonical XML show
@@ -254,9 +124,9 @@ join_or(const char *const *values)
 static char *
 qualified_name(const xmlNs *ns, const xmlChar *name)
 {
-    g_autofree char *n = printable((const char *)name);
+    g_autofree char *n = ms_printable((const char *)name);
     if (ns && ns->prefix) {
-        g_autofree char *p = printable((const char *)ns->prefix);
+        g_autofree char *p = ms_printable((const char *)ns->prefix);
         return g_strdup_printf("%s:%s", p, n);
     }
     return g_steal_pointer(&n);
@@ -281,11 +151,11 @@ check_attributes(const ParseCtx *ctx, const xmlNode *node, const char *const *al
             set_error(error, ctx, MS_POLICY_ERROR_INVALID, "%s: unknown attribute (expected %s)", w, list);
         } else if (a->ns->href && strcmp((const char *)a->ns->href, MS_POLICY_NS) == 0 &&
                    g_strv_contains(allowed, (const char *)a->name)) {
-            g_autofree char *n = printable((const char *)a->name);
+            g_autofree char *n = ms_printable((const char *)a->name);
             set_error(error, ctx, MS_POLICY_ERROR_INVALID,
                       "%s: attribute in the memshare namespace (write %s=, without a prefix)", w, n);
         } else {
-            g_autofree char *href = printable(a->ns->href ? (const char *)a->ns->href : "");
+            g_autofree char *href = ms_printable(a->ns->href ? (const char *)a->ns->href : "");
             set_error(error, ctx, MS_POLICY_ERROR_INVALID,
                       "%s: attribute of namespace '%s' (expected only %s, without a prefix)", w, href, list);
         }
@@ -300,7 +170,7 @@ check_attributes(const ParseCtx *ctx, const xmlNode *node, const char *const *al
 static gboolean
 refuse_entity_ref(const ParseCtx *ctx, const xmlNode *parent, const xmlNode *ref, GError **error)
 {
-    g_autofree char *n = printable((const char *)ref->name);
+    g_autofree char *n = ms_printable((const char *)ref->name);
     set_error(error, ctx, MS_POLICY_ERROR_INVALID,
               "<%s>: entity reference &%s; (write its content in place)", parent->name, n);
     return FALSE;
@@ -329,7 +199,7 @@ attr_size(const ParseCtx *ctx, const xmlNode *node, const char *name, guint64 *k
         *present = v != NULL;
     if (v == NULL)
         return TRUE;
-    if (!ms_policy_parse_size_kib(v, "KiB", kib, &local)) {
+    if (!ms_units_parse_size_kib(v, "KiB", kib, &local)) {
         g_autofree char *w = where_attr((const char *)node->name, name, v);
         set_error(error, ctx, MS_POLICY_ERROR_INVALID, "%s: %s", w, local->message);
         return FALSE;
@@ -349,7 +219,7 @@ attr_period(const ParseCtx *ctx, const xmlNode *node, const char *name, guint64 
     if (v == NULL)
         return TRUE;
     g_autofree char *w = where_attr((const char *)node->name, name, v);
-    if (!ms_policy_parse_period_ms(v, ms, &local)) {
+    if (!ms_units_parse_period_ms(v, ms, &local)) {
         set_error(error, ctx, MS_POLICY_ERROR_INVALID, "%s: %s", w, local->message);
         return FALSE;
     }
@@ -742,14 +612,14 @@ static gboolean
 refuse_foreign_element(const ParseCtx *ctx, const xmlNode *policy, const xmlNode *c, GError **error)
 {
     g_autofree char *qn = qualified_name(c->ns, c->name);
-    g_autofree char *where = c->ns && c->ns->href ? printable((const char *)c->ns->href) : NULL;
+    g_autofree char *where = c->ns && c->ns->href ? ms_printable((const char *)c->ns->href) : NULL;
     g_autofree char *reason = where ? g_strdup_printf("in namespace '%s', not the memshare namespace", where)
                                     : g_strdup("not in the memshare namespace");
 
     if (g_strv_contains(policy_elements, (const char *)c->name)) {
-        g_autofree char *n = printable((const char *)c->name);
+        g_autofree char *n = ms_printable((const char *)c->name);
         if (policy->ns->prefix) {
-            g_autofree char *pp = printable((const char *)policy->ns->prefix);
+            g_autofree char *pp = ms_printable((const char *)policy->ns->prefix);
             set_error(error, ctx, MS_POLICY_ERROR_INVALID, "<%s>: %s (write <%s:%s>)", qn, reason, pp, n);
         } else {
             set_error(error, ctx, MS_POLICY_ERROR_INVALID,
@@ -858,8 +728,8 @@ domain_size(const ParseCtx *ctx, const xmlNode *dom, const char *name, gboolean 
     }
     g_autofree char *unit = get_attr(n, "unit");
     g_autofree char *text = child_text(dom, name);
-    if (!ms_policy_parse_size_kib(text, unit ? unit : "KiB", kib, &local)) {
-        g_autofree char *v = printable(text);
+    if (!ms_units_parse_size_kib(text, unit ? unit : "KiB", kib, &local)) {
+        g_autofree char *v = ms_printable(text);
         set_error(error, ctx, MS_POLICY_ERROR_INVALID, "<%s>%s</%s>: %s", name, v, name, local->message);
         return FALSE;
     }
@@ -896,7 +766,7 @@ read_domain_info(ParseCtx *ctx, const xmlNode *dom, MsDomainInfo *info, GError *
     info->domain_type = get_attr(dom, "type");
     g_free(ctx->prefix);
     if (info->name) {
-        g_autofree char *pn = printable(info->name);
+        g_autofree char *pn = ms_printable(info->name);
         ctx->prefix = g_strdup_printf("domain '%s': ", pn);
     } else {
         ctx->prefix = g_strdup("domain (without <name>): ");
@@ -1139,7 +1009,7 @@ ms_policy_parse_domain_xml(const char *xml, gssize len, MsPolicyCheckFlags flags
             continue;
         if (strcmp((const char *)c->name, "policy") != 0 || pnode) {
             g_autofree char *name = child_text(dom, "name");
-            g_autofree char *pn = printable(name ? name : "?");
+            g_autofree char *pn = ms_printable(name ? name : "?");
             g_set_error(error, MS_POLICY_ERROR, MS_POLICY_ERROR_INVALID,
                         "domain '%s': <metadata>: %s", pn,
                         pnode ? "more than one memshare <policy>" : "unknown memshare element (expected <policy>)");

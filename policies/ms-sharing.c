@@ -23,19 +23,6 @@ ms_sharing_source_name(MsSharingSource s)
     return (guint)s < G_N_ELEMENTS(source_names) ? source_names[s] : "?";
 }
 
-/* Names and groups end up in messages, status files and logs: short and
- * printable, and a name the user wrote cannot hide in it. */
-static char *
-printable(const char *value)
-{
-    GString *s = g_string_new(NULL);
-    for (const char *p = value; *p && s->len < 64; p++)
-        g_string_append_c(s, g_ascii_isprint(*p) ? *p : '?');
-    if (strlen(value) > 64)
-        g_string_append(s, "...");
-    return g_string_free(s, FALSE);
-}
-
 gboolean
 ms_sharing_name_check(const char *name, gsize len, GError **error)
 {
@@ -84,7 +71,7 @@ gboolean
 ms_sharing_nova_project_check(const char *project, GError **error)
 {
     gsize n = strlen(project);
-    g_autofree char *pp = printable(project);
+    g_autofree char *pp = ms_printable(project);
     if (n == 0 || n > 64) {
         g_set_error(error, MS_SHARING_ERROR, MS_SHARING_ERROR_INVALID,
                     "<nova:project uuid='%s'>: not a project id (1 to 64 characters)", pp);
@@ -123,7 +110,7 @@ ms_sharing_default_from_string(const char *s, MsSharingDefault *out, GError **er
             return TRUE;
         }
     }
-    g_autofree char *ps = printable(s ? s : "");
+    g_autofree char *ps = ms_printable(s ? s : "");
     g_set_error(error, MS_SHARING_ERROR, MS_SHARING_ERROR_INVALID,
                 "'%s' is not a default group (expected domain, host or nova-project)", ps);
     return FALSE;
@@ -152,7 +139,7 @@ ms_sharing_resolve(const char *explicit_group, const char *domain_uuid, const ch
         /* The parser has checked it already; a caller that did not (a
          * runtime file, a test) gets the same rule. */
         if (!ms_sharing_name_check(explicit_group, strlen(explicit_group), &local)) {
-            g_autofree char *pg = printable(explicit_group);
+            g_autofree char *pg = ms_printable(explicit_group);
             g_set_error(error, MS_SHARING_ERROR, MS_SHARING_ERROR_INVALID,
                         "<sharing group='%s'>: %s", pg, local->message);
             return NULL;
@@ -176,7 +163,7 @@ ms_sharing_resolve(const char *explicit_group, const char *domain_uuid, const ch
     /* domain, or nova-project on a domain Nova did not create: alone is
      * the only grouping that cannot put strangers together. */
     if (domain_uuid == NULL || !ms_uuid_is_valid(domain_uuid)) {
-        g_autofree char *pu = printable(domain_uuid ? domain_uuid : "");
+        g_autofree char *pu = ms_printable(domain_uuid ? domain_uuid : "");
         g_set_error(error, MS_SHARING_ERROR, MS_SHARING_ERROR_INVALID,
                     "<uuid>%s</uuid>: not a UUID, and the domain's own sharing group is named by it", pu);
         return NULL;
@@ -214,10 +201,10 @@ ms_sharing_ksm_check(const char *name, const char *uuid, const char *group, gboo
      * name one, the same one whatever the directory order. */
     g_ptr_array_sort(others, cmp_merger_uuid);
     const MsSharingMerger *o = g_ptr_array_index(others, 0);
-    g_autofree char *pn = printable(name ? name : "?");
-    g_autofree char *pg = printable(group ? group : "?");
-    g_autofree char *on = printable(o->name ? o->name : (o->uuid ? o->uuid : "?"));
-    g_autofree char *og = printable(o->group ? o->group : "?");
+    g_autofree char *pn = ms_printable(name ? name : "?");
+    g_autofree char *pg = ms_printable(group ? group : "?");
+    g_autofree char *on = ms_printable(o->name ? o->name : (o->uuid ? o->uuid : "?"));
+    g_autofree char *og = ms_printable(o->group ? o->group : "?");
     g_set_error(error, MS_SHARING_ERROR, MS_SHARING_ERROR_REFUSED,
                 "domain '%s': sharing group '%s' cannot run with KSM merging: domain '%s' of group '%s' "
                 "is already merging (add <memoryBacking><nosharepages/></memoryBacking> to domain '%s', "
@@ -262,7 +249,7 @@ ms_sharing_record_parse(const char *buf, gsize len, const char *what, char **nam
         return FALSE;
     }
     if (group == NULL || !ms_sharing_group_is_valid(group) || strlen(group) > MS_SHARING_GROUP_MAX) {
-        g_autofree char *pg = printable(group ? group : "");
+        g_autofree char *pg = ms_printable(group ? group : "");
         g_set_error(error, MS_SHARING_ERROR, MS_SHARING_ERROR_INVALID, "'%s': group '%s' is not a sharing group",
                     what, pg);
         return FALSE;

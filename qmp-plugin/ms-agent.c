@@ -8,8 +8,11 @@
  *   - libvirtd stays away longer than reconnect_timeout_s;
  *   - SIGTERM / SIGINT (the hook at `stopped`, systemd).
  * Runtime files live in RUNSTATEDIR/memshare/domains/UUID/ and are removed
- * on every clean exit; the hook removes them at `release` after a crash. */
+ * on every clean exit; the hook removes them at `release` after a crash.
+ * The libvirt connection, its events and the reconnect are ms-libvirt.c's;
+ * this file says what they mean for the domain. */
 #include "ms-config.h"
+#include "ms-status-keys.h"
 #include "ms-agent.h"
 #include "ms-error.h"
 #include "ms-log.h"
@@ -19,6 +22,7 @@
 #include "ms-history.h"
 #include "ms-images.h"
 #include "ms-kcompat.h"
+#include "ms-libvirt.h"
 #include "ms-ksmtune.h"
 #include "ms-qmp.h"
 #include "ms-sharing.h"
@@ -53,12 +57,7 @@ struct _MsAgent {
     gboolean policy_removed;
     char *domain_name;
 
-    virConnectPtr conn;
-    virDomainPtr dom;
-    int lifecycle_cb;
-    int metadata_cb;
-    guint reconnect_source;
-    gint64 disconnected_since;
+    MsLibvirt *libvirt;    /* NULL for a bare QEMU (--qmp-socket) */
 
     MsQmpClient *qmp;
     char *qemu_version;
@@ -104,9 +103,16 @@ typedef struct {
 } MsAgentModuleSlot;
 
 static void ms_agent_quit(MsAgent *agent, int status, const char *why);
+
+/* The domain while libvirt is connected; NULL for a bare QEMU and while
+ * libvirtd is away. */
+static virDomainPtr
+ms_agent_domain(MsAgent *agent)
+{
+    return agent->libvirt ? ms_libvirt_get_domain(agent->libvirt) : NULL;
+}
 static void ms_agent_stop_modules(MsAgent *agent);
 static void ms_agent_start_modules(MsAgent *agent);
-static gboolean ms_agent_connect_libvirt(MsAgent *agent, GError **error);
 
 MsAgent *
 ms_agent_new(const MsAgentOptions *options)
@@ -126,8 +132,6 @@ ms_agent_new(const MsAgentOptions *options)
     agent->loop = g_main_loop_new(agent->context, FALSE);
     agent->lock_fd = -1;
     agent->qemu_pidfd = -1;
-    agent->lifecycle_cb = -1;
-    agent->metadata_cb = -1;
     agent->domain_name = g_strdup(options->name ? options->name : options->uuid);
     agent->status = g_key_file_new();
     agent->modules = g_ptr_array_new();
@@ -183,7 +187,6 @@ ms_agent_free(MsAgent *agent)
     if (agent == NULL)
         return;
     g_clear_handle_id(&agent->tick_source, g_source_remove);
-    g_clear_handle_id(&agent->reconnect_source, g_source_remove);
     g_clear_handle_id(&agent->qemu_watch, g_source_remove);
     g_clear_handle_id(&agent->sigterm_source, g_source_remove);
     g_clear_handle_id(&agent->sigint_source, g_source_remove);
@@ -193,14 +196,7 @@ ms_agent_free(MsAgent *agent)
     g_hash_table_unref(agent->warned);
     g_key_file_unref(agent->status);
     g_clear_pointer(&agent->qmp, ms_qmp_client_free);
-    if (agent->conn) {
-        if (agent->lifecycle_cb >= 0)
-            virConnectDomainEventDeregisterAny(agent->conn, agent->lifecycle_cb);
-        if (agent->metadata_cb >= 0)
-            virConnectDomainEventDeregisterAny(agent->conn, agent->metadata_cb);
-    }
-    g_clear_pointer(&agent->dom, virDomainFree);
-    g_clear_pointer(&agent->conn, virConnectClose);
+    g_clear_pointer(&agent->libvirt, ms_libvirt_free);
     if (agent->export.prometheus_dir && agent->lock_fd >= 0)
         ms_export_remove_prometheus_file(agent->export.prometheus_dir, agent->opt.uuid, NULL);
     ms_export_config_clear(&agent->export);
@@ -325,7 +321,7 @@ ms_agent_warn_once(MsAgent *agent, const char *what, const char *message)
 static void
 ms_agent_update_sharing(MsAgent *agent)
 {
-    g_key_file_remove_group(agent->status, "sharing", NULL);
+    g_key_file_remove_group(agent->status, MS_STATUS_SHARING, NULL);
     if (agent->policy == NULL)
         return;
     const MsPolicy *p = agent->policy;
@@ -341,7 +337,7 @@ ms_agent_update_sharing(MsAgent *agent)
         ms_sharing_record_parse(buf, len, rpath, &rname, &rgroup, &rmerging, NULL)) {
         if (g_strcmp0(group, rgroup) != 0) {
             const char *now = group ? group : "(unresolvable)";
-            g_key_file_set_string(agent->status, "sharing", "pending", now);
+            g_key_file_set_string(agent->status, MS_STATUS_SHARING, MS_STATUS_SHARING_PENDING, now);
             g_autofree char *msg = g_strdup_printf("the policy's sharing group is now '%s'; the domain stays "
                                                    "in '%s', the group it started in, until it restarts",
                                                    now, rgroup);
@@ -352,45 +348,45 @@ ms_agent_update_sharing(MsAgent *agent)
         } else {
             g_clear_pointer(&agent->sharing_error, g_free);
         }
-        g_key_file_set_string(agent->status, "sharing", "group", rgroup);
-        g_key_file_set_string(agent->status, "sharing", "source",
+        g_key_file_set_string(agent->status, MS_STATUS_SHARING, MS_STATUS_SHARING_GROUP, rgroup);
+        g_key_file_set_string(agent->status, MS_STATUS_SHARING, MS_STATUS_SHARING_SOURCE,
                               group && g_strcmp0(group, rgroup) == 0 ? ms_sharing_source_name(src) : "start");
-        g_key_file_set_boolean(agent->status, "sharing", "merging", rmerging);
+        g_key_file_set_boolean(agent->status, MS_STATUS_SHARING, MS_STATUS_SHARING_MERGING, rmerging);
         return;
     }
     if (group == NULL) {
-        g_key_file_set_string(agent->status, "sharing", "error", error->message);
+        g_key_file_set_string(agent->status, MS_STATUS_SHARING, MS_STATUS_KEY_ERROR, error->message);
         if (g_strcmp0(agent->sharing_error, error->message) != 0)
             g_warning("sharing group: %s; the balloon treats the domain as alone", error->message);
         g_free(agent->sharing_error);
         agent->sharing_error = g_strdup(error->message);
     } else {
-        g_key_file_set_string(agent->status, "sharing", "group", group);
-        g_key_file_set_string(agent->status, "sharing", "source", ms_sharing_source_name(src));
+        g_key_file_set_string(agent->status, MS_STATUS_SHARING, MS_STATUS_SHARING_GROUP, group);
+        g_key_file_set_string(agent->status, MS_STATUS_SHARING, MS_STATUS_SHARING_SOURCE, ms_sharing_source_name(src));
         g_clear_pointer(&agent->sharing_error, g_free);
     }
-    g_key_file_set_boolean(agent->status, "sharing", "merging", !p->domain.nosharepages);
+    g_key_file_set_boolean(agent->status, MS_STATUS_SHARING, MS_STATUS_SHARING_MERGING, !p->domain.nosharepages);
 }
 
 static void
 ms_agent_publish_status(MsAgent *agent)
 {
     GKeyFile *kf = agent->status;
-    g_key_file_set_string(kf, "agent", "domain", agent->domain_name);
-    g_key_file_set_string(kf, "agent", "uuid", agent->opt.uuid);
-    g_key_file_set_int64(kf, "agent", "pid", getpid());
-    g_key_file_set_string(kf, "agent", "transport", agent->opt.qmp_socket ? "socket" : "libvirt");
-    g_key_file_set_uint64(kf, "agent", "ticks", agent->ticks);
-    g_key_file_set_int64(kf, "agent", "updated", g_get_real_time() / G_USEC_PER_SEC);
+    g_key_file_set_string(kf, MS_STATUS_AGENT, MS_STATUS_AGENT_DOMAIN, agent->domain_name);
+    g_key_file_set_string(kf, MS_STATUS_AGENT, MS_STATUS_AGENT_UUID, agent->opt.uuid);
+    g_key_file_set_int64(kf, MS_STATUS_AGENT, MS_STATUS_AGENT_PID, getpid());
+    g_key_file_set_string(kf, MS_STATUS_AGENT, MS_STATUS_AGENT_TRANSPORT, agent->opt.qmp_socket ? "socket" : "libvirt");
+    g_key_file_set_uint64(kf, MS_STATUS_AGENT, MS_STATUS_AGENT_TICKS, agent->ticks);
+    g_key_file_set_int64(kf, MS_STATUS_AGENT, MS_STATUS_AGENT_UPDATED, g_get_real_time() / G_USEC_PER_SEC);
     if (agent->qemu_version)
-        g_key_file_set_string(kf, "qemu", "version", agent->qemu_version);
-    g_key_file_set_int64(kf, "qemu", "pid", agent->qemu_pid);
-    g_key_file_set_uint64(kf, "balloon", "actual", agent->balloon_actual);
-    g_key_file_set_string(kf, "policy", "state", agent->policy_removed ? "removed" : "active");
+        g_key_file_set_string(kf, MS_STATUS_QEMU, MS_STATUS_QEMU_VERSION, agent->qemu_version);
+    g_key_file_set_int64(kf, MS_STATUS_QEMU, MS_STATUS_QEMU_PID, agent->qemu_pid);
+    g_key_file_set_uint64(kf, MS_STATUS_BALLOON, MS_STATUS_BALLOON_ACTUAL, agent->balloon_actual);
+    g_key_file_set_string(kf, MS_STATUS_POLICY, MS_STATUS_POLICY_STATE, agent->policy_removed ? "removed" : "active");
     ms_agent_update_sharing(agent);
     if (agent->policy) {
-        g_key_file_set_uint64(kf, "domain", "memory", agent->policy->domain.memory_kib * 1024);
-        g_key_file_set_uint64(kf, "domain", "current-memory",
+        g_key_file_set_uint64(kf, MS_STATUS_DOMAIN, MS_STATUS_DOMAIN_MEMORY, agent->policy->domain.memory_kib * 1024);
+        g_key_file_set_uint64(kf, MS_STATUS_DOMAIN, MS_STATUS_DOMAIN_CURRENT_MEMORY,
                               agent->policy->domain.current_memory_kib * 1024);
     }
     gsize len = 0;
@@ -431,8 +427,9 @@ ms_agent_export_stats(MsAgent *agent)
         ms_agent_warn_once(agent, "prometheus file", ok ? NULL : error->message);
         g_clear_error(&error);
     }
-    if (agent->export.metadata && agent->dom) {
-        gboolean ok = ms_export_set_metadata(agent->dom, &d, g_get_real_time() / G_USEC_PER_SEC, &error);
+    if (agent->export.metadata && ms_agent_domain(agent)) {
+        gboolean ok = ms_libvirt_set_stats_metadata(ms_agent_domain(agent), &d,
+                                                    g_get_real_time() / G_USEC_PER_SEC, &error);
         ms_agent_warn_once(agent, "stats metadata", ok ? NULL : error->message);
     }
 }
@@ -521,7 +518,8 @@ ms_agent_qmp_start(MsAgent *agent, GError **error)
     if (agent->opt.qmp_socket)
         agent->qmp = ms_qmp_client_new_socket(agent->opt.qmp_socket);
     else
-        agent->qmp = ms_qmp_client_new_libvirt(agent->conn, agent->dom);
+        agent->qmp = ms_qmp_client_new_libvirt(ms_libvirt_get_connection(agent->libvirt),
+                                               ms_libvirt_get_domain(agent->libvirt));
     ms_qmp_client_set_event_handler(agent->qmp, ms_agent_qmp_event, agent);
     ms_qmp_client_set_closed_handler(agent->qmp, ms_agent_qmp_closed, agent);
     if (!ms_qmp_client_connect(agent->qmp, error))
@@ -601,8 +599,8 @@ ms_agent_read_policy(MsAgent *agent, MsPolicy **out, gboolean *present, GError *
     g_autofree char *xml = NULL;
     *out = NULL;
     *present = FALSE;
-    if (agent->dom) {
-        xml = virDomainGetXMLDesc(agent->dom, 0);
+    if (ms_agent_domain(agent)) {
+        xml = virDomainGetXMLDesc(ms_agent_domain(agent), 0);
         if (xml == NULL) {
             g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot read the domain XML: %s",
                         virGetLastErrorMessage());
@@ -649,7 +647,7 @@ ms_agent_refresh_env(MsAgent *agent)
     agent->env.name = agent->domain_name;
     agent->env.qemu_pid = agent->qemu_pid;
     agent->env.qmp = agent->qmp;
-    agent->env.libvirt_domain = agent->dom;
+    agent->env.libvirt_domain = ms_agent_domain(agent);
     agent->env.policy = agent->policy;
     agent->env.runtime_dir = agent->runtime_dir;
     agent->env.proc_root = "/proc";
@@ -821,8 +819,8 @@ ms_agent_withdraw_exports(MsAgent *agent)
     if (agent->export.prometheus_dir &&
         !ms_export_remove_prometheus_file(agent->export.prometheus_dir, agent->opt.uuid, &error))
         g_warning("%s", error->message);
-    if (agent->export.metadata && agent->dom &&
-        virDomainSetMetadata(agent->dom, VIR_DOMAIN_METADATA_ELEMENT, NULL, NULL, MS_EXPORT_STATS_NS,
+    if (agent->export.metadata && ms_agent_domain(agent) &&
+        virDomainSetMetadata(ms_agent_domain(agent), VIR_DOMAIN_METADATA_ELEMENT, NULL, NULL, MS_EXPORT_STATS_NS,
                              VIR_DOMAIN_AFFECT_LIVE) < 0)
         g_warning("cannot remove the stats metadata: %s", virGetLastErrorMessage());
 }
@@ -855,12 +853,12 @@ ms_agent_policy_removed(MsAgent *agent)
     /* a fresh status: the modules' figures were theirs, not the domain's now;
      * the images group stays true (they are still attached) */
     g_autoptr(GKeyFile) fresh = g_key_file_new();
-    g_auto(GStrv) keys = g_key_file_get_keys(agent->status, "images", NULL, NULL);
+    g_auto(GStrv) keys = g_key_file_get_keys(agent->status, MS_STATUS_IMAGES, NULL, NULL);
     for (gsize k = 0; keys && keys[k]; k++) {
-        g_autofree char *v = g_key_file_get_value(agent->status, "images", keys[k], NULL);
-        g_key_file_set_value(fresh, "images", keys[k], v);
+        g_autofree char *v = g_key_file_get_value(agent->status, MS_STATUS_IMAGES, keys[k], NULL);
+        g_key_file_set_value(fresh, MS_STATUS_IMAGES, keys[k], v);
     }
-    g_key_file_set_int64(fresh, "policy", "removed", g_get_real_time() / G_USEC_PER_SEC);
+    g_key_file_set_int64(fresh, MS_STATUS_POLICY, MS_STATUS_POLICY_REMOVED, g_get_real_time() / G_USEC_PER_SEC);
     g_key_file_unref(agent->status);
     agent->status = g_steal_pointer(&fresh);
 
@@ -904,7 +902,7 @@ ms_agent_policy_changed(MsAgent *agent)
     g_clear_pointer(&agent->policy, ms_policy_free);
     agent->policy = g_steal_pointer(&policy);
     agent->policy_removed = FALSE;
-    g_key_file_remove_group(agent->status, "policy", NULL);
+    g_key_file_remove_group(agent->status, MS_STATUS_POLICY, NULL);
     g_message("%s (balloon %s, tracking %s, stats every %" G_GUINT64_FORMAT " ms)",
               resumed ? "policy set again: memshare resumes its work" : "policy changed: reloaded",
               agent->policy->balloon.mode == MS_BALLOON_KSM_SHARE ? "ksm-share" : "off",
@@ -914,149 +912,64 @@ ms_agent_policy_changed(MsAgent *agent)
     ms_agent_publish_status(agent);
 }
 
-/* libvirt callbacks run in libvirt's event thread; everything else in the
- * agent is single-threaded, so hop to the main context first. */
-typedef struct {
-    MsAgent *agent;
-    int kind; /* 0 lifecycle, 1 metadata, 2 connection closed */
-    int event;
-    int detail;
-} MsAgentLibvirtEvent;
+/* ---- libvirt (ms-libvirt.c): what its events mean for the agent ---------- */
 
-static gboolean ms_agent_try_reconnect(gpointer user_data);
-
-static gboolean
-ms_agent_dispatch_libvirt_event(gpointer data)
+static void
+ms_agent_on_domain_stopped(gpointer user_data)
 {
-    MsAgentLibvirtEvent *ev = data;
-    MsAgent *agent = ev->agent;
-    if (ev->kind == 0) {
-        if (ev->event == VIR_DOMAIN_EVENT_STOPPED) {
-            agent->domain_gone = TRUE;
-            ms_agent_quit(agent, 0, "libvirt reports the domain stopped");
-        } else if (ev->event == VIR_DOMAIN_EVENT_SHUTDOWN) {
-            g_message("guest is shutting down");
-        }
-    } else if (ev->kind == 1) {
-        ms_agent_policy_changed(agent);
-    } else if (ev->kind == 2 && agent->reconnect_source == 0) {
-        g_warning("lost the connection to libvirtd; reconnecting for up to %u s",
-                  agent->opt.reconnect_timeout_s);
-        agent->disconnected_since = g_get_monotonic_time();
-        g_clear_pointer(&agent->qmp, ms_qmp_client_free);
-        agent->lifecycle_cb = agent->metadata_cb = -1;
-        g_clear_pointer(&agent->dom, virDomainFree);
-        g_clear_pointer(&agent->conn, virConnectClose);
-        agent->reconnect_source = g_timeout_add_seconds(1, ms_agent_try_reconnect, agent);
-    }
-    return G_SOURCE_REMOVE;
+    MsAgent *agent = user_data;
+    agent->domain_gone = TRUE;
+    ms_agent_quit(agent, 0, "libvirt reports the domain stopped");
 }
 
 static void
-ms_agent_post_libvirt_event(MsAgent *agent, int kind, int event, int detail)
+ms_agent_on_policy_changed(gpointer user_data)
 {
-    MsAgentLibvirtEvent *ev = g_new0(MsAgentLibvirtEvent, 1);
-    ev->agent = agent;
-    ev->kind = kind;
-    ev->event = event;
-    ev->detail = detail;
-    g_main_context_invoke_full(agent->context, G_PRIORITY_DEFAULT, ms_agent_dispatch_libvirt_event,
-                               ev, g_free);
+    ms_agent_policy_changed(user_data);
 }
 
-static int
-ms_agent_lifecycle_cb(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
-{
-    ms_agent_post_libvirt_event(opaque, 0, event, detail);
-    return 0;
-}
-
+/* The QMP client over libvirt dies with the connection. */
 static void
-ms_agent_metadata_cb(virConnectPtr conn, virDomainPtr dom, int type, const char *nsuri,
-                     void *opaque)
+ms_agent_on_disconnected(gpointer user_data)
 {
-    if (type == VIR_DOMAIN_METADATA_ELEMENT && g_strcmp0(nsuri, MS_POLICY_NAMESPACE) == 0)
-        ms_agent_post_libvirt_event(opaque, 1, type, 0);
+    MsAgent *agent = user_data;
+    g_clear_pointer(&agent->qmp, ms_qmp_client_free);
 }
 
+/* libvirt's name for the domain wins over --name: a renamed domain keeps
+ * its UUID, and the log lines should say what `virsh list` says. */
 static void
-ms_agent_close_cb(virConnectPtr conn, int reason, void *opaque)
+ms_agent_adopt_domain_name(MsAgent *agent)
 {
-    ms_agent_post_libvirt_event(opaque, 2, reason, 0);
-}
-
-static gboolean
-ms_agent_connect_libvirt(MsAgent *agent, GError **error)
-{
-    agent->conn = virConnectOpen(agent->opt.connect_uri);
-    if (agent->conn == NULL) {
-        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot connect to '%s' (%s): %s",
-                    agent->opt.connect_uri, agent->opt.connect_origin, virGetLastErrorMessage());
-        return FALSE;
-    }
-    agent->dom = virDomainLookupByUUIDString(agent->conn, agent->opt.uuid);
-    if (agent->dom == NULL) {
-        g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND, "no domain with UUID %s on '%s': %s",
-                    agent->opt.uuid, agent->opt.connect_uri, virGetLastErrorMessage());
-        return FALSE;
-    }
-    if (virConnectRegisterCloseCallback(agent->conn, ms_agent_close_cb, agent, NULL) < 0)
-        g_warning("cannot watch the libvirt connection: %s", virGetLastErrorMessage());
-    agent->lifecycle_cb = virConnectDomainEventRegisterAny(
-        agent->conn, agent->dom, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-        VIR_DOMAIN_EVENT_CALLBACK(ms_agent_lifecycle_cb), agent, NULL);
-    agent->metadata_cb = virConnectDomainEventRegisterAny(
-        agent->conn, agent->dom, VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
-        VIR_DOMAIN_EVENT_CALLBACK(ms_agent_metadata_cb), agent, NULL);
-    if (agent->lifecycle_cb < 0 || agent->metadata_cb < 0)
-        g_warning("cannot register for domain events: %s", virGetLastErrorMessage());
-
-    int state = 0, reason = 0;
-    if (virDomainGetState(agent->dom, &state, &reason, 0) < 0) {
-        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot read the domain state: %s",
-                    virGetLastErrorMessage());
-        return FALSE;
-    }
-    if (state == VIR_DOMAIN_SHUTOFF || state == VIR_DOMAIN_CRASHED) {
-        g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND, "the domain is not running");
-        return FALSE;
-    }
-    const char *name = virDomainGetName(agent->dom);
+    const char *name = virDomainGetName(ms_libvirt_get_domain(agent->libvirt));
     if (name && g_strcmp0(name, agent->domain_name) != 0) {
         g_free(agent->domain_name);
         agent->domain_name = g_strdup(name);
         ms_log_set_domain(name);
     }
-    return TRUE;
 }
 
 static gboolean
-ms_agent_try_reconnect(gpointer user_data)
+ms_agent_on_reconnected(gpointer user_data, GError **error)
 {
     MsAgent *agent = user_data;
-    g_autoptr(GError) error = NULL;
-    if (ms_agent_connect_libvirt(agent, &error) && ms_agent_qmp_start(agent, &error)) {
-        g_message("reconnected to libvirtd after %.1f s",
-                  (g_get_monotonic_time() - agent->disconnected_since) / 1e6);
-        agent->reconnect_source = 0;
-        return G_SOURCE_REMOVE;
-    }
-    if (g_error_matches(error, MS_ERROR, MS_ERROR_NOT_FOUND)) {
-        agent->reconnect_source = 0;
-        ms_agent_quit(agent, 0, error->message);
-        return G_SOURCE_REMOVE;
-    }
-    g_clear_pointer(&agent->qmp, ms_qmp_client_free);
-    g_clear_pointer(&agent->dom, virDomainFree);
-    g_clear_pointer(&agent->conn, virConnectClose);
-    if (g_get_monotonic_time() - agent->disconnected_since >
-        (gint64)agent->opt.reconnect_timeout_s * G_USEC_PER_SEC) {
-        agent->reconnect_source = 0;
-        ms_agent_quit(agent, 1, "libvirtd did not come back");
-        return G_SOURCE_REMOVE;
-    }
-    return G_SOURCE_CONTINUE;
+    ms_agent_adopt_domain_name(agent);
+    return ms_agent_qmp_start(agent, error);
 }
+
+static void
+ms_agent_on_give_up(gpointer user_data, int status, const char *why)
+{
+    ms_agent_quit(user_data, status, why);
+}
+
+static const MsLibvirtCallbacks ms_agent_libvirt_callbacks = {
+    .stopped = ms_agent_on_domain_stopped,
+    .policy_changed = ms_agent_on_policy_changed,
+    .disconnected = ms_agent_on_disconnected,
+    .reconnected = ms_agent_on_reconnected,
+    .give_up = ms_agent_on_give_up,
+};
 
 /* libvirt writes QEMU's pid next to its status XML. */
 static pid_t
@@ -1091,8 +1004,12 @@ ms_agent_start(MsAgent *agent, gboolean *already_running, GError **error)
         if (!ms_qmp_libvirt_event_loop_start(agent->context, error))
             return FALSE;
         g_message("connecting to libvirt at '%s' (%s)", agent->opt.connect_uri, agent->opt.connect_origin);
-        if (!ms_agent_connect_libvirt(agent, error))
+        agent->libvirt = ms_libvirt_new(agent->context, agent->opt.connect_uri, agent->opt.connect_origin,
+                                        agent->opt.uuid, agent->opt.reconnect_timeout_s,
+                                        &ms_agent_libvirt_callbacks, agent);
+        if (!ms_libvirt_connect(agent->libvirt, error))
             return FALSE;
+        ms_agent_adopt_domain_name(agent);
     }
     if (!ms_agent_load_policy(agent, error))
         return FALSE;

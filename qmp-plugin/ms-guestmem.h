@@ -12,6 +12,8 @@
 #include <json-glib/json-glib.h>
 #include <sys/types.h>
 
+#include "ms-usedmap.h"
+
 G_BEGIN_DECLS
 
 #define MS_GUESTMEM_ERROR (ms_guestmem_error_quark())
@@ -92,12 +94,8 @@ gboolean ms_guestmem_layout_ram_to_gpa(const MsGuestMemLayout *layout,
                                        guint64 ram_offset, guint64 *gpa);
 
 /* A guest-physically contiguous stretch of RAM: what the used-page bitmap
- * file records per block. */
-typedef struct {
-    guint64 gpa;            /* guest-physical base */
-    guint64 ram_offset;     /* where it starts in RAM-offset space */
-    guint64 length;         /* bytes */
-} MsGuestMemExtent;
+ * file records per block, so the file's own type (formats/ms-usedmap.h). */
+typedef MsUsedmapExtent MsGuestMemExtent;
 
 /* The extents of [ram_offset, ram_offset + length), in guest-physical order
  * (which is RAM-offset order). Returns a GArray of MsGuestMemExtent. */

@@ -22,6 +22,7 @@
  * Nothing is detached at stop: the guest may have the image mounted, and
  * the devices go away with QEMU. */
 #include "ms-images.h"
+#include "ms-status-keys.h"
 #include "ms-error.h"
 #include "ms-image-build.h"
 #include "ms-image-store.h"
@@ -757,19 +758,19 @@ ms_images_check_attached(MsImages *m, MsImageSlot *s, const MsAgentEnv *env, GKe
         else
             g_warning("%s", s->watch.message);
     }
-    g_autofree char *kblob = g_strdup_printf("%s.blob", s->name);
-    g_autofree char *kmsg = g_strdup_printf("%s.blob-error", s->name);
-    g_autofree char *ksha = g_strdup_printf("%s.sha256", s->name);
-    g_autofree char *knew = g_strdup_printf("%s.newer-sha256", s->name);
-    g_key_file_set_string(status, "images", kblob, ms_blob_state_name(st));
-    g_key_file_set_string(status, "images", ksha, s->sha256);
+    g_autofree char *kblob = g_strconcat(s->name, MS_STATUS_IMAGE_BLOB, NULL);
+    g_autofree char *kmsg = g_strconcat(s->name, MS_STATUS_IMAGE_BLOB_ERROR, NULL);
+    g_autofree char *ksha = g_strconcat(s->name, MS_STATUS_IMAGE_SHA256, NULL);
+    g_autofree char *knew = g_strconcat(s->name, MS_STATUS_IMAGE_NEWER_SHA256, NULL);
+    g_key_file_set_string(status, MS_STATUS_IMAGES, kblob, ms_blob_state_name(st));
+    g_key_file_set_string(status, MS_STATUS_IMAGES, ksha, s->sha256);
     if (s->watch.message)
-        g_key_file_set_string(status, "images", kmsg, s->watch.message);
+        g_key_file_set_string(status, MS_STATUS_IMAGES, kmsg, s->watch.message);
     else
-        g_key_file_remove_key(status, "images", kmsg, NULL);
+        g_key_file_remove_key(status, MS_STATUS_IMAGES, kmsg, NULL);
     g_autoptr(MsImageManifest) man = ms_image_store_lookup(m->store, s->name, NULL, NULL);
     if (man && strcmp(man->sha256, s->sha256) != 0) {
-        g_key_file_set_string(status, "images", knew, man->sha256);
+        g_key_file_set_string(status, MS_STATUS_IMAGES, knew, man->sha256);
         if (g_strcmp0(s->update_noted, man->sha256) != 0) {
             g_message("image '%s' was rebuilt (now sha256 %.12s); domain '%s' keeps sha256 %.12s until it "
                       "restarts", s->name, man->sha256, domain, s->sha256);
@@ -777,7 +778,7 @@ ms_images_check_attached(MsImages *m, MsImageSlot *s, const MsAgentEnv *env, GKe
             s->update_noted = g_strdup(man->sha256);
         }
     } else {
-        g_key_file_remove_key(status, "images", knew, NULL);
+        g_key_file_remove_key(status, MS_STATUS_IMAGES, knew, NULL);
     }
 }
 
@@ -793,14 +794,14 @@ ms_images_tick(gpointer self, const MsAgentEnv *env, GKeyFile *status, GError **
     for (guint i = 0; i < m->slots->len; i++) {
         MsImageSlot *s = g_ptr_array_index(m->slots, i);
         const char *mode = s->mode == MS_IMAGE_DAX ? "dax" : "blk";
-        g_autofree char *kmode = g_strdup_printf("%s.mode", s->name);
-        g_autofree char *kstate = g_strdup_printf("%s.state", s->name);
-        g_autofree char *kerr = g_strdup_printf("%s.error", s->name);
-        g_autofree char *ksize = g_strdup_printf("%s.size", s->name);
-        g_key_file_set_string(status, "images", kmode, mode);
+        g_autofree char *kmode = g_strconcat(s->name, MS_STATUS_IMAGE_MODE, NULL);
+        g_autofree char *kstate = g_strconcat(s->name, MS_STATUS_IMAGE_STATE, NULL);
+        g_autofree char *kerr = g_strconcat(s->name, MS_STATUS_IMAGE_ERROR, NULL);
+        g_autofree char *ksize = g_strconcat(s->name, MS_STATUS_IMAGE_SIZE, NULL);
+        g_key_file_set_string(status, MS_STATUS_IMAGES, kmode, mode);
         if (s->mount_warning) {
             g_autofree char *kw = g_strdup_printf("%s.warning", s->name);
-            g_key_file_set_string(status, "images", kw, s->mount_warning);
+            g_key_file_set_string(status, MS_STATUS_IMAGES, kw, s->mount_warning);
         }
 
         if (!s->attached) {
@@ -834,21 +835,21 @@ ms_images_tick(gpointer self, const MsAgentEnv *env, GKeyFile *status, GError **
             attached++;
             bytes += s->size;
             g_ptr_array_add(names, g_strdup(s->name));
-            g_key_file_set_string(status, "images", kstate, "attached");
-            g_key_file_set_uint64(status, "images", ksize, s->size);
-            g_key_file_remove_key(status, "images", kerr, NULL);
+            g_key_file_set_string(status, MS_STATUS_IMAGES, kstate, "attached");
+            g_key_file_set_uint64(status, MS_STATUS_IMAGES, ksize, s->size);
+            g_key_file_remove_key(status, MS_STATUS_IMAGES, kerr, NULL);
         } else {
             failed++;
-            g_key_file_set_string(status, "images", kstate, "failed");
-            g_key_file_set_string(status, "images", kerr, s->error ? s->error : "unknown");
+            g_key_file_set_string(status, MS_STATUS_IMAGES, kstate, "failed");
+            g_key_file_set_string(status, MS_STATUS_IMAGES, kerr, s->error ? s->error : "unknown");
         }
     }
     g_ptr_array_add(names, NULL);
-    g_key_file_set_uint64(status, "images", "count", m->slots->len);
-    g_key_file_set_uint64(status, "images", "attached", attached);
-    g_key_file_set_uint64(status, "images", "bytes", bytes);
+    g_key_file_set_uint64(status, MS_STATUS_IMAGES, MS_STATUS_IMAGES_COUNT, m->slots->len);
+    g_key_file_set_uint64(status, MS_STATUS_IMAGES, MS_STATUS_IMAGES_ATTACHED, attached);
+    g_key_file_set_uint64(status, MS_STATUS_IMAGES, MS_STATUS_IMAGES_BYTES, bytes);
     g_autofree char *joined = g_strjoinv(",", (char **)names->pdata);
-    g_key_file_set_string(status, "images", "names", joined);
+    g_key_file_set_string(status, MS_STATUS_IMAGES, MS_STATUS_IMAGES_NAMES, joined);
     if (changed)
         ms_images_write_runtime(m, env);
     if (failed) {
@@ -860,7 +861,7 @@ ms_images_tick(gpointer self, const MsAgentEnv *env, GKeyFile *status, GError **
 }
 
 const MsAgentModule ms_images_module = {
-    .name = "images",
+    .name = MS_STATUS_IMAGES,
     .create = ms_images_create,
     .period_ms = ms_images_period,
     .tick = ms_images_tick,

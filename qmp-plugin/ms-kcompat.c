@@ -2,6 +2,7 @@
  * Debian 12's 6.1, and the kernel-file access that honours it. See
  * ms-kcompat.h. */
 #include "ms-kcompat.h"
+#include "ms-status-keys.h"
 
 #include <errno.h>
 #include <string.h>
@@ -296,10 +297,10 @@ ms_kcompat_report(const char *sys_root, const char *proc_root, pid_t qemu_pid,
               ms_kcompat_get_hidden() == MS_KCOMPAT_ALL ? " (as on Debian 12's Linux 6.1)" : "");
     if (status == NULL)
         return;
-    g_key_file_set_string(status, "kernel", "release", release);
-    g_key_file_set_string(status, "kernel", "hidden", hidden);
-    g_key_file_set_string(status, "kernel", "pagemap", pagemap);
-    g_key_file_set_string(status, "kernel", "ksm-saved", saved);
-    g_key_file_set_string(status, "kernel", "ksm-contribution", contribution);
-    g_key_file_set_boolean(status, "kernel", "ksm-advisor", advisor);
+    g_key_file_set_string(status, MS_STATUS_KERNEL, MS_STATUS_KERNEL_RELEASE, release);
+    g_key_file_set_string(status, MS_STATUS_KERNEL, MS_STATUS_KERNEL_HIDDEN, hidden);
+    g_key_file_set_string(status, MS_STATUS_KERNEL, MS_STATUS_KERNEL_PAGEMAP, pagemap);
+    g_key_file_set_string(status, MS_STATUS_KERNEL, MS_STATUS_KERNEL_KSM_SAVED, saved);
+    g_key_file_set_string(status, MS_STATUS_KERNEL, MS_STATUS_KERNEL_KSM_CONTRIBUTION, contribution);
+    g_key_file_set_boolean(status, MS_STATUS_KERNEL, MS_STATUS_KERNEL_KSM_ADVISOR, advisor);
 }

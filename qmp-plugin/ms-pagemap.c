@@ -4,8 +4,12 @@
  * PAGEMAP_SCAN ioctl (Linux 6.7+), which returns only populated regions and
  * needs pagemap PFNs only where KSM must be told from private data. Both
  * end in the same bitmaps (populated, used) so that "freed by the guest"
- * and the counts are computed once, the same way, whatever the reader. */
+ * and the counts are computed once, the same way, whatever the reader.
+ * What the kernel can do is probed in ms-pagemap-probe.c; the usedmap
+ * file it writes is encoded by formats/ms-usedmap.c. */
 #include "ms-pagemap.h"
+#include "ms-pagemap-probe.h"
+#include "ms-status-keys.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -13,12 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "ms-error.h"
 #include "ms-kcompat.h"
 #include "ms-pagemap-compat.h"
+#include "ms-usedmap.h"
 #include "ms-util.h"
 
 G_DEFINE_QUARK(ms-pagemap-error-quark, ms_pagemap_error)
@@ -31,8 +35,6 @@ G_DEFINE_QUARK(ms-pagemap-error-quark, ms_pagemap_error)
 #define MS_KPF_WINDOW 4096
 /* PAGEMAP_SCAN output regions per ioctl; the walk resumes at walk_end. */
 #define MS_SCAN_REGIONS 4096
-/* 4 PiB of guest RAM in 4 KiB pages. */
-#define MS_PAGEMAP_MAX_PAGES (G_GUINT64_CONSTANT(1) << 40)
 
 typedef struct {
     guint64 pfn;
@@ -78,13 +80,14 @@ struct _MsPagemapScanner {
 const char *
 ms_page_class_name(MsPageClass cls)
 {
+    /* the status file's [tracking] keys are these names */
     static const char *const names[MS_PAGE_N_CLASSES] = {
-        [MS_PAGE_UNPOPULATED] = "unpopulated",
-        [MS_PAGE_ZERO] = "zero",
-        [MS_PAGE_PRIVATE] = "private",
-        [MS_PAGE_KSM] = "ksm",
-        [MS_PAGE_SWAPPED] = "swapped",
-        [MS_PAGE_FREED] = "freed",
+        [MS_PAGE_UNPOPULATED] = MS_STATUS_TRACKING_UNPOPULATED,
+        [MS_PAGE_ZERO] = MS_STATUS_TRACKING_ZERO,
+        [MS_PAGE_PRIVATE] = MS_STATUS_TRACKING_PRIVATE,
+        [MS_PAGE_KSM] = MS_STATUS_TRACKING_KSM,
+        [MS_PAGE_SWAPPED] = MS_STATUS_TRACKING_SWAPPED,
+        [MS_PAGE_FREED] = MS_STATUS_TRACKING_FREED,
     };
     return (guint)cls < MS_PAGE_N_CLASSES ? names[cls] : "invalid";
 }
@@ -157,151 +160,6 @@ bit_set_range(guint64 *map, guint64 first, guint64 count)
         bit_set(map, first);
         first++;
     }
-}
-
-/* ---- probes ---- */
-
-static gboolean
-pread_full(int fd, void *buf, gsize len, guint64 offset, gsize *got)
-{
-    gsize done = 0;
-    while (done < len) {
-        ssize_t r = pread(fd, (char *)buf + done, len - done, (off_t)(offset + done));
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            *got = done;
-            return FALSE;
-        }
-        if (r == 0)
-            break;
-        done += (gsize)r;
-    }
-    *got = done;
-    return TRUE;
-}
-
-guint64
-ms_pagemap_zero_pfn(void)
-{
-    static gsize cached = 0;   /* pfn + 1, so that "unknown" (0) caches too */
-    if (g_once_init_enter(&cached)) {
-        guint64 pfn = 0;
-        long ps = sysconf(_SC_PAGESIZE);
-        char *p = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-        if (p != MAP_FAILED && fd >= 0) {
-            /* A read fault on untouched private anonymous memory maps the
-             * shared zero page, where the kernel uses one: two such pages
-             * then share a PFN; distinct PFNs mean "no zero page". Where
-             * THP applies (enabled=always, and our two pages merged into a
-             * larger anonymous VMA) the fault could map the huge zero page
-             * instead, whose consecutive PFNs differ: so no huge pages here. */
-            (void)madvise(p, 2 * ps, MADV_NOHUGEPAGE);
-            /* The loaded values are stored: valgrind's translator drops
-             * loads whose result is unused, volatile or not, and then no
-             * fault happens under it. */
-            static volatile char sink G_GNUC_UNUSED;
-            sink = (char)(*(volatile char *)p + *(volatile char *)(p + ps));
-            guint64 e[2] = { 0, 0 };
-            gsize got = 0;
-            if (pread_full(fd, e, sizeof(e), ((guint64)(uintptr_t)p / ps) * 8, &got) &&
-                got == sizeof(e) && (e[0] & MS_PM_PRESENT) && (e[1] & MS_PM_PRESENT) &&
-                (e[0] & MS_PM_PFN_MASK) == (e[1] & MS_PM_PFN_MASK))
-                pfn = e[0] & MS_PM_PFN_MASK;
-        }
-        if (fd >= 0)
-            close(fd);
-        if (p != MAP_FAILED)
-            munmap(p, 2 * ps);
-        g_once_init_leave(&cached, (gsize)pfn + 1);
-    }
-    return (guint64)cached - 1;
-}
-
-gboolean
-ms_pagemap_pfns_visible(void)
-{
-    static gsize cached = 0;   /* 1 no, 2 yes */
-    if (g_once_init_enter(&cached)) {
-        gsize v = 1;
-        long ps = sysconf(_SC_PAGESIZE);
-        char *p = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-        if (p != MAP_FAILED && fd >= 0) {
-            *(volatile char *)p = 1;
-            guint64 e = 0;
-            gsize got = 0;
-            if (pread_full(fd, &e, sizeof(e), ((guint64)(uintptr_t)p / ps) * 8, &got) &&
-                got == sizeof(e) && (e & MS_PM_PRESENT) && (e & MS_PM_PFN_MASK))
-                v = 2;
-        }
-        if (fd >= 0)
-            close(fd);
-        if (p != MAP_FAILED)
-            munmap(p, ps);
-        g_once_init_leave(&cached, v);
-    }
-    return cached == 2;
-}
-
-/* 1 supported, 0 not (ENOTTY: no ioctl on pagemap at all, EINVAL: the
- * kernel does not know PAGEMAP_SCAN), -1 another failure (errno).
- * MEMSHARE_HIDE=pagemap-scan answers as a 6.1 kernel does: EINVAL. */
-static int
-probe_scan_kernel(int fd, guint64 addr, guint64 page_size)
-{
-    struct page_region r;
-    struct pm_scan_arg arg = {
-        .size = sizeof(arg),
-        .start = addr,
-        .end = addr + page_size,
-        .vec = (guint64)(uintptr_t)&r,
-        .vec_len = 1,
-        .category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-        .return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-    };
-    int ret;
-    do
-        ret = ioctl(fd, PAGEMAP_SCAN, &arg);
-    while (ret < 0 && errno == EINTR);
-    if (ret >= 0)
-        return 1;
-    if (errno == ENOTTY || errno == EINVAL || errno == EOPNOTSUPP)
-        return 0;
-    return -1;
-}
-
-static int
-probe_scan(int fd, guint64 addr, guint64 page_size)
-{
-    if (ms_kcompat_hidden(MS_KCOMPAT_PAGEMAP_SCAN)) {
-        errno = EINVAL;
-        return 0;
-    }
-    return probe_scan_kernel(fd, addr, page_size);
-}
-
-gboolean
-ms_pagemap_scan_supported(void)
-{
-    /* The kernel's answer is cached; the knob is asked every time (tests
-     * change it), as probe_scan() does for a scanner. */
-    static gsize cached = 0;   /* 1 no, 2 yes */
-    if (g_once_init_enter(&cached)) {
-        gsize v = 1;
-        int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            long ps = sysconf(_SC_PAGESIZE);
-            guint64 addr = (guint64)(uintptr_t)&cached & ~((guint64)ps - 1);
-            if (probe_scan_kernel(fd, addr, ps) == 1)
-                v = 2;
-            close(fd);
-        }
-        g_once_init_leave(&cached, v);
-    }
-    return cached == 2 && !ms_kcompat_hidden(MS_KCOMPAT_PAGEMAP_SCAN);
 }
 
 /* ---- scanner ---- */
@@ -378,7 +236,7 @@ ms_pagemap_scanner_new(pid_t pid, GPtrArray *blocks, const MsGuestMemLayout *lay
         expect += b->size;
     }
     s->n_pages = expect / s->page_size;
-    if (s->n_pages > MS_PAGEMAP_MAX_PAGES) {
+    if (s->n_pages > MS_USEDMAP_MAX_PAGES) {
         g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_TOO_BIG,
                     "QEMU process %d: %" G_GUINT64_FORMAT " guest pages is too many",
                     (int)pid, s->n_pages);
@@ -420,7 +278,7 @@ ms_pagemap_scanner_new(pid_t pid, GPtrArray *blocks, const MsGuestMemLayout *lay
 
     s->method = options->method;
     if (s->method != MS_PAGEMAP_METHOD_READ) {
-        int r = probe_scan(s->pagemap_fd, s->blocks[0].host_start, s->page_size);
+        int r = ms_pagemap_probe_scan(s->pagemap_fd, s->blocks[0].host_start, s->page_size);
         if (r == 1) {
             s->method = MS_PAGEMAP_METHOD_SCAN;
         } else if (options->method == MS_PAGEMAP_METHOD_SCAN) {
@@ -532,7 +390,7 @@ resolve_pending(MsPagemapScanner *s, Tally *t)
             j++;
         gsize want = (gsize)(p[j - 1].pfn - base + 1);
         gsize got = 0;
-        if (!pread_full(s->kpf_fd, s->kpf_buf, want * 8, base * 8, &got))
+        if (!ms_pagemap_pread_full(s->kpf_fd, s->kpf_buf, want * 8, base * 8, &got))
             got = 0;   /* unreadable frames count as private, never fail a scan */
         for (guint k = i; k < j; k++) {
             gsize idx = (gsize)(p[k].pfn - base);
@@ -591,7 +449,7 @@ read_entries(MsPagemapScanner *s, const ScanBlock *b, guint64 va, gsize n,
              GError **error)
 {
     gsize got = 0;
-    if (!pread_full(s->pagemap_fd, s->entries, n * 8, (va / s->page_size) * 8, &got) ||
+    if (!ms_pagemap_pread_full(s->pagemap_fd, s->entries, n * 8, (va / s->page_size) * 8, &got) ||
         got != n * 8) {
         int e = errno;
         g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_IO,
@@ -842,34 +700,6 @@ ms_pagemap_scanner_scan(MsPagemapScanner *s, MsPageCounts *counts, GError **erro
 }
 
 gboolean
-ms_pagemap_soft_dirty_supported(void)
-{
-    static gsize cached = 0;   /* 1 no, 2 yes */
-    if (g_once_init_enter(&cached)) {
-        gsize v = 1;
-        long ps = sysconf(_SC_PAGESIZE);
-        char *p = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-        if (p != MAP_FAILED && fd >= 0) {
-            /* A new VMA is soft-dirty as a whole (VM_SOFTDIRTY) wherever
-             * the kernel tracks soft-dirty at all. */
-            *(volatile char *)p = 1;
-            guint64 e = 0;
-            gsize got = 0;
-            if (pread_full(fd, &e, sizeof(e), ((guint64)(uintptr_t)p / ps) * 8, &got) &&
-                got == sizeof(e) && (e & MS_PM_SOFT_DIRTY))
-                v = 2;
-        }
-        if (fd >= 0)
-            close(fd);
-        if (p != MAP_FAILED)
-            munmap(p, ps);
-        g_once_init_leave(&cached, v);
-    }
-    return cached == 2;
-}
-
-gboolean
 ms_pagemap_scanner_start_window(MsPagemapScanner *s, GError **error)
 {
     /* Only the real /proc speaks for the running kernel; fixture trees are
@@ -913,107 +743,6 @@ ms_pagemap_scanner_get_extents(MsPagemapScanner *s)
     return s->extents;
 }
 
-/* ---- usedmap file ---- */
-
-#define USEDMAP_MAGIC "MSUSEDMP"
-#define USEDMAP_VERSION 1
-#define USEDMAP_HEADER 32
-#define USEDMAP_EXTENT 16
-#define USEDMAP_MAX_EXTENTS 65536
-
-guint32
-ms_pagemap_crc32(guint32 crc, const guint8 *buf, gsize len)
-{
-    static guint32 table[256];
-    static gsize init = 0;
-    if (g_once_init_enter(&init)) {
-        for (guint32 i = 0; i < 256; i++) {
-            guint32 c = i;
-            for (int k = 0; k < 8; k++)
-                c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-            table[i] = c;
-        }
-        g_once_init_leave(&init, 1);
-    }
-    crc = ~crc;
-    for (gsize i = 0; i < len; i++)
-        crc = table[(crc ^ buf[i]) & 0xff] ^ (crc >> 8);
-    return ~crc;
-}
-
-static void
-put_le32(GByteArray *b, guint32 v)
-{
-    guint32 le = GUINT32_TO_LE(v);
-    g_byte_array_append(b, (const guint8 *)&le, 4);
-}
-
-static void
-put_le64(GByteArray *b, guint64 v)
-{
-    guint64 le = GUINT64_TO_LE(v);
-    g_byte_array_append(b, (const guint8 *)&le, 8);
-}
-
-static inline gboolean
-bytes_bit(const guint8 *map, guint64 bit)
-{
-    return (map[bit >> 3] >> (bit & 7)) & 1;
-}
-
-gboolean
-ms_pagemap_write_usedmap(const char *path, guint32 page_size, const GArray *extents,
-                         const guint8 *bitmap, guint64 scan_time_us, GError **error)
-{
-    if (page_size == 0 || (page_size & (page_size - 1)) || !extents ||
-        extents->len > USEDMAP_MAX_EXTENTS) {
-        g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID,
-                    "usedmap '%s': bad page size %u or extent count", path, page_size);
-        return FALSE;
-    }
-    g_autoptr(GByteArray) b = g_byte_array_new();
-    g_byte_array_append(b, (const guint8 *)USEDMAP_MAGIC, 8);
-    put_le32(b, USEDMAP_VERSION);
-    put_le32(b, page_size);
-    put_le32(b, extents->len);
-    put_le32(b, 0);
-    put_le64(b, scan_time_us);
-    for (guint i = 0; i < extents->len; i++) {
-        const MsGuestMemExtent *e = &g_array_index(extents, MsGuestMemExtent, i);
-        if (e->length % page_size || e->gpa % page_size) {
-            g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID,
-                        "usedmap '%s': extent %u (0x%" G_GINT64_MODIFIER "x + %"
-                        G_GUINT64_FORMAT ") is not page aligned", path, i, e->gpa,
-                        e->length);
-            return FALSE;
-        }
-        put_le64(b, e->gpa);
-        put_le64(b, e->length / page_size);
-    }
-    guint64 src = 0;
-    for (guint i = 0; i < extents->len; i++) {
-        const MsGuestMemExtent *e = &g_array_index(extents, MsGuestMemExtent, i);
-        guint64 n = e->length / page_size;
-        gsize bytes = (gsize)((n + 7) / 8);
-        gsize padded = (bytes + 7) & ~(gsize)7;
-        guint off = b->len;
-        g_byte_array_set_size(b, b->len + padded);
-        memset(b->data + off, 0, padded);
-        if ((src & 7) == 0) {
-            memcpy(b->data + off, bitmap + src / 8, bytes);
-            if (n & 7)
-                b->data[off + bytes - 1] &= (guint8)((1u << (n & 7)) - 1);
-        } else {
-            for (guint64 k = 0; k < n; k++)
-                if (bytes_bit(bitmap, src + k))
-                    b->data[off + k / 8] |= (guint8)(1u << (k & 7));
-        }
-        src += n;
-    }
-    put_le32(b, ms_pagemap_crc32(0, b->data, b->len));
-    return ms_file_write_atomic(path, (const char *)b->data, b->len, 0644, error);
-}
-
 gboolean
 ms_pagemap_scanner_write_usedmap(MsPagemapScanner *s, const char *path, GError **error)
 {
@@ -1023,120 +752,6 @@ ms_pagemap_scanner_write_usedmap(MsPagemapScanner *s, const char *path, GError *
                     "usedmap '%s': no scan yet", path);
         return FALSE;
     }
-    return ms_pagemap_write_usedmap(path, (guint32)s->page_size, s->extents, bm,
-                                    (guint64)g_get_real_time(), error);
-}
-
-void
-ms_usedmap_free(MsUsedmap *map)
-{
-    if (!map)
-        return;
-    if (map->extents)
-        g_array_unref(map->extents);
-    g_free(map->bitmap);
-    g_free(map);
-}
-
-static guint32
-get_le32(const guint8 *p)
-{
-    guint32 v;
-    memcpy(&v, p, 4);
-    return GUINT32_FROM_LE(v);
-}
-
-static guint64
-get_le64(const guint8 *p)
-{
-    guint64 v;
-    memcpy(&v, p, 8);
-    return GUINT64_FROM_LE(v);
-}
-
-MsUsedmap *
-ms_pagemap_parse_usedmap(const guint8 *buf, gsize len, GError **error)
-{
-    if (len < USEDMAP_HEADER + 4 || memcmp(buf, USEDMAP_MAGIC, 8) != 0) {
-        g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID,
-                    "usedmap: not a memshare used-page map (bad magic or %" G_GSIZE_FORMAT
-                    " bytes)", len);
-        return NULL;
-    }
-    guint32 crc = get_le32(buf + len - 4);
-    if (crc != ms_pagemap_crc32(0, buf, len - 4)) {
-        g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID,
-                    "usedmap: checksum mismatch (file damaged or truncated)");
-        return NULL;
-    }
-    guint32 version = get_le32(buf + 8);
-    guint32 page_size = get_le32(buf + 12);
-    guint32 n_ext = get_le32(buf + 16);
-    if (version != USEDMAP_VERSION) {
-        g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID,
-                    "usedmap: version %u, only %d is known", version, USEDMAP_VERSION);
-        return NULL;
-    }
-    if (page_size < 512 || (page_size & (page_size - 1)) || n_ext > USEDMAP_MAX_EXTENTS) {
-        g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID,
-                    "usedmap: page size %u or %u extents out of range", page_size, n_ext);
-        return NULL;
-    }
-    gsize pos = USEDMAP_HEADER;
-    if ((guint64)n_ext * USEDMAP_EXTENT > len - 4 - pos) {
-        g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID,
-                    "usedmap: %u extents do not fit in %" G_GSIZE_FORMAT " bytes", n_ext, len);
-        return NULL;
-    }
-    g_autoptr(MsUsedmap) m = g_new0(MsUsedmap, 1);
-    m->page_size = page_size;
-    m->scan_time_us = get_le64(buf + 24);
-    m->extents = g_array_new(FALSE, FALSE, sizeof(MsGuestMemExtent));
-    guint64 bitmap_bytes = 0;
-    for (guint i = 0; i < n_ext; i++, pos += USEDMAP_EXTENT) {
-        MsGuestMemExtent e;
-        e.gpa = get_le64(buf + pos);
-        guint64 n = get_le64(buf + pos + 8);
-        if (n == 0 || n > MS_PAGEMAP_MAX_PAGES || m->n_pages + n > MS_PAGEMAP_MAX_PAGES) {
-            g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID,
-                        "usedmap: extent %u has %" G_GUINT64_FORMAT " pages", i, n);
-            return NULL;
-        }
-        e.length = n * page_size;
-        e.ram_offset = m->n_pages * page_size;
-        g_array_append_val(m->extents, e);
-        m->n_pages += n;
-        bitmap_bytes += (((n + 7) / 8) + 7) & ~G_GUINT64_CONSTANT(7);
-    }
-    if (bitmap_bytes != len - 4 - pos) {
-        g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID,
-                    "usedmap: %" G_GSIZE_FORMAT " bitmap bytes, extents need %"
-                    G_GUINT64_FORMAT, len - 4 - pos, bitmap_bytes);
-        return NULL;
-    }
-    m->bitmap = g_malloc0((gsize)((m->n_pages + 7) / 8));
-    guint64 dst = 0;
-    for (guint i = 0; i < n_ext; i++) {
-        guint64 n = g_array_index(m->extents, MsGuestMemExtent, i).length / page_size;
-        gsize bytes = (gsize)((n + 7) / 8);
-        const guint8 *src = buf + pos;
-        for (gsize k = bytes * 8; k-- > n;) {
-            if (bytes_bit(src, k)) {
-                g_set_error(error, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID,
-                            "usedmap: extent %u has bits set past its %" G_GUINT64_FORMAT
-                            " pages", i, n);
-                return NULL;
-            }
-        }
-        if ((dst & 7) == 0) {
-            memcpy(m->bitmap + dst / 8, src, bytes);
-        } else {
-            for (guint64 k = 0; k < n; k++)
-                if (bytes_bit(src, k))
-                    m->bitmap[(dst + k) / 8] |= (guint8)(1u << ((dst + k) & 7));
-        }
-        dst += n;
-        pos += (bytes + 7) & ~(gsize)7;
-    }
-    return g_steal_pointer(&m);
+    return ms_usedmap_write(path, (guint32)s->page_size, s->extents, bm,
+                            (guint64)g_get_real_time(), error);
 }

@@ -3,7 +3,8 @@
  * private data, KSM-merged, swapped, freed by the guest), the two ways of
  * reading it (pread of /proc/PID/pagemap, and the PAGEMAP_SCAN ioctl of
  * Linux 6.7+, chosen at run time), the soft-dirty working-set window, the
- * used-page bitmap and its file format (docs/usedmap.md).
+ * used-page bitmap. The capability probes below live in ms-pagemap-probe.c,
+ * the bitmap's file format in formats/ms-usedmap.h.
  *
  * Host page tables are the whole source: no guest cooperation, no
  * userfaultfd, no introspection. What the guest frees becomes "not present"
@@ -22,7 +23,7 @@ GQuark ms_pagemap_error_quark(void);
 
 typedef enum {
     MS_PAGEMAP_ERROR_IO,            /* /proc unreadable, short read: QEMU gone? */
-    MS_PAGEMAP_ERROR_INVALID,       /* bad blocks, bad usedmap file */
+    MS_PAGEMAP_ERROR_INVALID,       /* bad blocks, no scan to write yet */
     MS_PAGEMAP_ERROR_NOT_SUPPORTED, /* asked for PAGEMAP_SCAN, kernel lacks it */
     MS_PAGEMAP_ERROR_TOO_BIG,
 } MsPagemapErrorCode;
@@ -138,32 +139,9 @@ const guint8 *ms_pagemap_scanner_get_used_bitmap(MsPagemapScanner *scanner,
 /* The guest-physical extents the bitmap covers (MsGuestMemExtent). */
 GArray *ms_pagemap_scanner_get_extents(MsPagemapScanner *scanner);
 
-/* ---- used-page bitmap file (docs/usedmap.md) ---- */
-
-/* Writes the file atomically. extents (MsGuestMemExtent, lengths multiples
- * of page_size) in guest-physical order; bitmap covers their pages in that
- * order, LSB-first. */
-gboolean ms_pagemap_write_usedmap(const char *path, guint32 page_size,
-                                  const GArray *extents, const guint8 *bitmap,
-                                  guint64 scan_time_us, GError **error);
+/* Writes the last scan's used bitmap as a usedmap file (formats/ms-usedmap.h,
+ * docs/usedmap.md), atomically. */
 gboolean ms_pagemap_scanner_write_usedmap(MsPagemapScanner *scanner,
                                           const char *path, GError **error);
-
-typedef struct {
-    guint32 page_size;
-    guint64 scan_time_us;
-    GArray *extents;          /* MsGuestMemExtent; ram_offset = position in bitmap */
-    guint8 *bitmap;           /* all extents' bits, concatenated, LSB-first */
-    guint64 n_pages;
-} MsUsedmap;
-
-void ms_usedmap_free(MsUsedmap *map);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(MsUsedmap, ms_usedmap_free)
-
-/* Parses a usedmap file's contents (checks magic, version, sizes, CRC). */
-MsUsedmap *ms_pagemap_parse_usedmap(const guint8 *buf, gsize len, GError **error);
-
-/* CRC-32 as zlib's crc32() (IEEE 802.3, reflected): the file's trailer. */
-guint32 ms_pagemap_crc32(guint32 crc, const guint8 *buf, gsize len);
 
 G_END_DECLS

@@ -5,6 +5,7 @@
  * status file's [tracking] group. On request (SIGUSR1 to the agent) it
  * writes the used-page bitmap to RUNTIME_DIR/usedmap (docs/usedmap.md). */
 #include "ms-tracking.h"
+#include "ms-status-keys.h"
 #include "ms-error.h"
 #include "ms-guestmem.h"
 #include "ms-kcompat.h"
@@ -180,21 +181,21 @@ ms_tracking_tick(gpointer self, const MsAgentEnv *env, GKeyFile *status, GError 
         return FALSE;
     gint64 took = g_get_monotonic_time() - t0;
     guint64 used = c.pages[MS_PAGE_PRIVATE] + c.pages[MS_PAGE_KSM] + c.pages[MS_PAGE_SWAPPED];
-    const char *g = "tracking";
-    g_key_file_set_string(status, g, "method", ms_pagemap_method_name(c.method));
-    g_key_file_set_uint64(status, g, "page-size", c.page_size);
-    g_key_file_set_uint64(status, g, "total", c.total_pages * c.page_size);
-    g_key_file_set_uint64(status, g, "used", used * c.page_size);
+    const char *g = MS_STATUS_TRACKING;
+    g_key_file_set_string(status, g, MS_STATUS_TRACKING_METHOD, ms_pagemap_method_name(c.method));
+    g_key_file_set_uint64(status, g, MS_STATUS_TRACKING_PAGE_SIZE, c.page_size);
+    g_key_file_set_uint64(status, g, MS_STATUS_TRACKING_TOTAL, c.total_pages * c.page_size);
+    g_key_file_set_uint64(status, g, MS_STATUS_TRACKING_USED, used * c.page_size);
     for (int k = 0; k < MS_PAGE_N_CLASSES; k++)
         g_key_file_set_uint64(status, g, ms_page_class_name(k), c.pages[k] * c.page_size);
-    g_key_file_set_uint64(status, g, "freed-since-last", c.freed_since_last * c.page_size);
-    g_key_file_set_boolean(status, g, "kpageflags", c.kpageflags_known);
-    g_key_file_set_uint64(status, g, "scan-us", (guint64)took);
+    g_key_file_set_uint64(status, g, MS_STATUS_TRACKING_FREED_SINCE_LAST, c.freed_since_last * c.page_size);
+    g_key_file_set_boolean(status, g, MS_STATUS_TRACKING_KPAGEFLAGS, c.kpageflags_known);
+    g_key_file_set_uint64(status, g, MS_STATUS_TRACKING_SCAN_US, (guint64)took);
 
     if (t->ws_window_ms && ms_pagemap_soft_dirty_supported()) {
         gint64 now = g_get_monotonic_time();
         if (t->window_open && c.soft_dirty_valid)
-            g_key_file_set_uint64(status, g, "working-set", c.soft_dirty_pages * c.page_size);
+            g_key_file_set_uint64(status, g, MS_STATUS_TRACKING_WORKING_SET, c.soft_dirty_pages * c.page_size);
         if (!t->window_open || now - t->window_started >= (gint64)t->ws_window_ms * 1000) {
             g_autoptr(GError) local = NULL;
             if (ms_pagemap_scanner_start_window(t->scanner, &local)) {
@@ -219,7 +220,7 @@ ms_tracking_write_usedmap(gpointer self, const char *path, GError **error)
 }
 
 const MsAgentModule ms_tracking_module = {
-    .name = "tracking",
+    .name = MS_STATUS_TRACKING,
     .create = ms_tracking_create,
     .period_ms = ms_tracking_period,
     .tick = ms_tracking_tick,

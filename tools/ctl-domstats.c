@@ -3,10 +3,11 @@
  * RUNSTATEDIR/memshare/domains/UUID/ and need no libvirt connection, so they
  * work while libvirtd restarts. domstats prints the layout of `virsh
  * domstats`: "Domain: 'name'" then "  memshare.GROUP.KEY=value"; which keys
- * exist and their units come from qmp-plugin/ms-export.c's table, shared
+ * exist and their units come from formats/ms-export.c's table, shared
  * with the Prometheus textfile and the live-metadata element
  * (docs/domstats.md). */
 #include "ctl.h"
+#include "ms-status-keys.h"
 #include "ctl-status.h"
 #include "ms-export.h"
 #include "ms-util.h"
@@ -50,7 +51,7 @@ ms_ctl_agent_load(MsCtlAgent *a)
         a->error = g_strdup_printf("'%s': %s", path, error->message);
         return;
     }
-    g_autofree char *name = g_key_file_get_string(kf, "agent", "domain", NULL);
+    g_autofree char *name = g_key_file_get_string(kf, MS_STATUS_AGENT, MS_STATUS_AGENT_DOMAIN, NULL);
     if (name && *name) {
         g_free(a->name);
         a->name = g_steal_pointer(&name);
@@ -128,12 +129,12 @@ static const struct {
     const char *raw[3];      /* status-file groups for --raw */
 } ms_ctl_groups[] = {
     { "--state", MS_CTL_G_STATE, "state", { NULL } },
-    { "--agent", MS_CTL_G_AGENT, "agent", { "agent", "qemu", NULL } },
-    { "--used", MS_CTL_G_USED, "tracking", { "tracking", NULL } },
-    { "--ksm", MS_CTL_G_KSM, "ksm", { "ksm", "ksmtune", NULL } },
-    { "--balloon", MS_CTL_G_BALLOON, "balloon", { "balloon", "domain", NULL } },
-    { "--images", MS_CTL_G_IMAGES, "images", { "images", NULL } },
-    { "--sharing", MS_CTL_G_SHARING, "sharing", { "sharing", NULL } },
+    { "--agent", MS_CTL_G_AGENT, "agent", { MS_STATUS_AGENT, MS_STATUS_QEMU, NULL } },
+    { "--used", MS_CTL_G_USED, "tracking", { MS_STATUS_TRACKING, NULL } },
+    { "--ksm", MS_CTL_G_KSM, "ksm", { MS_STATUS_KSM, MS_STATUS_KSMTUNE, NULL } },
+    { "--balloon", MS_CTL_G_BALLOON, "balloon", { MS_STATUS_BALLOON, MS_STATUS_DOMAIN, NULL } },
+    { "--images", MS_CTL_G_IMAGES, "images", { MS_STATUS_IMAGES, NULL } },
+    { "--sharing", MS_CTL_G_SHARING, "sharing", { MS_STATUS_SHARING, NULL } },
 };
 
 static gboolean
@@ -177,7 +178,7 @@ ms_ctl_print_stats(MsCtlAgent *a, guint groups, gboolean raw)
         ms_ctl_print_kv("state", a->running ? "running" : "stale");
         /* an agent whose policy was removed live idles: say so, as no
          * module figures follow (older agents write no [policy] group) */
-        g_autofree char *policy = g_key_file_get_string(a->status, "policy", "state", NULL);
+        g_autofree char *policy = g_key_file_get_string(a->status, MS_STATUS_POLICY, MS_STATUS_POLICY_STATE, NULL);
         if (policy && !raw)
             ms_ctl_print_kv("policy", policy);
     }
@@ -216,7 +217,7 @@ ms_ctl_print_xml(MsCtlAgent *a)
 {
     MsExportDomain d = { a->name, a->uuid, a->running, a->status };
     /* the agent's own publication time, so the output is reproducible */
-    gint64 t = g_key_file_get_int64(a->status, "agent", "updated", NULL);
+    gint64 t = g_key_file_get_int64(a->status, MS_STATUS_AGENT, MS_STATUS_AGENT_UPDATED, NULL);
     g_autoptr(GError) error = NULL;
     g_autofree char *xml = ms_export_stats_xml(&d, t, &error);
     if (xml)

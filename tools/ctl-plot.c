@@ -1,10 +1,11 @@
 /* tools/ctl-plot.c: `memsharectl plot`: a PNG or SVG timeline of running
  * domains from the bounded history their agents keep
- * (RUNSTATEDIR/memshare/domains/UUID/history, qmp-plugin/ms-history.h):
+ * (RUNSTATEDIR/memshare/domains/UUID/history, formats/ms-history.h):
  * balloon targets and actuals, KSM savings and contributions, used pages.
  * Drawn by gnuplot (pngcairo/svg terminals), fed on a pipe, so no data file
  * is left behind and no shell ever sees a domain name. */
 #include "ctl.h"
+#include "ms-status-keys.h"
 #include "ms-error.h"
 #include "ms-history.h"
 #include "ms-util.h"
@@ -60,7 +61,7 @@ collect(char **wanted, GError **error)
         g_autoptr(GKeyFile) kf = g_key_file_new();
         g_autofree char *name = NULL;
         if (g_key_file_load_from_file(kf, spath, 0, NULL))
-            name = g_key_file_get_string(kf, "agent", "domain", NULL);
+            name = g_key_file_get_string(kf, MS_STATUS_AGENT, MS_STATUS_AGENT_DOMAIN, NULL);
         if (name == NULL)
             name = g_strdup(uuid);
         if (wanted && *wanted) {

@@ -7,6 +7,7 @@
 #include "ctl.h"
 #include "ctl-status.h"
 #include "ms-export.h"
+#include "ms-status-keys.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -93,7 +94,7 @@ ms_top_frame(guint width)
             stale++;
         if (a->status && a->running && !have_saved) {
             /* host-wide: every agent reads the same counters */
-            g_autofree char *v = ms_top_value(a->status, "ksm", "host-saved");
+            g_autofree char *v = ms_top_value(a->status, MS_STATUS_KSM, MS_STATUS_KSM_HOST_SAVED);
             if (v) {
                 host_saved = g_ascii_strtoull(v, NULL, 10);
                 have_saved = TRUE;
@@ -130,18 +131,18 @@ ms_top_frame(guint width)
             continue;
         }
         static const char *const keys[][2] = {
-            { "tracking", "used" },  { "tracking", "working-set" }, { "balloon", "actual" },
-            { "balloon", "target" }, { "balloon", "base" },         { "ksm", "contribution" },
+            { MS_STATUS_TRACKING, MS_STATUS_TRACKING_USED },  { MS_STATUS_TRACKING, MS_STATUS_TRACKING_WORKING_SET }, { MS_STATUS_BALLOON, MS_STATUS_BALLOON_ACTUAL },
+            { MS_STATUS_BALLOON, MS_STATUS_BALLOON_TARGET }, { MS_STATUS_BALLOON, MS_STATUS_BALLOON_BASE },         { MS_STATUS_KSM, MS_STATUS_KSM_CONTRIBUTION },
         };
         char sz[G_N_ELEMENTS(keys)][16];
         for (gsize k = 0; k < G_N_ELEMENTS(keys); k++) {
             g_autofree char *v = ms_top_value(a->status, keys[k][0], keys[k][1]);
             ms_top_size(sz[k], sizeof sz[k], v);
         }
-        g_autofree char *stuck = ms_top_value(a->status, "balloon", "stuck");
+        g_autofree char *stuck = ms_top_value(a->status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_STUCK);
         /* the sharing group, last: it is the one column of free length
          * (docs/security.md); a domain:UUID group is cut like a name */
-        g_autofree char *group = ms_top_value(a->status, "sharing", "group");
+        g_autofree char *group = ms_top_value(a->status, MS_STATUS_SHARING, MS_STATUS_SHARING_GROUP);
         if (group && strlen(group) > 24)
             strcpy(group + 23, "~");
         /* %-16s counts bytes: pad by characters so UTF-8 names align */

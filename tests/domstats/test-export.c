@@ -1,7 +1,8 @@
-/* tests/domstats/test-export.c: qmp-plugin/ms-export.c: typed field values,
+/* tests/domstats/test-export.c: formats/ms-export.c: typed field values,
  * Prometheus escaping and units, the stats element, the atomic textfile
  * writer. Status files come from the fixture runtime dir run/. */
 #include "ms-export.h"
+#include "ms-libvirt.h"
 #include "ms-error.h"
 
 #include <glib/gstdio.h>
@@ -266,7 +267,7 @@ test_metadata(void)
     g_autoptr(GKeyFile) kf = load_fixture(UUID1);
     MsExportDomain d = { "test", UUID1, TRUE, kf };
     g_autoptr(GError) error = NULL;
-    g_assert_true(ms_export_set_metadata(dom, &d, 1795000000, &error));
+    g_assert_true(ms_libvirt_set_stats_metadata(dom, &d, 1795000000, &error));
     g_assert_no_error(error);
 
     char *got = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, MS_EXPORT_STATS_NS, VIR_DOMAIN_AFFECT_LIVE);
@@ -302,13 +303,13 @@ test_metadata(void)
     /* an invalid status is not published, and says which domain */
     g_autoptr(GKeyFile) bad = load_text("[balloon]\ntarget=x\n");
     MsExportDomain b = { "test", UUID1, TRUE, bad };
-    g_assert_false(ms_export_set_metadata(dom, &b, 1, &error));
+    g_assert_false(ms_libvirt_set_stats_metadata(dom, &b, 1, &error));
     g_assert_error(error, MS_ERROR, MS_ERROR_INVALID);
     g_clear_error(&error);
 
     /* libvirt's refusal is reported with the domain named */
     virDomainDestroy(dom);
-    g_assert_false(ms_export_set_metadata(dom, &d, 1, &error));
+    g_assert_false(ms_libvirt_set_stats_metadata(dom, &d, 1, &error));
     g_assert_error(error, MS_ERROR, MS_ERROR_FAILED);
     g_assert_nonnull(strstr(error->message, "cannot set the stats metadata of domain 'test': "));
     virDomainFree(dom);

@@ -4,7 +4,7 @@
  * more than QEMU, but a kernel change of format must give an error, never a
  * crash; the usedmap file may come from anywhere. */
 #include "ms-ksm.h"
-#include "ms-pagemap.h"
+#include "ms-usedmap.h"
 
 #include <stdint.h>
 
@@ -21,6 +21,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)ms_ksm_parse_counter(buf, size, "fuzz", &v, &e1);
     (void)ms_ksm_parse_advisor_mode(buf, size, "fuzz", &v, &e2);
     (void)ms_ksm_stat_parse(buf, size, "fuzz", &st, &e3);
-    g_autoptr(MsUsedmap) map = ms_pagemap_parse_usedmap(data, size, &e4);
+    g_autoptr(MsUsedmap) map = ms_usedmap_parse(data, size, &e4);
     return 0;
 }

@@ -16,6 +16,8 @@
 
 #include "ms-pagemap-compat.h"
 #include "ms-pagemap.h"
+#include "ms-error.h"
+#include "ms-usedmap.h"
 
 #define FIXTURE_PID 4242
 #define FIXTURE_BASE G_GUINT64_CONSTANT(0x40000000)
@@ -390,9 +392,9 @@ static void
 test_crc32(void)
 {
     /* The standard check value of CRC-32/ISO-HDLC (zlib's crc32). */
-    g_assert_cmphex(ms_pagemap_crc32(0, (const guint8 *)"123456789", 9), ==, 0xcbf43926);
-    guint32 part = ms_pagemap_crc32(0, (const guint8 *)"1234", 4);
-    g_assert_cmphex(ms_pagemap_crc32(part, (const guint8 *)"56789", 5), ==, 0xcbf43926);
+    g_assert_cmphex(ms_usedmap_crc32(0, (const guint8 *)"123456789", 9), ==, 0xcbf43926);
+    guint32 part = ms_usedmap_crc32(0, (const guint8 *)"1234", 4);
+    g_assert_cmphex(ms_usedmap_crc32(part, (const guint8 *)"56789", 5), ==, 0xcbf43926);
 }
 
 static void
@@ -418,7 +420,7 @@ test_usedmap_roundtrip(void)
     g_autoptr(GError) error = NULL;
     g_autofree char *dir = g_dir_make_tmp("ms-usedmap-XXXXXX", &error);
     g_autofree char *path = g_build_filename(dir, "usedmap", NULL);
-    g_assert_true(ms_pagemap_write_usedmap(path, 4096, extents, bm, 1700000000000000ULL, &error));
+    g_assert_true(ms_usedmap_write(path, 4096, extents, bm, 1700000000000000ULL, &error));
     g_assert_no_error(error);
 
     g_autofree guint8 *buf = NULL;
@@ -431,7 +433,7 @@ test_usedmap_roundtrip(void)
     g_assert_cmpuint(len, ==, want_len);
     g_assert_cmpmem(buf, 8, "MSUSEDMP", 8);
 
-    g_autoptr(MsUsedmap) m = ms_pagemap_parse_usedmap(buf, len, &error);
+    g_autoptr(MsUsedmap) m = ms_usedmap_parse(buf, len, &error);
     g_assert_no_error(error);
     g_assert_cmpuint(m->page_size, ==, 4096);
     g_assert_cmpuint(m->scan_time_us, ==, 1700000000000000ULL);
@@ -448,14 +450,14 @@ test_usedmap_roundtrip(void)
     for (gsize off = 0; off < len; off += 37) {
         buf[off] ^= 0x10;
         g_autoptr(GError) e2 = NULL;
-        g_autoptr(MsUsedmap) bad = ms_pagemap_parse_usedmap(buf, len, &e2);
+        g_autoptr(MsUsedmap) bad = ms_usedmap_parse(buf, len, &e2);
         g_assert_null(bad);
-        g_assert_error(e2, MS_PAGEMAP_ERROR, MS_PAGEMAP_ERROR_INVALID);
+        g_assert_error(e2, MS_ERROR, MS_ERROR_INVALID);
         buf[off] ^= 0x10;
     }
     for (gsize cut = 0; cut < len; cut += 11) {
         g_autoptr(GError) e3 = NULL;
-        g_autoptr(MsUsedmap) bad = ms_pagemap_parse_usedmap(buf, cut, &e3);
+        g_autoptr(MsUsedmap) bad = ms_usedmap_parse(buf, cut, &e3);
         g_assert_null(bad);
     }
     g_unlink(path);

@@ -41,6 +41,8 @@
  * list of exceptions stays exactly the set of rules only the parser has.
  * A disagreement fails with the file name and both verdicts. */
 #include "ms-policy.h"
+#include "ms-units.h"
+#include "ms-error.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -651,30 +653,31 @@ test_rebase(void)
     g_assert_cmpuint(q->balloon.floor_kib, ==, 256 * 1024);
 }
 
-/* The size and period helpers directly (the hook and agent use them). */
+/* The size and period parser of formats/ms-units.c directly (the policy
+ * parser and the agent's config use it). */
 static void
 test_size_helpers(void)
 {
     guint64 v;
     g_autoptr(GError) error = NULL;
 
-    g_assert_true(ms_policy_parse_size_kib("512", "MiB", &v, NULL));
+    g_assert_true(ms_units_parse_size_kib("512", "MiB", &v, NULL));
     g_assert_cmpuint(v, ==, 524288);
-    g_assert_true(ms_policy_parse_size_kib("1", "b", &v, NULL));
+    g_assert_true(ms_units_parse_size_kib("1", "b", &v, NULL));
     g_assert_cmpuint(v, ==, 1);
-    g_assert_true(ms_policy_parse_size_kib("0", NULL, &v, NULL));
+    g_assert_true(ms_units_parse_size_kib("0", NULL, &v, NULL));
     g_assert_cmpuint(v, ==, 0);
-    g_assert_false(ms_policy_parse_size_kib("", NULL, &v, &error));
-    g_assert_error(error, MS_POLICY_ERROR, MS_POLICY_ERROR_INVALID);
+    g_assert_false(ms_units_parse_size_kib("", NULL, &v, &error));
+    g_assert_error(error, MS_ERROR, MS_ERROR_INVALID);
     g_clear_error(&error);
-    g_assert_false(ms_policy_parse_size_kib("1.5GiB", NULL, &v, &error));
+    g_assert_false(ms_units_parse_size_kib("1.5GiB", NULL, &v, &error));
     g_clear_error(&error);
-    g_assert_true(ms_policy_parse_period_ms("250ms", &v, NULL));
+    g_assert_true(ms_units_parse_period_ms("250ms", &v, NULL));
     g_assert_cmpuint(v, ==, 250);
-    g_assert_true(ms_policy_parse_period_ms("3", &v, NULL));
+    g_assert_true(ms_units_parse_period_ms("3", &v, NULL));
     g_assert_cmpuint(v, ==, 3000);
-    g_assert_false(ms_policy_parse_period_ms("3x", &v, &error));
-    g_assert_error(error, MS_POLICY_ERROR, MS_POLICY_ERROR_INVALID);
+    g_assert_false(ms_units_parse_period_ms("3x", &v, &error));
+    g_assert_error(error, MS_ERROR, MS_ERROR_INVALID);
 }
 
 /* g_ptr_array_sort passes pointers to the elements. */

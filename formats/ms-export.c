@@ -1,17 +1,24 @@
-/* qmp-plugin/ms-export.c: the field table shared by `memsharectl domstats`,
+/* formats/ms-export.c: the field table shared by `memsharectl domstats`,
  * the Prometheus textfile and the live-metadata stats element, and the two
  * serialisers. Pure functions of the status GKeyFile except the file
  * writers. See ms-export.h and docs/domstats.md. */
 #include "ms-export.h"
+#include "ms-status-keys.h"
 #include "ms-error.h"
 #include "ms-util.h"
 
 #include <errno.h>
-#include <libvirt/virterror.h>
 #include <libxml/tree.h>
 #include <libxml/xmlsave.h>
 #include <string.h>
 #include <unistd.h>
+
+/* status-file names (ms-status-keys.h): ST(GROUP, KEY) is a group and a
+ * key; SAME(GROUP, KEY) a domstats key that is the status key itself */
+#define ST_GROUP(g) MS_STATUS_##g
+#define ST(g, k) MS_STATUS_##g, MS_STATUS_##g##_##k
+#define SAME(g, k) ST(g, k), ST(g, k)
+#define SAME_ERR(g) MS_STATUS_##g, MS_STATUS_KEY_ERROR, MS_STATUS_##g, MS_STATUS_KEY_ERROR
 
 #define U MS_EXPORT_U64
 #define I MS_EXPORT_I64
@@ -22,114 +29,118 @@
  * samples of one family must stay adjacent (the class rows). */
 const MsExportField ms_export_fields[] = {
     /* agent */
-    { "agent", "pid", "agent", "pid", NULL, NULL, U, NULL, NULL, FALSE, 0, NULL },
-    { "agent", "transport", "agent", "transport", NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
-    { "agent", "ticks", "agent", "ticks", NULL, NULL, U, "memshare_agent_ticks_total", NULL, TRUE, 0,
+    { SAME(AGENT, PID), NULL, NULL, U, NULL, NULL, FALSE, 0, NULL },
+    { SAME(AGENT, TRANSPORT), NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
+    { SAME(AGENT, TICKS), NULL, NULL, U, "memshare_agent_ticks_total", NULL, TRUE, 0,
       "Stats periods the agent has completed since it started." },
-    { "agent", "updated", "agent", "updated", NULL, NULL, I, "memshare_agent_updated_timestamp_seconds",
+    { SAME(AGENT, UPDATED), NULL, NULL, I, "memshare_agent_updated_timestamp_seconds",
       NULL, FALSE, 0, "Unix time the agent last published its status." },
-    { "agent", "qemu-pid", "qemu", "pid", NULL, NULL, I, NULL, NULL, FALSE, 0, NULL },
-    { "agent", "qemu-version", "qemu", "version", NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
+    { ST_GROUP(AGENT), "qemu-pid", ST(QEMU, PID), NULL, NULL, I, NULL, NULL, FALSE, 0, NULL },
+    { ST_GROUP(AGENT), "qemu-version", ST(QEMU, VERSION), NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
     /* tracking (memsharectl domstats --used) */
-    { "tracking", "method", "tracking", "method", NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
-    { "tracking", "page-size", "tracking", "page-size", NULL, NULL, U, "memshare_tracking_page_size_bytes",
+    { SAME(TRACKING, METHOD), NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
+    { SAME(TRACKING, PAGE_SIZE), NULL, NULL, U, "memshare_tracking_page_size_bytes",
       NULL, FALSE, 0, "Page size the guest's memory is classified in." },
-    { "tracking", "total", "tracking", "total", NULL, NULL, U, "memshare_tracking_guest_memory_bytes", NULL,
+    { SAME(TRACKING, TOTAL), NULL, NULL, U, "memshare_tracking_guest_memory_bytes", NULL,
       FALSE, 0, "Guest RAM the agent classifies." },
-    { "tracking", "used", "tracking", "used", NULL, NULL, U, "memshare_tracking_used_bytes", NULL, FALSE, 0,
+    { SAME(TRACKING, USED), NULL, NULL, U, "memshare_tracking_used_bytes", NULL, FALSE, 0,
       "Guest RAM backed by host memory or swap (private + ksm + swapped)." },
-    { "tracking", "unpopulated", "tracking", "unpopulated", NULL, NULL, U, "memshare_tracking_class_bytes",
+    { SAME(TRACKING, UNPOPULATED), NULL, NULL, U, "memshare_tracking_class_bytes",
       "class=\"unpopulated\"", FALSE, 0, "Guest RAM by page class (docs/usedmap.md)." },
-    { "tracking", "zero", "tracking", "zero", NULL, NULL, U, "memshare_tracking_class_bytes",
+    { SAME(TRACKING, ZERO), NULL, NULL, U, "memshare_tracking_class_bytes",
       "class=\"zero\"", FALSE, 0, NULL },
-    { "tracking", "private", "tracking", "private", NULL, NULL, U, "memshare_tracking_class_bytes",
+    { SAME(TRACKING, PRIVATE), NULL, NULL, U, "memshare_tracking_class_bytes",
       "class=\"private\"", FALSE, 0, NULL },
-    { "tracking", "ksm", "tracking", "ksm", NULL, NULL, U, "memshare_tracking_class_bytes",
+    { SAME(TRACKING, KSM), NULL, NULL, U, "memshare_tracking_class_bytes",
       "class=\"ksm\"", FALSE, 0, NULL },
-    { "tracking", "swapped", "tracking", "swapped", NULL, NULL, U, "memshare_tracking_class_bytes",
+    { SAME(TRACKING, SWAPPED), NULL, NULL, U, "memshare_tracking_class_bytes",
       "class=\"swapped\"", FALSE, 0, NULL },
-    { "tracking", "freed", "tracking", "freed", NULL, NULL, U, "memshare_tracking_class_bytes",
+    { SAME(TRACKING, FREED), NULL, NULL, U, "memshare_tracking_class_bytes",
       "class=\"freed\"", FALSE, 0, NULL },
-    { "tracking", "freed-since-last", "tracking", "freed-since-last", NULL, NULL, U,
+    { SAME(TRACKING, FREED_SINCE_LAST), NULL, NULL, U,
       "memshare_tracking_freed_since_last_bytes", NULL, FALSE, 0,
       "Guest RAM the guest freed since the previous scan." },
-    { "tracking", "working-set", "tracking", "working-set", NULL, NULL, U,
+    { SAME(TRACKING, WORKING_SET), NULL, NULL, U,
       "memshare_tracking_working_set_bytes", NULL, FALSE, 0,
       "Guest RAM written during the last working-set window (soft-dirty)." },
-    { "tracking", "kpageflags", "tracking", "kpageflags", NULL, NULL, B, "memshare_tracking_kpageflags",
+    { SAME(TRACKING, KPAGEFLAGS), NULL, NULL, B, "memshare_tracking_kpageflags",
       NULL, FALSE, 0, "1 when /proc/kpageflags was readable (KSM pages told apart)." },
-    { "tracking", "scan-us", "tracking", "scan-us", NULL, NULL, U, "memshare_tracking_scan_duration_seconds",
+    { SAME(TRACKING, SCAN_US), NULL, NULL, U, "memshare_tracking_scan_duration_seconds",
       NULL, FALSE, 1000000, "Duration of the last page-table scan." },
-    { "tracking", "error", "tracking", "error", NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
+    { SAME_ERR(TRACKING), NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
     /* ksm */
-    { "ksm", "contribution", "ksm", "contribution", "balloon", "contribution", I,
+    { SAME(KSM, CONTRIBUTION), ST(BALLOON, CONTRIBUTION), I,
       "memshare_ksm_contribution_bytes", NULL, FALSE, 0,
       "Host memory KSM saves thanks to this domain (ksm_process_profit or merging pages)." },
-    { "ksm", "profit", "ksm", "profit", NULL, NULL, I, "memshare_ksm_profit_bytes", NULL, FALSE, 0,
+    { SAME(KSM, PROFIT), NULL, NULL, I, "memshare_ksm_profit_bytes", NULL, FALSE, 0,
       "ksm_process_profit of the QEMU process (may be negative)." },
-    { "ksm", "merging-pages", "ksm", "merging-pages", NULL, NULL, U, "memshare_ksm_merging_pages", NULL,
+    { SAME(KSM, MERGING_PAGES), NULL, NULL, U, "memshare_ksm_merging_pages", NULL,
       FALSE, 0, "Pages of the QEMU process KSM has merged (ksm_merging_pages)." },
-    { "ksm", "host-saved", "ksm", "host-saved", "balloon", "host-saved", U, "memshare_ksm_host_saved_bytes",
+    { SAME(KSM, HOST_SAVED), ST(BALLOON, HOST_SAVED), U, "memshare_ksm_host_saved_bytes",
       NULL, FALSE, 0, "Host-wide KSM saving the balloon pool is built from." },
-    { "ksm", "tune.leader", "ksmtune", "leader", NULL, NULL, B, "memshare_ksm_tune_leader", NULL, FALSE, 0,
+    { ST_GROUP(KSM), "tune.leader", ST(KSMTUNE, LEADER), NULL, NULL, B, "memshare_ksm_tune_leader", NULL, FALSE, 0,
       "1 when this agent tunes host KSM." },
-    { "ksm", "tune.run", "ksmtune", "run", NULL, NULL, I, NULL, NULL, FALSE, 0, NULL },
-    { "ksm", "tune.pages-to-scan", "ksmtune", "pages-to-scan", NULL, NULL, I,
+    { ST_GROUP(KSM), "tune.run", ST(KSMTUNE, RUN), NULL, NULL, I, NULL, NULL, FALSE, 0, NULL },
+    { ST_GROUP(KSM), "tune.pages-to-scan", ST(KSMTUNE, PAGES_TO_SCAN), NULL, NULL, I,
       "memshare_ksm_tune_pages_to_scan", NULL, FALSE, 0, "pages_to_scan the KSM tuner last set." },
-    { "ksm", "tune.reason", "ksmtune", "reason", NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
+    { ST_GROUP(KSM), "tune.reason", ST(KSMTUNE, REASON), NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
     /* balloon */
-    { "balloon", "mode", "balloon", "mode", NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
-    { "balloon", "division", "balloon", "division", NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
-    { "balloon", "weight", "balloon", "weight", NULL, NULL, U, "memshare_balloon_weight", NULL, FALSE, 0,
+    { SAME(BALLOON, MODE), NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
+    { SAME(BALLOON, DIVISION), NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
+    { SAME(BALLOON, WEIGHT), NULL, NULL, U, "memshare_balloon_weight", NULL, FALSE, 0,
       "Weight of the domain in the weighted division." },
-    { "balloon", "maximum", "domain", "memory", NULL, NULL, U, "memshare_balloon_maximum_bytes", NULL, FALSE, 0,
+    { ST_GROUP(BALLOON), "maximum", ST(DOMAIN, MEMORY), NULL, NULL, U, "memshare_balloon_maximum_bytes", NULL, FALSE, 0,
       "The domain's <memory> (the most the balloon can give it)." },
-    { "balloon", "base", "balloon", "base", NULL, NULL, U, "memshare_balloon_base_bytes", NULL, FALSE, 0,
+    { SAME(BALLOON, BASE), NULL, NULL, U, "memshare_balloon_base_bytes", NULL, FALSE, 0,
       "Memory the domain gets before any KSM saving is shared out." },
-    { "balloon", "floor", "balloon", "floor", NULL, NULL, U, "memshare_balloon_floor_bytes", NULL, FALSE, 0,
+    { SAME(BALLOON, FLOOR), NULL, NULL, U, "memshare_balloon_floor_bytes", NULL, FALSE, 0,
       "Lowest balloon target allowed." },
-    { "balloon", "ceiling", "balloon", "ceiling", NULL, NULL, U, "memshare_balloon_ceiling_bytes", NULL, FALSE,
+    { SAME(BALLOON, CEILING), NULL, NULL, U, "memshare_balloon_ceiling_bytes", NULL, FALSE,
       0, "Highest balloon target allowed." },
-    { "balloon", "target", "balloon", "target", NULL, NULL, U, "memshare_balloon_target_bytes", NULL, FALSE, 0,
+    { SAME(BALLOON, TARGET), NULL, NULL, U, "memshare_balloon_target_bytes", NULL, FALSE, 0,
       "Balloon target the agent last set." },
-    { "balloon", "actual", "balloon", "actual", NULL, NULL, U, "memshare_balloon_actual_bytes", NULL, FALSE, 0,
+    { SAME(BALLOON, ACTUAL), NULL, NULL, U, "memshare_balloon_actual_bytes", NULL, FALSE, 0,
       "Memory the guest has according to the balloon driver." },
-    { "balloon", "share", "balloon", "share", NULL, NULL, U, "memshare_balloon_share_bytes", NULL, FALSE, 0,
+    { SAME(BALLOON, SHARE), NULL, NULL, U, "memshare_balloon_share_bytes", NULL, FALSE, 0,
       "This domain's share of the KSM saving pool." },
-    { "balloon", "stuck", "balloon", "stuck", NULL, NULL, B, "memshare_balloon_stuck", NULL, FALSE, 0,
+    { SAME(BALLOON, STUCK), NULL, NULL, B, "memshare_balloon_stuck", NULL, FALSE, 0,
       "1 when the guest does not follow its balloon target." },
-    { "balloon", "peers", "balloon", "peers", NULL, NULL, U, "memshare_balloon_peers", NULL, FALSE, 0,
+    { SAME(BALLOON, PEERS), NULL, NULL, U, "memshare_balloon_peers", NULL, FALSE, 0,
       "Agents the saving pool is divided between (this one included)." },
-    { "balloon", "reason", "balloon", "reason", NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
-    { "balloon", "error", "balloon", "error", NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
+    { SAME(BALLOON, REASON), NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
+    { SAME_ERR(BALLOON), NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
     /* sharing trust groups (docs/security.md) */
-    { "sharing", "group", "sharing", "group", NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
-    { "sharing", "source", "sharing", "source", NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
-    { "sharing", "merging", "sharing", "merging", NULL, NULL, B, "memshare_sharing_ksm_merging", NULL, FALSE, 0,
+    { SAME(SHARING, GROUP), NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
+    { SAME(SHARING, SOURCE), NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
+    { SAME(SHARING, MERGING), NULL, NULL, B, "memshare_sharing_ksm_merging", NULL, FALSE, 0,
       "1 when the domain runs with KSM merging on (no <nosharepages/>)." },
-    { "sharing", "group-ksm-saved", "balloon", "group-saved", NULL, NULL, U,
+    { ST_GROUP(SHARING), "group-ksm-saved", ST(BALLOON, GROUP_SAVED), NULL, NULL, U,
       "memshare_sharing_group_ksm_saved_bytes", NULL, FALSE, 0,
       "The part of the host's KSM saving attributed to the domain's sharing group (its members' merging)." },
-    { "sharing", "group-pool", "balloon", "group-pool", NULL, NULL, U, "memshare_sharing_group_pool_bytes",
+    { ST_GROUP(SHARING), "group-pool", ST(BALLOON, GROUP_POOL), NULL, NULL, U, "memshare_sharing_group_pool_bytes",
       NULL, FALSE, 0, "What the members of the domain's sharing group may share through their balloons." },
-    { "sharing", "group-members", "balloon", "group-peers", NULL, NULL, U, "memshare_sharing_group_members",
+    { ST_GROUP(SHARING), "group-members", ST(BALLOON, GROUP_PEERS), NULL, NULL, U, "memshare_sharing_group_members",
       NULL, FALSE, 0, "Balloon-sharing domains in the domain's sharing group." },
-    { "sharing", "groups", "balloon", "groups", NULL, NULL, U, "memshare_sharing_groups", NULL, FALSE, 0,
+    { ST_GROUP(SHARING), "groups", ST(BALLOON, GROUPS), NULL, NULL, U, "memshare_sharing_groups", NULL, FALSE, 0,
       "Sharing groups among the host's balloon-sharing domains." },
-    { "sharing", "pending", "sharing", "pending", NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
-    { "sharing", "error", "sharing", "error", NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
+    { SAME(SHARING, PENDING), NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
+    { SAME_ERR(SHARING), NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
     /* images */
-    { "images", "count", "images", "count", NULL, NULL, U, "memshare_images_configured", NULL, FALSE, 0,
+    { SAME(IMAGES, COUNT), NULL, NULL, U, "memshare_images_configured", NULL, FALSE, 0,
       "Shared images the policy names." },
-    { "images", "attached", "images", "attached", NULL, NULL, U, "memshare_images_attached", NULL, FALSE, 0,
+    { SAME(IMAGES, ATTACHED), NULL, NULL, U, "memshare_images_attached", NULL, FALSE, 0,
       "Shared images attached to the domain." },
-    { "images", "bytes", "images", "bytes", NULL, NULL, U, "memshare_images_shared_bytes", NULL, FALSE, 0,
+    { SAME(IMAGES, BYTES), NULL, NULL, U, "memshare_images_shared_bytes", NULL, FALSE, 0,
       "Size of the attached shared images (shared with every domain using them)." },
-    { "images", "names", "images", "names", NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
-    { "images", "error", "images", "error", NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
+    { SAME(IMAGES, NAMES), NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
+    { SAME_ERR(IMAGES), NULL, NULL, S, NULL, NULL, FALSE, 0, NULL },
 };
 const gsize ms_export_n_fields = G_N_ELEMENTS(ms_export_fields);
 
+#undef ST_GROUP
+#undef ST
+#undef SAME
+#undef SAME_ERR
 #undef U
 #undef I
 #undef B
@@ -183,6 +194,21 @@ ms_export_field_value(GKeyFile *status, const MsExportField *f, char **value, GE
     g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "[%s] %s: '%s' is not %s", group, key,
                 g_strstrip(raw), what[f->type]);
     return FALSE;
+}
+
+void
+ms_export_unexport_value(GKeyFile *status, const char *group, const char *key, const char *value)
+{
+    for (gsize i = 0; i < ms_export_n_fields; i++) {
+        const MsExportField *f = &ms_export_fields[i];
+        if (!g_str_equal(f->group, group) || !g_str_equal(f->key, key))
+            continue;
+        g_key_file_set_string(status, f->src_group, f->src_key, value);
+        if (f->alt_group)
+            g_key_file_set_string(status, f->alt_group, f->alt_key, value);
+        return;
+    }
+    g_key_file_set_string(status, group, key, value);
 }
 
 gboolean
@@ -273,9 +299,12 @@ ms_export_prometheus(const MsExportDomain *domains, gsize n, GError **error)
     ms_export_prom_family(out, "memshare_agent_info", "gauge",
                           "Constant 1; labels describe the agent and its policy.");
     static const struct { const char *label, *group, *key; } info[] = {
-        { "transport", "agent", "transport" },   { "qemu_version", "qemu", "version" },
-        { "tracking_method", "tracking", "method" }, { "balloon_mode", "balloon", "mode" },
-        { "balloon_division", "balloon", "division" }, { "sharing_group", "sharing", "group" },
+        { "transport", MS_STATUS_AGENT, MS_STATUS_AGENT_TRANSPORT },
+        { "qemu_version", MS_STATUS_QEMU, MS_STATUS_QEMU_VERSION },
+        { "tracking_method", MS_STATUS_TRACKING, MS_STATUS_TRACKING_METHOD },
+        { "balloon_mode", MS_STATUS_BALLOON, MS_STATUS_BALLOON_MODE },
+        { "balloon_division", MS_STATUS_BALLOON, MS_STATUS_BALLOON_DIVISION },
+        { "sharing_group", MS_STATUS_SHARING, MS_STATUS_SHARING_GROUP },
     };
     for (gsize d = 0; d < n; d++) {
         g_autoptr(GString) extra = g_string_new(NULL);
@@ -410,21 +439,6 @@ ms_export_stats_xml(const MsExportDomain *domain, gint64 unix_time, GError **err
     }
     xmlSaveClose(save);
     return g_strdup((const char *)xmlBufferContent(buf));
-}
-
-gboolean
-ms_export_set_metadata(virDomainPtr dom, const MsExportDomain *domain, gint64 unix_time, GError **error)
-{
-    g_autofree char *xml = ms_export_stats_xml(domain, unix_time, error);
-    if (xml == NULL)
-        return FALSE;
-    if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, xml, MS_EXPORT_STATS_KEY, MS_EXPORT_STATS_NS,
-                             VIR_DOMAIN_AFFECT_LIVE) < 0) {
-        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot set the stats metadata of domain '%s': %s",
-                    domain->name, virGetLastErrorMessage());
-        return FALSE;
-    }
-    return TRUE;
 }
 
 /* ---- [stats] of memshare.conf ---------------------------------------------- */

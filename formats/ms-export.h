@@ -1,4 +1,4 @@
-/* qmp-plugin/ms-export.h: memshare's figures in the forms other tools read.
+/* formats/ms-export.h: memshare's figures in the forms other tools read.
  * One table (ms_export_fields) says which status-file key becomes which
  * `memsharectl domstats` key, Prometheus metric and stats-element attribute,
  * so the three can never drift apart. Everything here is pure (status
@@ -7,7 +7,6 @@
 #pragma once
 
 #include <glib.h>
-#include <libvirt/libvirt.h>
 
 G_BEGIN_DECLS
 
@@ -53,6 +52,14 @@ typedef struct {
 gboolean ms_export_field_value(GKeyFile *status, const MsExportField *field,
                                char **value, GError **error);
 
+/* The way back from a domstats key (the stats element's group and
+ * attribute, as carried by a migration) to the status file: value goes to
+ * the field's status key, and to its alternative too when it has one (what
+ * an older agent wrote there, and what the history reads). A key not in
+ * the table is set as it stands. GKeyFile escapes the value: it can never
+ * become a second key. */
+void ms_export_unexport_value(GKeyFile *status, const char *group, const char *key, const char *value);
+
 /* Checks every field of the table: FALSE names the first bad one. */
 gboolean ms_export_validate(GKeyFile *status, GError **error);
 
@@ -72,14 +79,6 @@ gboolean ms_export_write_prometheus_file(const char *dir, const MsExportDomain *
 
 /* Removes DIR/memshare-UUID.prom (agent exit); a missing file is fine. */
 gboolean ms_export_remove_prometheus_file(const char *dir, const char *uuid, GError **error);
-
-/* Sets the stats element as the domain's live metadata (key
- * MS_EXPORT_STATS_KEY, namespace MS_EXPORT_STATS_NS, VIR_DOMAIN_AFFECT_LIVE:
- * never the persistent config). `virsh metadata DOMAIN MS_EXPORT_STATS_NS`
- * shows it. The METADATA_CHANGE event this raises carries the stats
- * namespace, which the agent's policy reload ignores. */
-gboolean ms_export_set_metadata(virDomainPtr dom, const MsExportDomain *domain, gint64 unix_time,
-                                GError **error);
 
 /* [stats] of memshare.conf:
  *   prometheus-dir=DIR   absolute; unset = no textfile (default)

@@ -1,4 +1,4 @@
-/* qmp-plugin/ms-history.h: the bounded timeline each agent keeps of its
+/* formats/ms-history.h: the bounded timeline each agent keeps of its
  * domain's figures (RUNSTATEDIR/memshare/domains/UUID/history), read by
  * `memsharectl plot`. One line per stats period: a unix time then the
  * values of MS_HISTORY_COLUMNS, space-separated, "-" when unknown. Appended

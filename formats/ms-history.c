@@ -1,6 +1,7 @@
-/* qmp-plugin/ms-history.c: the agent's bounded timeline file (see
+/* formats/ms-history.c: the agent's bounded timeline file (see
  * ms-history.h for the format and why it is append-then-trim). */
 #include "ms-history.h"
+#include "ms-status-keys.h"
 #include "ms-error.h"
 #include "ms-util.h"
 
@@ -11,8 +12,14 @@
 #include <unistd.h>
 
 const char *const ms_history_columns[] = {
-    "balloon.actual", "balloon.target", "balloon.base", "balloon.host-saved",
-    "balloon.contribution", "tracking.used", "tracking.total", "images.bytes",
+    MS_STATUS_BALLOON "." MS_STATUS_BALLOON_ACTUAL,
+    MS_STATUS_BALLOON "." MS_STATUS_BALLOON_TARGET,
+    MS_STATUS_BALLOON "." MS_STATUS_BALLOON_BASE,
+    MS_STATUS_BALLOON "." MS_STATUS_BALLOON_HOST_SAVED,
+    MS_STATUS_BALLOON "." MS_STATUS_BALLOON_CONTRIBUTION,
+    MS_STATUS_TRACKING "." MS_STATUS_TRACKING_USED,
+    MS_STATUS_TRACKING "." MS_STATUS_TRACKING_TOTAL,
+    MS_STATUS_IMAGES "." MS_STATUS_IMAGES_BYTES,
     NULL,
 };
 
