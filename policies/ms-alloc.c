@@ -342,6 +342,38 @@ ms_alloc_compute_grouped(const MsAllocHost *host, const MsAllocParams *params,
 
 /* ---- publication of inputs ---- */
 
+/* ---- stuck detection ------------------------------------------------------ */
+
+void
+ms_alloc_stuck_init(MsAllocStuck *s, guint64 actual)
+{
+    *s = (MsAllocStuck){ .last_actual = actual };
+}
+
+MsAllocStuckChange
+ms_alloc_stuck_update(MsAllocStuck *s, guint64 target, guint64 actual, gint64 now_us)
+{
+    MsAllocStuckChange change = MS_ALLOC_STUCK_SAME;
+    gboolean off = actual > target + MS_ALLOC_STUCK_SLACK || actual + MS_ALLOC_STUCK_SLACK < target;
+    if (off && actual == s->last_actual) {
+        if (s->still_ticks++ == 0)
+            s->still_since = now_us;
+    } else {
+        s->still_ticks = 0;
+    }
+    if (actual != s->last_actual && s->stuck) {
+        s->stuck = FALSE;
+        change = MS_ALLOC_STUCK_MOVING;
+    }
+    if (!s->stuck && s->still_ticks >= MS_ALLOC_STUCK_TICKS &&
+        now_us - s->still_since >= MS_ALLOC_STUCK_US) {
+        s->stuck = TRUE;
+        change = MS_ALLOC_STUCK_BECAME;
+    }
+    s->last_actual = actual;
+    return change;
+}
+
 #include "ms-error.h"
 #include "ms-util.h"
 

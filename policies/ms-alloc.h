@@ -94,6 +94,37 @@ void ms_alloc_compute_grouped(const MsAllocHost *host, const MsAllocParams *para
                               const MsAllocDomain *domains, gsize n,
                               MsAllocResult *results);
 
+/* Stuck detection (docs/balloon.md): a balloon that stays off its target
+ * by more than the slack without moving for MS_ALLOC_STUCK_TICKS periods
+ * and at least MS_ALLOC_STUCK_US is stuck (no driver in the guest, or a
+ * guest that refuses); the time bound is for a guest still booting, which
+ * loads its balloon driver late (tens of seconds under TCG). Any movement
+ * ends it. Pure: the caller passes the monotonic time. */
+#define MS_ALLOC_STUCK_TICKS 3
+#define MS_ALLOC_STUCK_US (30 * G_USEC_PER_SEC)
+/* Within this of the target counts as there (the guest balloons in pages,
+ * QEMU reports what it has). */
+#define MS_ALLOC_STUCK_SLACK (2ULL << 20)
+
+typedef struct {
+    guint64 last_actual;  /* bytes, at the previous period */
+    guint still_ticks;    /* periods actual did not move while off target */
+    gint64 still_since;   /* monotonic time (us) of the first such period */
+    gboolean stuck;
+} MsAllocStuck;
+
+typedef enum {
+    MS_ALLOC_STUCK_SAME,     /* no change of state */
+    MS_ALLOC_STUCK_BECAME,   /* stuck from this period on */
+    MS_ALLOC_STUCK_MOVING,   /* was stuck, moves again */
+} MsAllocStuckChange;
+
+/* The state before the first period: the balloon at actual. */
+void ms_alloc_stuck_init(MsAllocStuck *s, guint64 actual);
+/* One period: what was asked (target) and what the balloon is (actual). */
+MsAllocStuckChange ms_alloc_stuck_update(MsAllocStuck *s, guint64 target, guint64 actual,
+                                         gint64 now_us);
+
 /* Publication of one agent's inputs (RUNSTATEDIR/memshare/domains/UUID/inputs):
  * "key=value" lines. Unknown keys ignored, missing or duplicated ones and
  * malformed values are errors; input bounded to MS_ALLOC_INPUT_MAX. The

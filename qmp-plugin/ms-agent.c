@@ -71,8 +71,8 @@ struct _MsAgent {
     guint sigint_source;
     guint sigusr1_source;
 
-    /* Latest balloon figures (bytes). */
-    guint64 balloon_actual;
+    /* The balloon's actual size (its one owner: ms-balloon-size.c). */
+    MsBalloonSize balloon;
     guint64 ticks;
 
     MsAgentEnv env;
@@ -381,7 +381,7 @@ ms_agent_publish_status(MsAgent *agent)
     if (agent->qemu_version)
         g_key_file_set_string(kf, MS_STATUS_QEMU, MS_STATUS_QEMU_VERSION, agent->qemu_version);
     g_key_file_set_int64(kf, MS_STATUS_QEMU, MS_STATUS_QEMU_PID, agent->qemu_pid);
-    g_key_file_set_uint64(kf, MS_STATUS_BALLOON, MS_STATUS_BALLOON_ACTUAL, agent->balloon_actual);
+    ms_balloon_size_publish(&agent->balloon, kf);
     g_key_file_set_string(kf, MS_STATUS_POLICY, MS_STATUS_POLICY_STATE, agent->policy_removed ? "removed" : "active");
     ms_agent_update_sharing(agent);
     if (agent->policy) {
@@ -436,24 +436,6 @@ ms_agent_export_stats(MsAgent *agent)
 
 /* ---- QMP ----------------------------------------------------------------- */
 
-static gboolean
-ms_agent_query_balloon(MsAgent *agent, GError **error)
-{
-    g_autoptr(JsonNode) ret = ms_qmp_client_execute(agent->qmp, "query-balloon", NULL, error);
-    if (ret == NULL)
-        return FALSE;
-    JsonObject *obj = JSON_NODE_HOLDS_OBJECT(ret) ? json_node_get_object(ret) : NULL;
-    JsonNode *actual = obj ? json_object_get_member(obj, "actual") : NULL;
-    if (actual == NULL || json_node_get_value_type(actual) != G_TYPE_INT64 ||
-        json_node_get_int(actual) < 0) {
-        g_set_error(error, MS_QMP_ERROR, MS_QMP_ERROR_PROTOCOL,
-                    "query-balloon: reply has no non-negative integer 'actual'");
-        return FALSE;
-    }
-    agent->balloon_actual = (guint64)json_node_get_int(actual);
-    return TRUE;
-}
-
 static void
 ms_agent_log_memdevs(MsAgent *agent)
 {
@@ -490,13 +472,8 @@ ms_agent_qmp_event(MsQmpClient *client, const char *event, JsonObject *data, gin
                    gint64 micros, gpointer user_data)
 {
     MsAgent *agent = user_data;
-    if (g_str_equal(event, "BALLOON_CHANGE") && data != NULL &&
-        json_object_has_member(data, "actual")) {
-        gint64 actual = json_object_get_int_member(data, "actual");
-        if (actual >= 0) {
-            agent->balloon_actual = (guint64)actual;
-            g_debug("BALLOON_CHANGE: actual %" G_GINT64_FORMAT " MiB", actual / (1024 * 1024));
-        }
+    if (ms_balloon_size_event(&agent->balloon, event, data)) {
+        /* recorded */
     } else if (g_str_equal(event, "SHUTDOWN")) {
         g_debug("guest shutdown event");
     }
@@ -652,6 +629,7 @@ ms_agent_refresh_env(MsAgent *agent)
     agent->env.runtime_dir = agent->runtime_dir;
     agent->env.proc_root = "/proc";
     agent->env.sys_root = "/sys";
+    agent->env.balloon = &agent->balloon;
 }
 
 static void ms_agent_publish_status(MsAgent *agent);
@@ -716,7 +694,7 @@ ms_agent_tick(gpointer user_data)
     if (agent->qmp == NULL)
         return G_SOURCE_CONTINUE;
     agent->ticks++;
-    if (!ms_agent_query_balloon(agent, &error))
+    if (!ms_balloon_size_query(&agent->balloon, agent->qmp, &error))
         g_debug("query-balloon: %s", error->message);
     ms_agent_publish_status(agent);
     if (agent->policy_removed)
@@ -1018,14 +996,14 @@ ms_agent_start(MsAgent *agent, gboolean *already_running, GError **error)
 
     agent->qemu_pid = ms_agent_find_qemu_pid(agent);
     g_autoptr(GError) local = NULL;
-    if (!ms_agent_query_balloon(agent, &local)) {
+    if (!ms_balloon_size_query(&agent->balloon, agent->qmp, &local)) {
         g_warning("no balloon: %s", local->message);
         g_clear_error(&local);
     }
     g_message("attached: QEMU %s (pid %d), transport %s, balloon actual %" G_GUINT64_FORMAT " MiB",
               agent->qemu_version ? agent->qemu_version : "?", (int)agent->qemu_pid,
               agent->opt.qmp_socket ? "qmp-socket" : "libvirt",
-              agent->balloon_actual / (1024 * 1024));
+              agent->balloon.actual / (1024 * 1024));
     ms_agent_log_memdevs(agent);
     ms_kcompat_report("/sys", "/proc", agent->qemu_pid, agent->status);
     ms_agent_publish_status(agent);

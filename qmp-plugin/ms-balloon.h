@@ -17,4 +17,10 @@ extern const MsAgentModule ms_balloon_module;
  * max(256 MiB, 5 % of MemTotal). Exposed for tests. */
 guint64 ms_balloon_host_reserve(GKeyFile *conf, guint64 mem_total_bytes, GError **error);
 
+/* The module's tick at a given monotonic time (us): the clock of stuck
+ * detection. The module's tick() is this at g_get_monotonic_time();
+ * exposed for the replay tests (tests/balloon/test-balloon-replay.c). */
+gboolean ms_balloon_tick_at(gpointer self, const MsAgentEnv *env, GKeyFile *status, gint64 now_us,
+                            GError **error);
+
 G_END_DECLS

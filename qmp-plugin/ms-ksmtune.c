@@ -5,11 +5,11 @@
 #include "ms-error.h"
 #include "ms-kcompat.h"
 #include "ms-ksm.h"
+#include "ms-meminfo.h"
 #include "ms-util.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -181,33 +181,6 @@ ms_ksmtune_free(gpointer p)
 }
 
 static gboolean
-ms_ksmtune_meminfo(const char *proc_root, guint64 *total, guint64 *avail, GError **error)
-{
-    g_autofree char *path = g_build_filename(proc_root, "meminfo", NULL);
-    g_autofree char *text = NULL;
-    if (!ms_file_read_bounded(path, 64 * 1024, &text, NULL, error))
-        return FALSE;
-    *total = *avail = 0;
-    gboolean have_total = FALSE, have_avail = FALSE;
-    for (char *line = text; line && *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl)
-            *nl = '\0';
-        guint64 v;
-        if (g_str_has_prefix(line, "MemTotal:") && sscanf(line + 9, "%" G_GUINT64_FORMAT, &v) == 1)
-            *total = v, have_total = TRUE;
-        else if (g_str_has_prefix(line, "MemAvailable:") && sscanf(line + 13, "%" G_GUINT64_FORMAT, &v) == 1)
-            *avail = v, have_avail = TRUE;
-        line = nl ? nl + 1 : NULL;
-    }
-    if (!have_total || !have_avail) {
-        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "%s: no MemTotal or MemAvailable line", path);
-        return FALSE;
-    }
-    return TRUE;
-}
-
-static gboolean
 ms_ksmtune_tick(gpointer self, const MsAgentEnv *env, GKeyFile *status, GError **error)
 {
     MsKsmTune *t = self;
@@ -223,9 +196,11 @@ ms_ksmtune_tick(gpointer self, const MsAgentEnv *env, GKeyFile *status, GError *
 
     MsKsmHost host;
     MsKsmTuneInput in = { 0 };
-    if (!ms_ksm_read_host(env->sys_root, &host, error) ||
-        !ms_ksmtune_meminfo(env->proc_root, &in.mem_total_kib, &in.mem_available_kib, error))
+    MsMeminfo mi;
+    if (!ms_ksm_read_host(env->sys_root, &host, error) || !ms_meminfo_read(env->proc_root, &mi, error))
         return FALSE;
+    in.mem_total_kib = mi.total_kib;
+    in.mem_available_kib = mi.available_kib;
     in.run = host.value[MS_KSM_RUN];
     in.pages_to_scan = host.value[MS_KSM_PAGES_TO_SCAN];
     in.has_advisor = MS_KSM_HAS(&host, MS_KSM_ADVISOR_MODE);

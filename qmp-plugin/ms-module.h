@@ -9,6 +9,7 @@
 #include <glib.h>
 #include <sys/types.h>
 
+#include "ms-balloon-size.h"
 #include "ms-policy.h"
 #include "ms-qmp.h"
 
@@ -30,6 +31,9 @@ typedef struct {
     const char *runtime_dir; /* RUNSTATEDIR/memshare/domains/UUID */
     const char *proc_root;   /* "/proc" (tests may point elsewhere) */
     const char *sys_root;    /* "/sys" */
+    /* The balloon's actual size, owned by ms-balloon-size.c: the agent
+     * feeds it BALLOON_CHANGE, whoever queries writes it there. */
+    MsBalloonSize *balloon;
 } MsAgentEnv;
 
 typedef struct {

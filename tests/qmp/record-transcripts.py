@@ -6,6 +6,12 @@
 #
 # Usage: tests/qmp/record-transcripts.py [OUTDIR]   (default: tests/qmp/data)
 #
+# With MS_GUEST_KERNEL and MS_GUEST_INITRD (the test guest, tests/guest/;
+# `meson devenv` or the paths in BUILD/tests/guest) it also records the
+# balloon module's transcripts into tests/balloon/data/ (or GUEST_OUTDIR):
+# a guest whose balloon moves late (the driver loads while the guest
+# boots) and one whose balloon never moves (ms.noballoon=1).
+#
 # Transcript format, one message per line:
 #   # comment
 #   S: {...}     a message QEMU sent (the bytes of one line, without CRLF)
@@ -31,6 +37,19 @@ def qemu_cmdline(sock):
             "-device", "virtio-balloon-pci,id=balloon0",
             "-object", "memory-backend-ram,id=pc.ram,size=256M",
             "-machine", "memory-backend=pc.ram"]
+
+
+def guest_cmdline(sock, serial, append):
+    return [QEMU, "-M", "q35", "-accel", "tcg", "-m", "256", "-smp", "1",
+            "-nodefaults", "-display", "none", "-no-user-config",
+            "-object", "memory-backend-ram,id=pc.ram,size=256M",
+            "-machine", "memory-backend=pc.ram",
+            "-device", "virtio-balloon-pci,id=balloon0",
+            "-qmp", "unix:%s,server=on,wait=off" % sock,
+            "-serial", "file:%s" % serial,
+            "-kernel", os.environ["MS_GUEST_KERNEL"],
+            "-initrd", os.environ["MS_GUEST_INITRD"],
+            "-append", "console=ttyS0 quiet ms.scenario=idle " + append]
 
 
 class Session:
@@ -143,5 +162,56 @@ def main():
         os.rmdir(tmp)
 
 
+MiB = 1024 * 1024
+
+
+def record_guest(out, name, comment, append, queries, interval):
+    """The balloon module's exchange, one period every INTERVAL s: the
+    first period asks for 192 MiB of the 256, the following ones only
+    query (the module asks once and then watches)."""
+    tmp = tempfile.mkdtemp(prefix="ms-qmp-rec-")
+    sock = os.path.join(tmp, "qmp.sock")
+    serial = os.path.join(tmp, "serial")
+    qemu = subprocess.Popen(guest_cmdline(sock, serial, append))
+    try:
+        for _ in range(200):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        s = Session(sock)
+        s.read_line(10)
+        s.command("qmp_capabilities")
+        s.command("query-balloon")
+        s.command("balloon", {"value": 192 * MiB}, interval)
+        for i in range(queries):
+            r = s.command("query-balloon", None, interval)
+            if abs(r["return"]["actual"] - 192 * MiB) <= 2 * MiB and i + 1 >= 2:
+                break
+        s.save(os.path.join(out, name), comment)
+        print("wrote", os.path.join(out, name))
+    finally:
+        qemu.terminate()
+        qemu.wait()
+        for f in (sock, serial):
+            try:
+                os.unlink(f)
+            except OSError:
+                pass
+        os.rmdir(tmp)
+
+
+def main_guest():
+    out = os.environ.get("GUEST_OUTDIR", os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "balloon", "data"))
+    record_guest(out, "balloon-late.txt",
+                 "a booting guest: its balloon driver loads late, then the balloon moves to 192 MiB",
+                 "", 30, 1.0)
+    record_guest(out, "balloon-stuck.txt",
+                 "a guest without balloon driver (ms.noballoon=1): the balloon never moves",
+                 "ms.noballoon=1", 6, 1.0)
+
+
 if __name__ == "__main__":
     main()
+    if os.environ.get("MS_GUEST_KERNEL") and os.environ.get("MS_GUEST_INITRD"):
+        main_guest()

@@ -1,8 +1,9 @@
 /* tests/qmp/test-qmp-client.c: the QMP client (qmp-plugin/ms-qmp.c with the
- * socket transport) against a peer thread that replays transcripts from
- * tests/qmp/data/ on a real unix socket. The recorded transcripts are
- * their own expectations: each command's result must equal the recorded
+ * socket transport) against the fake monitor of tests/lib/fake-qmp.c
+ * replaying transcripts from tests/qmp/data/ on a real unix socket. The
+ * recorded transcripts are their own expectations: each command's result must equal the recorded
  * reply, and each event must reach the handler, in order. */
+#include "fake-qmp.h"
 #include "ms-qmp.h"
 #include "ms-qmp-stream.h"
 
@@ -12,192 +13,6 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-/* ---- transcripts ----------------------------------------------------------- */
-
-static GPtrArray *
-load_transcript(const char *name)
-{
-    g_autofree char *path = g_test_build_filename(G_TEST_DIST, "data", name, NULL);
-    g_autofree char *text = NULL;
-    g_autoptr(GError) error = NULL;
-    g_assert_true(g_file_get_contents(path, &text, NULL, &error));
-    g_assert_no_error(error);
-    GPtrArray *lines = g_ptr_array_new_with_free_func(g_free);
-    g_auto(GStrv) all = g_strsplit(text, "\n", -1);
-    for (guint i = 0; all[i]; i++)
-        if (all[i][0] != '\0' && all[i][0] != '#')
-            g_ptr_array_add(lines, g_strdup(all[i]));
-    return lines;
-}
-
-static JsonObject *
-parse_object(const char *text)
-{
-    g_autoptr(JsonParser) p = json_parser_new();
-    g_autoptr(GError) error = NULL;
-    g_assert_true(json_parser_load_from_data(p, text, -1, &error));
-    g_assert_no_error(error);
-    g_assert_true(JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p)));
-    return json_object_ref(json_node_get_object(json_parser_get_root(p)));
-}
-
-/* ---- the peer: a fake QEMU on a unix socket -------------------------------- */
-
-typedef struct {
-    char *dir;
-    char *path;
-    int listen_fd;
-    GPtrArray *script; /* transcript lines, plus "BIG: n" for an oversize reply */
-    gboolean bytewise;
-    GThread *thread;
-    char *failure; /* what went wrong on the peer's side, checked by the test */
-} Peer;
-
-static gboolean
-peer_send(Peer *peer, int fd, const char *data, gsize len)
-{
-    gsize step = peer->bytewise ? 1 : len;
-    for (gsize off = 0; off < len;) {
-        ssize_t n = send(fd, data + off, MIN(step, len - off), MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return FALSE;
-        off += (gsize)n;
-        if (peer->bytewise)
-            g_usleep(20); /* let the client see the message in pieces */
-    }
-    return TRUE;
-}
-
-/* Reads the client's next command; NULL on EOF. */
-static JsonObject *
-peer_read_command(int fd, MsQmpStream *stream)
-{
-    for (;;) {
-        g_autoptr(GError) error = NULL;
-        JsonObject *obj = ms_qmp_stream_pop(stream, &error);
-        if (obj != NULL || error != NULL)
-            return obj;
-        char buf[4096];
-        ssize_t n = read(fd, buf, sizeof(buf));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return NULL;
-        ms_qmp_stream_feed(stream, buf, (gsize)n);
-    }
-}
-
-static gpointer
-peer_thread(gpointer data)
-{
-    Peer *peer = data;
-    int fd = accept(peer->listen_fd, NULL, NULL);
-    if (fd < 0) {
-        peer->failure = g_strdup_printf("accept: %s", g_strerror(errno));
-        return NULL;
-    }
-    g_autoptr(MsQmpStream) stream = ms_qmp_stream_new(MS_QMP_MAX_MESSAGE);
-    /* recorded id -> the id the client chose for that command */
-    g_autoptr(GHashTable) ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-
-    for (guint i = 0; i < peer->script->len && peer->failure == NULL; i++) {
-        const char *line = peer->script->pdata[i];
-        if (g_str_has_prefix(line, "S: ")) {
-            g_autoptr(JsonObject) msg = parse_object(line + 3);
-            /* Replies to a recorded command go out with the client's id. */
-            const char *id = json_object_get_string_member_with_default(msg, "id", NULL);
-            const char *client_id = id ? g_hash_table_lookup(ids, id) : NULL;
-            if (client_id != NULL)
-                json_object_set_string_member(msg, "id", client_id);
-            g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), msg);
-            g_autofree char *text = json_to_string(node, FALSE);
-            g_autofree char *wire = g_strconcat(text, "\r\n", NULL);
-            peer_send(peer, fd, wire, strlen(wire));
-        } else if (g_str_has_prefix(line, "R: ")) {
-            g_autofree char *raw = g_strcompress(line + 3);
-            peer_send(peer, fd, raw, strlen(raw));
-        } else if (g_str_has_prefix(line, "BIG: ")) {
-            gsize n = g_ascii_strtoull(line + 5, NULL, 10);
-            g_autofree char *big = g_malloc(n);
-            memset(big, 'x', n);
-            memcpy(big, "{\"return\": \"", 12);
-            peer_send(peer, fd, big, n);
-        } else if (g_str_has_prefix(line, "C: ")) {
-            g_autoptr(JsonObject) want = parse_object(line + 3);
-            g_autoptr(JsonObject) got = peer_read_command(fd, stream);
-            if (got == NULL) {
-                peer->failure = g_strdup_printf("client sent no command for '%s'", line);
-                break;
-            }
-            g_autoptr(JsonNode) want_args = json_object_dup_member(want, "arguments");
-            g_autoptr(JsonNode) got_args = json_object_dup_member(got, "arguments");
-            if (g_strcmp0(json_object_get_string_member_with_default(got, "execute", NULL),
-                          json_object_get_string_member(want, "execute")) != 0 ||
-                (want_args == NULL) != (got_args == NULL) ||
-                (want_args && !json_node_equal(want_args, got_args)) ||
-                !json_object_has_member(got, "id")) {
-                g_autoptr(JsonNode) n = json_node_init_object(json_node_alloc(), got);
-                g_autofree char *t = json_to_string(n, FALSE);
-                peer->failure = g_strdup_printf("expected '%s', client sent %s", line, t);
-                break;
-            }
-            g_hash_table_insert(ids, g_strdup(json_object_get_string_member(want, "id")),
-                                g_strdup(json_object_get_string_member(got, "id")));
-        } else if (g_str_equal(line, "CLOSE")) {
-            close(fd);
-            return NULL;
-        } else if (g_str_equal(line, "HANG")) {
-            break;
-        } else {
-            peer->failure = g_strdup_printf("bad transcript line '%s'", line);
-        }
-    }
-    /* Stay until the client hangs up; it may send more we ignore. */
-    char buf[4096];
-    while (read(fd, buf, sizeof(buf)) > 0)
-        ;
-    close(fd);
-    return NULL;
-}
-
-static Peer *
-peer_start(GPtrArray *script, gboolean bytewise)
-{
-    Peer *peer = g_new0(Peer, 1);
-    g_autoptr(GError) error = NULL;
-    peer->dir = g_dir_make_tmp("ms-qmp-test-XXXXXX", &error);
-    g_assert_no_error(error);
-    peer->path = g_build_filename(peer->dir, "qmp.sock", NULL);
-    peer->script = g_ptr_array_ref(script);
-    peer->bytewise = bytewise;
-    peer->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    g_assert_cmpint(peer->listen_fd, >=, 0);
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    g_assert_cmpuint(strlen(peer->path), <, sizeof(addr.sun_path));
-    strcpy(addr.sun_path, peer->path);
-    g_assert_cmpint(bind(peer->listen_fd, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
-    g_assert_cmpint(listen(peer->listen_fd, 1), ==, 0);
-    peer->thread = g_thread_new("qmp-peer", peer_thread, peer);
-    return peer;
-}
-
-/* Call after the client is freed (its hang-up ends the peer). */
-static void
-peer_finish(Peer *peer)
-{
-    g_thread_join(peer->thread);
-    g_assert_cmpstr(peer->failure, ==, NULL);
-    close(peer->listen_fd);
-    unlink(peer->path);
-    g_rmdir(peer->dir);
-    g_ptr_array_unref(peer->script);
-    g_free(peer->path);
-    g_free(peer->dir);
-    g_free(peer);
-}
 
 /* ---- what the client's handlers saw ----------------------------------------- */
 
@@ -252,9 +67,9 @@ seen_clear(Seen *seen)
 }
 
 static MsQmpClient *
-client_new(Peer *peer, Seen *seen)
+client_new(MsFakeQmp *peer, Seen *seen)
 {
-    MsQmpClient *client = ms_qmp_client_new_socket(peer->path);
+    MsQmpClient *client = ms_qmp_client_new_socket(ms_fake_qmp_socket(peer));
     ms_qmp_client_set_event_handler(client, on_event, seen);
     ms_qmp_client_set_closed_handler(client, on_closed, seen);
     return client;
@@ -280,8 +95,8 @@ static void
 test_replay(gconstpointer data)
 {
     const ReplayCase *rc = data;
-    g_autoptr(GPtrArray) script = load_transcript(rc->name);
-    Peer *peer = peer_start(script, rc->bytewise);
+    g_autoptr(GPtrArray) script = ms_fake_qmp_load(rc->name);
+    MsFakeQmp *peer = ms_fake_qmp_start(script, rc->bytewise);
     Seen seen;
     seen_init(&seen);
     g_autoptr(GPtrArray) want_events = g_ptr_array_new_with_free_func(g_free);
@@ -297,7 +112,7 @@ test_replay(gconstpointer data)
         const char *line = script->pdata[i];
         if (!g_str_has_prefix(line, "S: "))
             continue;
-        g_autoptr(JsonObject) msg = parse_object(line + 3);
+        g_autoptr(JsonObject) msg = ms_fake_qmp_parse_object(line + 3);
         if (!json_object_has_member(msg, "event"))
             continue;
         JsonObject *ts = json_object_get_object_member(msg, "timestamp");
@@ -319,7 +134,7 @@ test_replay(gconstpointer data)
             first = FALSE;
             continue;
         }
-        g_autoptr(JsonObject) cmd = parse_object(line + 3);
+        g_autoptr(JsonObject) cmd = ms_fake_qmp_parse_object(line + 3);
         const char *id = json_object_get_string_member(cmd, "id");
         /* The recorded reply: the next S: line with this id. */
         g_autoptr(JsonObject) reply = NULL;
@@ -327,7 +142,7 @@ test_replay(gconstpointer data)
             const char *l = script->pdata[j];
             if (!g_str_has_prefix(l, "S: "))
                 continue;
-            g_autoptr(JsonObject) m = parse_object(l + 3);
+            g_autoptr(JsonObject) m = ms_fake_qmp_parse_object(l + 3);
             if (g_strcmp0(json_object_get_string_member_with_default(m, "id", NULL), id) == 0)
                 reply = g_steal_pointer(&m);
         }
@@ -362,7 +177,7 @@ test_replay(gconstpointer data)
     g_assert_cmpuint(seen.closed, ==, 0);
 
     ms_qmp_client_free(client);
-    peer_finish(peer);
+    ms_fake_qmp_finish(peer);
     seen_clear(&seen);
 }
 
@@ -375,10 +190,10 @@ check_command_fails(const char *name, GPtrArray *script, guint timeout_ms, int c
                     const char *message, gboolean expect_closed)
 {
     if (script == NULL)
-        script = load_transcript(name);
+        script = ms_fake_qmp_load(name);
     else
         g_ptr_array_ref(script);
-    Peer *peer = peer_start(script, FALSE);
+    MsFakeQmp *peer = ms_fake_qmp_start(script, FALSE);
     Seen seen;
     seen_init(&seen);
     MsQmpClient *client = client_new(peer, &seen);
@@ -413,7 +228,7 @@ check_command_fails(const char *name, GPtrArray *script, guint timeout_ms, int c
         g_assert_error(error, MS_QMP_ERROR, code);
     }
     ms_qmp_client_free(client);
-    peer_finish(peer);
+    ms_fake_qmp_finish(peer);
     seen_clear(&seen);
     g_ptr_array_unref(script);
 }
@@ -449,7 +264,7 @@ test_timeout(void)
 static void
 test_oversize(void)
 {
-    g_autoptr(GPtrArray) script = load_transcript("query-balloon.txt");
+    g_autoptr(GPtrArray) script = ms_fake_qmp_load("query-balloon.txt");
     /* Replace the recorded reply with one past the bound. */
     g_ptr_array_remove_index(script, script->len - 1);
     g_ptr_array_add(script, g_strdup_printf("BIG: %d", MS_QMP_MAX_MESSAGE + 4096));
@@ -460,8 +275,8 @@ test_oversize(void)
 static void
 test_late_reply_dropped(void)
 {
-    g_autoptr(GPtrArray) script = load_transcript("synthetic-late-reply.txt");
-    Peer *peer = peer_start(script, FALSE);
+    g_autoptr(GPtrArray) script = ms_fake_qmp_load("synthetic-late-reply.txt");
+    MsFakeQmp *peer = ms_fake_qmp_start(script, FALSE);
     Seen seen;
     seen_init(&seen);
     MsQmpClient *client = client_new(peer, &seen);
@@ -481,15 +296,15 @@ test_late_reply_dropped(void)
     drain_main_context();
     g_assert_cmpuint(seen.closed, ==, 0);
     ms_qmp_client_free(client);
-    peer_finish(peer);
+    ms_fake_qmp_finish(peer);
     seen_clear(&seen);
 }
 
 static void
 check_connect_fails(const char *name, int code, const char *message)
 {
-    g_autoptr(GPtrArray) script = load_transcript(name);
-    Peer *peer = peer_start(script, FALSE);
+    g_autoptr(GPtrArray) script = ms_fake_qmp_load(name);
+    MsFakeQmp *peer = ms_fake_qmp_start(script, FALSE);
     Seen seen;
     seen_init(&seen);
     MsQmpClient *client = client_new(peer, &seen);
@@ -503,7 +318,7 @@ check_connect_fails(const char *name, int code, const char *message)
     /* connect() reported it; the closed handler is for later losses. */
     g_assert_cmpuint(seen.closed, ==, 0);
     ms_qmp_client_free(client);
-    peer_finish(peer);
+    ms_fake_qmp_finish(peer);
     seen_clear(&seen);
 }
 
@@ -532,14 +347,14 @@ static void
 test_caps_error(void)
 {
     /* QEMU refusing qmp_capabilities fails connect with its reason. */
-    g_autoptr(GPtrArray) script = load_transcript("error-command-not-found.txt");
+    g_autoptr(GPtrArray) script = ms_fake_qmp_load("error-command-not-found.txt");
     g_autoptr(GPtrArray) edited = g_ptr_array_new_with_free_func(g_free);
     g_ptr_array_add(edited, g_strdup(script->pdata[0]));
     g_ptr_array_add(edited, g_strdup(script->pdata[1]));
     g_ptr_array_add(edited, g_strdup("S: {\"id\": \"rec-1\", \"error\": {\"class\": "
                                      "\"CommandNotFound\", \"desc\": \"Capabilities "
                                      "negotiation is already complete, command ignored\"}}"));
-    Peer *peer = peer_start(edited, FALSE);
+    MsFakeQmp *peer = ms_fake_qmp_start(edited, FALSE);
     Seen seen;
     seen_init(&seen);
     MsQmpClient *client = client_new(peer, &seen);
@@ -549,15 +364,15 @@ test_caps_error(void)
     g_assert_cmpstr(error->message, ==, "qmp_capabilities: CommandNotFound: Capabilities "
                                         "negotiation is already complete, command ignored");
     ms_qmp_client_free(client);
-    peer_finish(peer);
+    ms_fake_qmp_finish(peer);
     seen_clear(&seen);
 }
 
 static void
 test_event_then_close(void)
 {
-    g_autoptr(GPtrArray) script = load_transcript("synthetic-event-then-close.txt");
-    Peer *peer = peer_start(script, FALSE);
+    g_autoptr(GPtrArray) script = ms_fake_qmp_load("synthetic-event-then-close.txt");
+    MsFakeQmp *peer = ms_fake_qmp_start(script, FALSE);
     Seen seen;
     seen_init(&seen);
     MsQmpClient *client = client_new(peer, &seen);
@@ -577,7 +392,7 @@ test_event_then_close(void)
     g_assert_null(ret);
     g_assert_error(error, MS_QMP_ERROR, MS_QMP_ERROR_CLOSED);
     ms_qmp_client_free(client);
-    peer_finish(peer);
+    ms_fake_qmp_finish(peer);
     seen_clear(&seen);
 }
 
@@ -585,8 +400,8 @@ test_event_then_close(void)
 static void
 test_free_with_pending_events(void)
 {
-    g_autoptr(GPtrArray) script = load_transcript("events-cont-stop.txt");
-    Peer *peer = peer_start(script, FALSE);
+    g_autoptr(GPtrArray) script = ms_fake_qmp_load("events-cont-stop.txt");
+    MsFakeQmp *peer = ms_fake_qmp_start(script, FALSE);
     Seen seen;
     seen_init(&seen);
     MsQmpClient *client = client_new(peer, &seen);
@@ -599,7 +414,7 @@ test_free_with_pending_events(void)
     ms_qmp_client_free(client);
     drain_main_context();
     g_assert_cmpuint(seen.events->len, ==, 0);
-    peer_finish(peer);
+    ms_fake_qmp_finish(peer);
     seen_clear(&seen);
 }
 
