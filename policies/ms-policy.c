@@ -45,7 +45,7 @@ typedef struct {
     MsPolicy *policy;
     /* raw attribute values for messages about derived checks */
     char *raw_base, *raw_floor, *raw_ceiling;
-    gboolean seen_balloon, seen_tracking, seen_stats, seen_sharing;
+    gboolean seen_balloon, seen_tracking, seen_stats, seen_sharing, seen_migration;
 } ParseCtx;
 
 static void
@@ -570,6 +570,21 @@ parse_sharing(ParseCtx *ctx, const xmlNode *node, GError **error)
     return TRUE;
 }
 
+/* <migration free-page-hint='on'/>: what a live migration of the domain
+ * may use. The hint is a device property only the domain's definition can
+ * carry (the hook cannot change the XML at start), so the parser records
+ * the wish and the domain facts say whether the definition has it. */
+static gboolean
+parse_migration(ParseCtx *ctx, const xmlNode *node, GError **error)
+{
+    static const char *const attrs[] = { "free-page-hint", NULL };
+
+    return check_once(ctx, node, &ctx->seen_migration, error) &&
+           check_attributes(ctx, node, attrs, error) &&
+           check_empty(ctx, node, error) &&
+           attr_bool(ctx, node, "free-page-hint", &ctx->policy->migration.free_page_hint, error);
+}
+
 static MsPolicy *
 policy_new_defaults(void)
 {
@@ -602,7 +617,8 @@ read_on_error(const ParseCtx *ctx, const xmlNode *node, MsOnError *out, GError *
     return TRUE;
 }
 
-static const char *const policy_elements[] = { "balloon", "tracking", "shared-image", "stats", "sharing", NULL };
+static const char *const policy_elements[] = { "balloon", "tracking", "shared-image", "stats", "sharing",
+                                               "migration", NULL };
 
 /* An element of <policy> outside the memshare namespace. Ignoring it is
  * what made a forgotten prefix start a domain without its balloon or
@@ -678,6 +694,8 @@ parse_policy_element(ParseCtx *ctx, const xmlNode *node, MsOnError *on_error_out
             ok = parse_stats(ctx, c, error);
         else if (strcmp(n, "sharing") == 0)
             ok = parse_sharing(ctx, c, error);
+        else if (strcmp(n, "migration") == 0)
+            ok = parse_migration(ctx, c, error);
         else {
             g_autofree char *qn = qualified_name(c->ns, c->name);
             g_autofree char *list = join_or(policy_elements);
@@ -737,15 +755,23 @@ domain_size(const ParseCtx *ctx, const xmlNode *dom, const char *name, gboolean 
 }
 
 #define NOVA_NS "http://openstack.org/xmlns/libvirt/nova/1.1"
+#define QEMU_NS "http://libvirt.org/schemas/domain/qemu/1.0"
+
+/* The first child element NAME in namespace NS (by href, never by prefix). */
+static const xmlNode *
+ns_child_after(const xmlNode *node, const xmlNode *after, const char *ns, const char *name)
+{
+    for (const xmlNode *c = after ? after->next : node ? node->children : NULL; c; c = c->next)
+        if (c->type == XML_ELEMENT_NODE && c->ns && c->ns->href &&
+            strcmp((const char *)c->ns->href, ns) == 0 && strcmp((const char *)c->name, name) == 0)
+            return c;
+    return NULL;
+}
 
 static const xmlNode *
 nova_child(const xmlNode *node, const char *name)
 {
-    for (const xmlNode *c = node ? node->children : NULL; c; c = c->next)
-        if (c->type == XML_ELEMENT_NODE && c->ns && c->ns->href &&
-            strcmp((const char *)c->ns->href, NOVA_NS) == 0 && strcmp((const char *)c->name, name) == 0)
-            return c;
-    return NULL;
+    return ns_child_after(node, NULL, NOVA_NS, name);
 }
 
 /* The project Nova recorded as the instance's owner. Read by namespace,
@@ -756,6 +782,35 @@ nova_project(const xmlNode *dom)
     const xmlNode *inst = nova_child(child(dom, "metadata"), "instance");
     const xmlNode *proj = nova_child(nova_child(inst, "owner"), "project");
     return proj ? get_attr(proj, "uuid") : NULL;
+}
+
+/* Whether <qemu:override> turns the balloon's free-page-hint on:
+ * <qemu:device alias='balloon0'><qemu:frontend><qemu:property
+ * name='free-page-hint' value='true'|'on'/>. The alias is the balloon's
+ * own (live XML) or libvirt's default for the only balloon, balloon0. */
+static gboolean
+override_free_page_hint(const xmlNode *dom)
+{
+    const xmlNode *mb = child(child(dom, "devices"), "memballoon");
+    const xmlNode *an = child(mb, "alias");
+    g_autofree char *alias = an ? get_attr(an, "name") : NULL;
+    const xmlNode *ov = ns_child_after(dom, NULL, QEMU_NS, "override");
+
+    for (const xmlNode *dev = ns_child_after(ov, NULL, QEMU_NS, "device"); dev;
+         dev = ns_child_after(ov, dev, QEMU_NS, "device")) {
+        g_autofree char *da = get_attr(dev, "alias");
+        if (g_strcmp0(da, alias ? alias : "balloon0") != 0)
+            continue;
+        const xmlNode *fe = ns_child_after(dev, NULL, QEMU_NS, "frontend");
+        for (const xmlNode *pr = ns_child_after(fe, NULL, QEMU_NS, "property"); pr;
+             pr = ns_child_after(fe, pr, QEMU_NS, "property")) {
+            g_autofree char *n = get_attr(pr, "name");
+            g_autofree char *v = get_attr(pr, "value");
+            if (g_strcmp0(n, "free-page-hint") == 0)
+                return g_strcmp0(v, "true") == 0 || g_strcmp0(v, "on") == 0;
+        }
+    }
+    return FALSE;
 }
 
 static gboolean
@@ -809,6 +864,7 @@ read_domain_info(ParseCtx *ctx, const xmlNode *dom, MsDomainInfo *info, GError *
         if (alias)
             info->balloon_alias = get_attr(alias, "name");
     }
+    info->free_page_hint = info->has_balloon && override_free_page_hint(dom);
     return TRUE;
 }
 
@@ -887,6 +943,15 @@ check_against_domain(ParseCtx *ctx, MsPolicyCheckFlags flags, const char *image_
             }
             return FALSE;
         }
+    }
+
+    /* The hint is a property of the virtio balloon device; the override
+     * itself may still be missing (memsharectl policy set --config writes
+     * it into the definition; docs/migration.md). */
+    if (p->migration.free_page_hint && !d->has_balloon) {
+        set_error(error, ctx, MS_POLICY_ERROR_INVALID,
+                  "<migration free-page-hint='on'>: the domain has no virtio <memballoon> device");
+        return FALSE;
     }
 
     if (p->tracking.require_free_page_reporting && !d->free_page_reporting) {
@@ -1133,6 +1198,9 @@ ms_policy_to_xml(const MsPolicy *p)
         g_autofree char *g = g_markup_escape_text(p->sharing.group, -1);
         g_string_append_printf(s, "  <memshare:sharing group='%s'/>\n", g);
     }
+    /* only when on: the canonical form of every policy without it stays as it was */
+    if (p->migration.free_page_hint)
+        g_string_append(s, "  <memshare:migration free-page-hint='on'/>\n");
     g_string_append(s, "</memshare:policy>\n");
     return g_string_free(s, FALSE);
 }

@@ -63,6 +63,9 @@ typedef struct {
     gboolean has_balloon;       /* <memballoon model='virtio*'> */
     char *balloon_alias;        /* e.g. "balloon0" */
     gboolean free_page_reporting;
+    /* <qemu:override> sets the balloon's free-page-hint=true (libvirt 9.0
+     * has no element for it; docs/migration.md) */
+    gboolean free_page_hint;
     char *machine;              /* <os><type machine=...> */
     char *domain_type;          /* kvm / qemu */
     gboolean nosharepages;      /* <memoryBacking><nosharepages/>: KSM off */
@@ -110,6 +113,12 @@ typedef struct {
          * (ms_sharing_resolve, [sharing] default-group of memshare.conf) */
         char *group;
     } sharing;
+
+    struct {
+        /* <migration free-page-hint='on'/>: the domain's definition should
+         * carry virtio-balloon free-page-hint (docs/migration.md); default off */
+        gboolean free_page_hint;
+    } migration;
 } MsPolicy;
 
 typedef enum {

@@ -92,8 +92,8 @@ ms_ctl_list_agents(void)
     return out;
 }
 
-static MsCtlAgent *
-ms_ctl_find(GPtrArray *agents, const char *which)
+MsCtlAgent *
+ms_ctl_agent_find(GPtrArray *agents, const char *which)
 {
     for (guint i = 0; i < agents->len; i++) {
         MsCtlAgent *a = g_ptr_array_index(agents, i);
@@ -301,7 +301,7 @@ ms_ctl_domstats(int argc, char **argv)
     if (wanted->len) {
         for (guint i = 0; i < wanted->len; i++) {
             const char *w = g_ptr_array_index(wanted, i);
-            MsCtlAgent *a = ms_ctl_find(agents, w);
+            MsCtlAgent *a = ms_ctl_agent_find(agents, w);
             if (a == NULL) {
                 fprintf(stderr, "memsharectl: domstats: no memshare status for domain '%s'\n", w);
                 if (rc == MS_CTL_EXIT_OK)
@@ -393,7 +393,7 @@ ms_ctl_usedmap(int argc, char **argv)
     }
     const char *domain = args[0], *file = args[1];
     g_autoptr(GPtrArray) agents = ms_ctl_list_agents();
-    MsCtlAgent *a = ms_ctl_find(agents, domain);
+    MsCtlAgent *a = ms_ctl_agent_find(agents, domain);
     if (a == NULL || !a->running) {
         fprintf(stderr, "memsharectl: usedmap: no memshare agent runs for domain '%s'\n", domain);
         return MS_CTL_EXIT_NOT_FOUND;

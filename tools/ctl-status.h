@@ -22,6 +22,10 @@ void ms_ctl_agent_free(MsCtlAgent *a);
  * status file gives an entry with error set, never a failure. */
 GPtrArray *ms_ctl_list_agents(void);
 
+/* The entry for a UUID, else the one with that domain name (a running
+ * agent's before a stale one's); NULL when there is none. */
+MsCtlAgent *ms_ctl_agent_find(GPtrArray *agents, const char *which);
+
 /* `memsharectl top` (tools/ctl-top.c); argv[0] == "top" */
 int ms_ctl_top(int argc, char **argv);
 

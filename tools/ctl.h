@@ -37,5 +37,7 @@ int ms_ctl_image_prepare_guest(int argc, char **argv);
 int ms_ctl_stats(int argc, char **argv);
 int ms_ctl_plot(int argc, char **argv);
 int ms_ctl_top(int argc, char **argv);
+/* migrate-estimate (tools/ctl-migrate.c); argv[0] == "migrate-estimate" */
+int ms_ctl_migrate_estimate(int argc, char **argv);
 
 G_END_DECLS

@@ -42,6 +42,7 @@ static const MsCtlGroup ms_ctl_groups[] = {
     { "usedmap", ms_ctl_stats, "write a domain's used-page bitmap to a file" },
     { "top", ms_ctl_top, "live view of every domain's figures, like virt-top" },
     { "plot", ms_ctl_plot, "draw a PNG/SVG timeline of running domains' figures" },
+    { "migrate-estimate", ms_ctl_migrate_estimate, "what a live migration of a domain will send" },
     { "image", ms_ctl_image, "build, list, verify, remove and advise shared read-only images" },
 };
 
@@ -51,7 +52,7 @@ ms_ctl_usage(FILE *f)
     fprintf(f, "Usage: memsharectl [-c URI] [-v] COMMAND [ARGS...]\n"
                "       memsharectl help [COMMAND [SUBCOMMAND]]\n\nCommands:\n");
     for (gsize i = 0; i < G_N_ELEMENTS(ms_ctl_groups); i++)
-        fprintf(f, "  %-10s %s\n", ms_ctl_groups[i].name, ms_ctl_groups[i].summary);
+        fprintf(f, "  %-16s %s\n", ms_ctl_groups[i].name, ms_ctl_groups[i].summary);
     fprintf(f, "\nEvery command takes -h or --help for its own help.\n"
                "\nOptions:\n  -c, --connect URI  libvirt URI (default: libvirt's)\n"
                "  -v, --verbose      debug messages\n  -h, --help         this help\n"

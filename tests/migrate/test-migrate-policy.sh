@@ -12,8 +12,13 @@
 #   - memshare.tracking.used on the destination, from a fresh scan of the
 #     destination QEMU's page tables, still covers what the guest touched
 #     (migration populated those pages there), and is printed beside the
-#     source's last figure.
-#   env: MS_HOOK, MS_AGENT, MS_GUEST_KERNEL, MS_GUEST_INITRD
+#     source's last figure;
+#   - `memsharectl migrate-estimate` on the source, right before each leg,
+#     against what QEMU's query-migrate reported for it (libvirt's
+#     completed job statistics on the destination, `domjobinfo --rawstats`):
+#     pages sent in full and bytes transferred each within 25 % + 8 MiB of
+#     the estimate (why so wide: docs/migration.md, "migrate-estimate").
+#   env: MS_HOOK, MS_AGENT, MS_CTL, MS_GUEST_KERNEL, MS_GUEST_INITRD
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/tap.sh"
@@ -67,13 +72,29 @@ stats_has_tracking() { stats_elem a | grep -q "<tracking "; }
 check "host a: the agent's stats element is in the live metadata" wait_for 60 stats_has_tracking
 pol_a=$(V a metadata mig2 "$NS")
 
+# within TOL: |QEMU - estimate| <= 25 % of the estimate + 8 MiB
+within() { awk -v q="$1" -v e="$2" -v slack="$3" 'BEGIN { d = q - e; if (d < 0) d = -d; exit !(q != "" && e != "" && d <= 0.25 * e + slack) }'; }
+job_raw() { sed -n "s/^$1: *//p" <<< "$job" | head -n1; }
+est_key() { sed -n "s/^  memshare\.migrate\.$1=//p" <<< "$est"; }
+
 for leg in "a b" "b a"; do
     set -- $leg; from=$1 to=$2
     pid_from=$(agent_pid "$from")
+    est=$(vmenv_on "$from" vmenv_exec "$MS_CTL" migrate-estimate mig2 2>&1)
+    check "host $from: migrate-estimate answers" grep -q '^  memshare.migrate.normal-pages=[0-9]' <<< "$est"
     # the last sample the source publishes before it stops is the one that
     # travels; sample it right before the migration for the comparison
     used_from=$(status_val "$from" used)
     check "migrate $from -> $to succeeds" migrate "$from" "$to"
+    job=$(V "$to" domjobinfo --completed --rawstats mig2 2>&1)
+    q_normal=$(job_raw memory_normal) q_bytes=$(job_raw memory_processed)
+    e_normal=$(est_key normal-pages) e_bytes=$(est_key transfer-bytes)
+    echo "# $from -> $to: estimate normal $e_normal pages, zero $(est_key zero-pages), $e_bytes bytes;" \
+         "QEMU normal $q_normal, constant $(job_raw memory_constant), $q_bytes bytes"
+    check "$from -> $to: QEMU's normal pages within the estimate's tolerance" \
+        within "$q_normal" "$e_normal" 2048
+    check "$from -> $to: QEMU's bytes transferred within the estimate's tolerance" \
+        within "$q_bytes" "$e_bytes" $((8 << 20))
     check "mig2 runs on host $to" grep -qx running <<< "$(V "$to" domstate mig2 2>&1)"
     check "mig2 is gone from host $from" bash -c "! grep -qx mig2 <<< '$(V "$from" list --all --name)'"
     check "an agent runs on host $to" wait_for 30 agent_alive "$to"

@@ -137,6 +137,7 @@ dump_policy(const MsPolicy *p, gboolean with_domain)
     }
     put(t, "stats.period_ms", "%" G_GUINT64_FORMAT, p->stats.period_ms);
     put(t, "sharing.group", "%s", p->sharing.group ? p->sharing.group : "");
+    put(t, "migration.free_page_hint", "%s", p->migration.free_page_hint ? "on" : "off");
     if (with_domain) {
         put(t, "domain.nosharepages", "%d", p->domain.nosharepages ? 1 : 0);
         put(t, "domain.nova_project", "%s", p->domain.nova_project ? p->domain.nova_project : "");
@@ -152,6 +153,7 @@ dump_policy(const MsPolicy *p, gboolean with_domain)
         put(t, "domain.has_balloon", "%d", p->domain.has_balloon ? 1 : 0);
         put(t, "domain.balloon_alias", "%s", p->domain.balloon_alias ? p->domain.balloon_alias : "");
         put(t, "domain.free_page_reporting", "%d", p->domain.free_page_reporting ? 1 : 0);
+        put(t, "domain.free_page_hint", "%d", p->domain.free_page_hint ? 1 : 0);
         put(t, "domain.machine", "%s", p->domain.machine ? p->domain.machine : "");
         put(t, "domain.domain_type", "%s", p->domain.domain_type ? p->domain.domain_type : "");
     }
