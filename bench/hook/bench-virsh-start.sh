@@ -12,17 +12,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "$1" && pwd); phases=${2:-4}; starts=${3:-8}
-export MS_GUEST_KERNEL=$build/tests/guest/vmlinuz MS_GUEST_INITRD=$build/tests/guest/initramfs.img
-source "$here/../../tests/lib/vmenv.sh"
-source "$here/../../tests/lib/domain.sh"
-dir=$(mktemp -d /tmp/ms-bench.XXXXXX)
-vmenv_setup "$dir"; vmenv_trap
-vmenv_exec bash -c "cat > /etc/memshare/memshare.conf" <<CONF
-[agent]
-path=$build/qmp-plugin/memshare-agent
-launcher=detached
-CONF
-NS=https://memshare.dev/xmlns/policy/1.0
+source "$here/../../tests/lib/libvirt-test.sh"
+lvt_guest_env "$build"
+# each phase installs its own hook (or none) before libvirtd restarts
+MS_HOOK=$build/hooks/memshare-hook MS_AGENT=$build/qmp-plugin/memshare-agent lvt_setup ms-bench
 domain_xml plain 11111111-2222-4333-8444-555555555501 256 256 idle "$dir/p.serial" > "$dir/plain.xml"
 domain_xml pol 11111111-2222-4333-8444-555555555502 256 256 idle "$dir/q.serial" \
     "<memshare:policy xmlns:memshare='$NS'><memshare:stats period='5s'/></memshare:policy>" > "$dir/pol.xml"

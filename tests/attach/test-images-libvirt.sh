@@ -9,26 +9,10 @@
 #   env: MS_HOOK, MS_AGENT, MS_CTL, MS_GUEST_KERNEL, MS_GUEST_INITRD
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-source "$here/../lib/tap.sh"
-source "$here/../lib/vmenv.sh"
-source "$here/../lib/domain.sh"
+source "$here/../lib/libvirt-test.sh"
 
-dir=$(mktemp -d /tmp/ms-img-e2e.XXXXXX)
-vmenv_setup "$dir" || bail "cannot set up the isolated libvirtd"
-vmenv_trap
-vmenv_install_hook "$MS_HOOK"
-vmenv_exec bash -c "cat > /etc/memshare/memshare.conf" <<CONF
-[agent]
-path=$MS_AGENT
-launcher=detached
-log-dir=/var/log/memshare
-# several policy domains merge at once here: the host opts in to one
-# sharing group (docs/security.md; the default puts each domain alone)
-[sharing]
-default-group=host
-CONF
-vmenv_start_libvirtd || bail "libvirtd did not start"
-V() { vmenv_exec virsh -q -c qemu:///system "$@"; }
+lvt_setup ms-img-e2e "$LVT_CONF_ONE_TENANT"
+lvt_start
 
 # the tree: a program and a data file
 src=$dir/tree
@@ -36,14 +20,12 @@ mkdir -p "$src/bin" "$src/data"
 printf '#!/bin/sh\necho hello-from-shared-image\n' > "$src/bin/ms-hello"; chmod 755 "$src/bin/ms-hello"
 head -c $((8 << 20)) /dev/urandom > "$src/data/blob"
 want_md5=$(md5sum < "$src/data/blob" | cut -d' ' -f1)
-out=$(vmenv_exec "$MS_CTL" image build --from "$src" --name tools 2>&1) || bail "image build: $out"
-echo "$out" | sed 's/^/# /'
+lvt_image_build tools --from "$src"
 manifest=$dir/lib-memshare/images/names/tools.json
-sha=$(sed -n 's/.*"sha256" *: *"\([0-9a-f]*\)".*/\1/p' "$manifest")
+sha=$(lvt_image_sha tools)
 blob=$dir/lib-memshare/images/blobs/sha256-$sha.img
 check "the image is in the store" test -f "$blob"
 
-NS=https://memshare.dev/xmlns/policy/1.0
 pol() { echo "<memshare:policy xmlns:memshare='$NS'><memshare:shared-image name='tools' mount='/opt/tools' mode='$1'/><memshare:stats period='1s'/></memshare:policy>"; }
 # libvirt gives two root ports to the USB controller and the balloon: ask for
 # two more, one for the hot-plugged image

@@ -12,26 +12,11 @@
 #   env: MS_HOOK, MS_AGENT, MS_CTL, MS_GUEST_KERNEL, MS_GUEST_INITRD
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-source "$here/../lib/tap.sh"
-source "$here/../lib/vmenv.sh"
-source "$here/../lib/domain.sh"
+source "$here/../lib/libvirt-test.sh"
 
-dir=$(mktemp -d /tmp/ms-e2e.XXXXXX)
-vmenv_setup "$dir" || bail "cannot set up the isolated libvirtd"
-vmenv_trap
-vmenv_install_hook "$MS_HOOK"
-vmenv_exec bash -c "cat > /etc/memshare/memshare.conf" <<CONF
-[agent]
-path=$MS_AGENT
-launcher=detached
-log-dir=/var/log/memshare
-CONF
-vmenv_start_libvirtd || bail "libvirtd did not start"
-V() { vmenv_exec virsh -q -c qemu:///system "$@"; }
-# Vq: V without stdout, for check (whose own "ok" line must reach TAP)
-Vq() { V "$@" >/dev/null; }
+lvt_setup ms-e2e
+lvt_start
 
-NS=https://memshare.dev/xmlns/policy/1.0
 policy() { echo "<memshare:policy xmlns:memshare='$NS' $1>$2</memshare:policy>"; }
 U1=6b1c7f52-3b0e-4c55-8f6e-2a9d0c4e5f11
 U2=6b1c7f52-3b0e-4c55-8f6e-2a9d0c4e5f22
@@ -39,15 +24,13 @@ U3=6b1c7f52-3b0e-4c55-8f6e-2a9d0c4e5f33
 U4=6b1c7f52-3b0e-4c55-8f6e-2a9d0c4e5f44
 rt=$dir/run-memshare/domains
 logs=$dir/log-memshare
-agent_pid() { cat "$rt/$1/agent.pid" 2>/dev/null; }
-agent_alive() { local p; p=$(agent_pid "$1") && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
 
 # --- a domain with a policy --------------------------------------------------
 domain_xml ms1 $U1 512 512 idle "$dir/ms1.serial" \
     "$(policy "" "<memshare:tracking used-pages='on' period='1s'/><memshare:stats period='1s'/>")" > "$dir/ms1.xml"
 V define "$dir/ms1.xml" >/dev/null || bail "define ms1"
 V start ms1 >/dev/null || bail "start ms1"
-check "agent running within 2 s of virsh start" wait_for 2 agent_alive $U1
+check "agent running within 2 s of virsh start" wait_for 2 lvt_agent_alive $U1
 check "agent logged the QEMU version read over QMP" wait_for 5 grep -q "attached: QEMU 7\.2" "$logs/$U1.log"
 check "agent logged the balloon size (512 MiB)" grep -q "balloon actual 512 MiB" "$logs/$U1.log"
 check "agent used libvirt's monitor pass-through" grep -q "transport libvirt" "$logs/$U1.log"
@@ -73,17 +56,17 @@ echo "<policy><tracking used-pages='maybe'/></policy>" > "$dir/p3.xml"
 V metadata ms1 "$NS" --key memshare --set "$(cat "$dir/p3.xml")" --live >/dev/null
 check "agent refused the invalid live policy, naming attribute and value" \
     wait_for 5 grep -q "policy changed but the new one is invalid, keeping the old one: .*used-pages.*maybe" "$logs/$U1.log"
-check "agent still running after the invalid policy" agent_alive $U1
+check "agent still running after the invalid policy" lvt_agent_alive $U1
 check "domain still running after the invalid policy" grep -q running <<< "$(V domstate ms1)"
 V metadata ms1 "$NS" --key memshare --set "$(cat "$dir/p2.xml")" --live >/dev/null
 check "a valid policy set after it is loaded again" \
     wait_for 5 bash -c "[ \$(grep -c 'policy changed: reloaded' '$logs/$U1.log') -ge 2 ]"
 
 # --- libvirtd restart: the agent rides it out ----------------------------------
-a1=$(agent_pid $U1)
+a1=$(lvt_agent_pid $U1)
 vmenv_restart_libvirtd
-check "agent survived a libvirtd restart" agent_alive $U1
-check "same agent (not a second one)" test "$(agent_pid $U1)" = "$a1"
+check "agent survived a libvirtd restart" lvt_agent_alive $U1
+check "same agent (not a second one)" test "$(lvt_agent_pid $U1)" = "$a1"
 check "agent reconnected to libvirtd" wait_for 15 grep -q "reconnected to libvirtd" "$logs/$U1.log"
 
 # --- virsh destroy: agent gone, nothing left ----------------------------------

@@ -16,55 +16,22 @@
 #   env: MS_HOOK, MS_AGENT, MS_CTL, MS_GUEST_KERNEL, MS_GUEST_INITRD
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-source "$here/../lib/tap.sh"
-source "$here/../lib/vmenv.sh"
-source "$here/../lib/domain.sh"
+source "$here/../lib/libvirt-test.sh"
 
-ksm=/sys/kernel/mm/ksm
-[ -w $ksm/run ] || { echo "1..0 # SKIP no writable $ksm"; exit 0; }
-# Host KSM is shared by everyone on the machine: one script at a time
-# changes it, for its whole run.
-exec 9>/tmp/memshare-ksm.lock
-flock -w 1800 9 || bail "KSM lock /tmp/memshare-ksm.lock held for 30 min"
-saved_ksm="$(cat $ksm/run) $(cat $ksm/pages_to_scan) $(cat $ksm/sleep_millisecs)"
-restore() {
-    local r p s
-    read -r r p s <<< "$saved_ksm"
-    echo "$p" > $ksm/pages_to_scan; echo "$s" > $ksm/sleep_millisecs; echo "$r" > $ksm/run
-    if [ "$_tap_failed" -gt 0 ] && [ -n "${VMENV_DIR:-}" ]; then
-        for f in "$VMENV_DIR"/log-memshare/*.log; do
-            [ -f "$f" ] || continue
-            echo "# --- $f"; grep -v "tracking:" "$f" | tail -n 25 | sed 's/^/# /'
-        done
-    fi
-}
-trap restore EXIT
-
-dir=$(mktemp -d /tmp/ms-polrm.XXXXXX)
-vmenv_setup "$dir" || bail "cannot set up the isolated libvirtd"
-vmenv_trap
-vmenv_install_hook "$MS_HOOK"
+lvt_ksm_lock
 # a small fixed reserve: the host's MemAvailable must not decide this test
-vmenv_exec bash -c "cat > /etc/memshare/memshare.conf" <<CONF
-[agent]
-path=$MS_AGENT
-launcher=detached
-log-dir=/var/log/memshare
-[balloon]
-host-reserve=256MiB
-CONF
-vmenv_start_libvirtd || bail "libvirtd did not start"
-V() { vmenv_exec virsh -q -c qemu:///system "$@"; }
+lvt_setup ms-polrm '[balloon]
+host-reserve=256MiB'
+lvt_start
 CTL() { vmenv_exec "$MS_CTL" -c qemu:///system "$@"; }
 
 # a blk image: it must stay attached when the policy goes
 src=$dir/tree
 mkdir -p "$src/bin"
 printf '#!/bin/sh\necho hello\n' > "$src/bin/ms-hello"; chmod 755 "$src/bin/ms-hello"
-out=$(vmenv_exec "$MS_CTL" image build --from "$src" --name tools 2>&1) || bail "image build: $out"
-sha=$(sed -n 's/.*"sha256" *: *"\([0-9a-f]*\)".*/\1/p' "$dir/lib-memshare/images/names/tools.json")
+lvt_image_build tools --from "$src"
+sha=$(lvt_image_sha tools)
 
-NS=https://memshare.dev/xmlns/policy/1.0
 U=6b1c7f52-3b0e-4c55-8f6e-2a9d0c4e5f77
 rt=$dir/run-memshare/domains/$U
 log=$dir/log-memshare/$U.log

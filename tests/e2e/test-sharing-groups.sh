@@ -15,48 +15,14 @@
 #   env: MS_HOOK, MS_AGENT, MS_CTL, MS_GUEST_KERNEL, MS_GUEST_INITRD
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-source "$here/../lib/tap.sh"
-source "$here/../lib/vmenv.sh"
-source "$here/../lib/domain.sh"
+source "$here/../lib/libvirt-test.sh"
 
-ksm=/sys/kernel/mm/ksm
-[ -w $ksm/run ] || { echo "1..0 # SKIP no writable $ksm"; exit 0; }
-# Host KSM is shared by everyone on the machine: one script at a time
-# changes it, for its whole run.
-exec 9>/tmp/memshare-ksm.lock
-flock -w 1800 9 || bail "KSM lock /tmp/memshare-ksm.lock held for 30 min"
-saved_ksm="$(cat $ksm/run) $(cat $ksm/pages_to_scan) $(cat $ksm/sleep_millisecs)"
-restore() {
-    local r p s
-    read -r r p s <<< "$saved_ksm"
-    echo "$p" > $ksm/pages_to_scan; echo "$s" > $ksm/sleep_millisecs; echo "$r" > $ksm/run
-    if [ "$_tap_failed" -gt 0 ] && [ -n "${VMENV_DIR:-}" ]; then
-        for f in "$VMENV_DIR"/log-memshare/*.log; do
-            [ -f "$f" ] || continue
-            echo "# --- $f"; grep -v "tracking:" "$f" | tail -n 25 | sed 's/^/# /'
-        done
-    fi
-}
-trap restore EXIT
-
-dir=$(mktemp -d /tmp/ms-groups.XXXXXX)
-vmenv_setup "$dir" || bail "cannot set up the isolated libvirtd"
-vmenv_trap
-vmenv_install_hook "$MS_HOOK"
+lvt_ksm_lock
 # no [sharing]: the default (each domain alone); the policies name groups
-vmenv_exec bash -c "cat > /etc/memshare/memshare.conf" <<CONF
-[agent]
-path=$MS_AGENT
-launcher=detached
-log-dir=/var/log/memshare
-[balloon]
-host-reserve=256MiB
-CONF
-vmenv_start_libvirtd || bail "libvirtd did not start"
-V() { vmenv_exec virsh -q -c qemu:///system "$@"; }
-Vq() { V "$@" >/dev/null; }
+lvt_setup ms-groups '[balloon]
+host-reserve=256MiB'
+lvt_start
 
-NS=https://memshare.dev/xmlns/policy/1.0
 U1=6b1c7f52-3b0e-4c55-8f6e-2a9d0c4e5fa1
 U2=6b1c7f52-3b0e-4c55-8f6e-2a9d0c4e5fb2
 U3=6b1c7f52-3b0e-4c55-8f6e-2a9d0c4e5fc3

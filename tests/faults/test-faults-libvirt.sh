@@ -23,60 +23,22 @@
 #   env: MS_HOOK, MS_AGENT, MS_CTL, MS_GUEST_KERNEL, MS_GUEST_INITRD
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-source "$here/../lib/tap.sh"
-source "$here/../lib/vmenv.sh"
-source "$here/../lib/domain.sh"
+source "$here/../lib/libvirt-test.sh"
 
-ksm=/sys/kernel/mm/ksm
-[ -w $ksm/run ] || { echo "1..0 # SKIP no writable $ksm"; exit 0; }
-# Host KSM is shared by everyone on the machine: one script at a time
-# changes it, for its whole run.
-exec 9>/tmp/memshare-ksm.lock
-flock 9
-saved_ksm="$(cat $ksm/run) $(cat $ksm/pages_to_scan) $(cat $ksm/sleep_millisecs)"
-dir=$(mktemp -d /tmp/ms-faults.XXXXXX)
-restore() {
-    local r p s
-    read -r r p s <<< "$saved_ksm"
-    echo "$p" > $ksm/pages_to_scan; echo "$s" > $ksm/sleep_millisecs; echo "$r" > $ksm/run
-    if [ "$_tap_failed" -gt 0 ] && [ -n "${VMENV_DIR:-}" ]; then
-        for f in "$VMENV_DIR"/log-memshare/*.log; do
-            [ -f "$f" ] || continue
-            echo "# --- $f"; tail -n 15 "$f" | sed 's/^/# /'
-        done
-    fi
-}
-trap restore EXIT
-
-vmenv_setup "$dir" || bail "cannot set up the isolated libvirtd"
-vmenv_trap
-vmenv_install_hook "$MS_HOOK"
-vmenv_exec bash -c "cat > /etc/memshare/memshare.conf" <<CONF
-[agent]
-path=$MS_AGENT
-launcher=detached
-log-dir=/var/log/memshare
-# several policy domains merge at once here: the host opts in to one
-# sharing group (docs/security.md; the default puts each domain alone)
-[sharing]
-default-group=host
-CONF
+lvt_ksm_lock
+lvt_setup ms-faults "$LVT_CONF_ONE_TENANT"
 # our own small file system for the runtime directory, so it can be filled
 vmenv_exec mount -t tmpfs -o size=16m,mode=0755 ms-faults-run /run/memshare ||
     bail "cannot mount a tmpfs over /run/memshare in the namespace"
-vmenv_start_libvirtd || bail "libvirtd did not start"
-V() { vmenv_exec virsh -q -c qemu:///system "$@"; }
+lvt_start
 Vq() { V "$@" >/dev/null 2>&1; }
 
 run=/proc/$VMENV_PID/root/run/memshare
-rt=$run/domains
+rt=$run/domains LVT_RT=$run/domains
 logs=$dir/log-memshare
-NS=https://memshare.dev/xmlns/policy/1.0
 policy() { echo "<memshare:policy xmlns:memshare='$NS' $1>$2</memshare:policy>"; }
 U1=8c2d0e61-4a1f-4d66-9e7a-3b1e1d5f6a01
 U2=8c2d0e61-4a1f-4d66-9e7a-3b1e1d5f6a02
-agent_pid() { cat "$rt/$1/agent.pid" 2>/dev/null; }
-agent_alive() { local p; p=$(agent_pid "$1") && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
 # st UUID GROUP KEY: a value from the agent's status file
 st() {
     sed -n "/^\[$2\]/,/^\[/p" "$rt/$1/status" 2>/dev/null | sed -n "s/^$3=//p" | head -n1
@@ -108,14 +70,14 @@ for n in 1 2; do
     V start f$n >/dev/null || bail "start f$n"
 done
 unset MS_GUEST_CMDLINE
-check "f1: agent running" wait_for 5 agent_alive $U1
-check "f2: agent running" wait_for 5 agent_alive $U2
+check "f1: agent running" wait_for 5 lvt_agent_alive $U1
+check "f2: agent running" wait_for 5 lvt_agent_alive $U2
 check "f1: status published" wait_for 10 test -s "$rt/$U1/status"
 check "f2: status published" wait_for 10 test -s "$rt/$U2/status"
 for n in 1 2; do
     wait_for 180 grep -q "MS-FILLED" "$dir/f$n.serial" || echo "# f$n: guest did not report MS-FILLED (continuing)"
 done
-a1=$(agent_pid $U1); a2=$(agent_pid $U2)
+a1=$(lvt_agent_pid $U1); a2=$(lvt_agent_pid $U2)
 
 # --- 2. KSM off (unmerge) and on again ------------------------------------------
 check "KSM merges the guests' pages (f1 merging-pages > 0)" \
@@ -191,7 +153,7 @@ check "QEMU killed: the agent logged why" \
 # libvirt learns it from the monitor's EOF, possibly after the agent did
 check "QEMU killed: libvirt shows f1 shut off" wait_for 30 shut_off f1
 echo "# f1 domstate: $(V domstate f1 --reason 2>/dev/null)"
-check "QEMU killed: f2's agent is the same process" test "$(agent_pid $U2)" = "$a2"
+check "QEMU killed: f2's agent is the same process" test "$(lvt_agent_pid $U2)" = "$a2"
 check "QEMU killed: f2's agent keeps publishing (ticks > $t2)" wait_for 10 ticks_after $U2 "${t2:-0}"
 check "QEMU killed: f2 still running" running f2
 V destroy f2 >/dev/null

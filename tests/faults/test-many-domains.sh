@@ -12,13 +12,10 @@
 #   env: MS_HOOK, MS_AGENT
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-source "$here/../lib/tap.sh"
-source "$here/../lib/vmenv.sh"
+source "$here/../lib/libvirt-test.sh"
 
 N=${MS_MANY_DOMAINS:-16}
-dir=$(mktemp -d /tmp/ms-many.XXXXXX)
-vmenv_setup "$dir" || bail "cannot set up the isolated libvirtd"
-vmenv_trap
+LVT_HOOK=none lvt_setup ms-many
 # The hook under a thin timing wrapper: how long libvirtd waits for each
 # hook call (prepare, start, started, ...) is a diagnostic of this test.
 cat > "$dir/hook-timed" <<HOOK
@@ -28,25 +25,11 @@ echo "\$1 \$2 \$rc \$(( (e - s) / 1000000 ))" >> "$dir/hook-times"
 exit \$rc
 HOOK
 chmod 755 "$dir/hook-timed"
-vmenv_install_hook "$dir/hook-timed"
-vmenv_exec bash -c "cat > /etc/memshare/memshare.conf" <<CONF
-[agent]
-path=$MS_AGENT
-launcher=detached
-log-dir=/var/log/memshare
-# several policy domains merge at once here: the host opts in to one
-# sharing group (docs/security.md; the default puts each domain alone)
-[sharing]
-default-group=host
-CONF
-vmenv_start_libvirtd || bail "libvirtd did not start"
-V() { vmenv_exec virsh -q -c qemu:///system "$@"; }
+LVT_HOOK=$dir/hook-timed lvt_install "$LVT_CONF_ONE_TENANT" || bail "cannot install the hook"
+lvt_start
 rt=$dir/run-memshare/domains
 logs=$dir/log-memshare
-NS=https://memshare.dev/xmlns/policy/1.0
 uuid() { printf '9d3e1f72-5b2a-4e77-8f8b-4c2f2e6a%04x' "$1"; }
-agent_pid() { cat "$rt/$1/agent.pid" 2>/dev/null; }
-agent_alive() { local p; p=$(agent_pid "$1") && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 for i in $(seq "$N"); do
@@ -92,7 +75,7 @@ running=$(V list --name | grep -c .)
 check "$N domains running ($running)" test "$running" = "$N"
 
 # every agent attached: alive, exactly one per domain, status with figures
-all_alive() { local i; for i in $(seq "$N"); do agent_alive "$(uuid "$i")" || return 1; done; }
+all_alive() { local i; for i in $(seq "$N"); do lvt_agent_alive "$(uuid "$i")" || return 1; done; }
 all_status() { local i; for i in $(seq "$N"); do grep -q '^ticks=' "$rt/$(uuid "$i")/status" 2>/dev/null || return 1; done; }
 all_used() { local i; for i in $(seq "$N"); do grep -Eq '^used=[0-9]+' "$rt/$(uuid "$i")/status" 2>/dev/null || return 1; done; }
 check "all $N agents running" wait_for 60 all_alive
@@ -102,7 +85,7 @@ check "all $N report used-page figures" wait_for 120 all_used
 # command line is the agent in agent.pid or its --respawn supervisor
 one_agent() {
     local u=$1 a m pp
-    a=$(agent_pid "$u") && [ -n "$a" ] && kill -0 "$a" 2>/dev/null || return 1
+    a=$(lvt_agent_pid "$u") && [ -n "$a" ] && kill -0 "$a" 2>/dev/null || return 1
     pp=$(ps -o ppid= -p "$a" | tr -d ' ')
     for m in $(pgrep -f -- "memshare-agent.*--uuid $u"); do
         [ "$m" = "$a" ] || [ "$m" = "$pp" ] || return 1
@@ -114,13 +97,13 @@ for i in $(seq "$N"); do
     one_agent "$u" && nagents=$((nagents + 1))
     read -r _ s _ < "$dir/m$i.timing"
     att=$(grep -m1 -o "attached: QEMU [^ ]*" "$logs/$u.log" 2>/dev/null)
-    echo "# m$i: agent $(agent_pid "$u") ${att:-not attached}"
+    echo "# m$i: agent $(lvt_agent_pid "$u") ${att:-not attached}"
 done
 check "every domain has exactly one agent ($nagents of $N)" test "$nagents" = "$N"
 check "every agent log says attached" \
     bash -c "for f in '$logs'/*.log; do grep -q 'attached: QEMU' \"\$f\" || exit 1; done; [ \$(ls '$logs'/*.log | wc -l) = $N ]"
 pids=()
-for i in $(seq "$N"); do pids+=("$(agent_pid "$(uuid "$i")")"); done
+for i in $(seq "$N"); do pids+=("$(lvt_agent_pid "$(uuid "$i")")"); done
 crit=$(grep -l "CRITICAL\|assertion" "$logs"/*.log 2>/dev/null | wc -l)
 check "no agent logged a critical warning or assertion ($crit)" test "$crit" = 0
 

@@ -10,17 +10,12 @@
 #   env: MS_CTL (memsharectl), MS_GUEST_KERNEL, MS_GUEST_INITRD (for the live part)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-source "$here/../lib/tap.sh"
-source "$here/../lib/vmenv.sh"
-source "$here/../lib/domain.sh"
+source "$here/../lib/libvirt-test.sh"
 ex=$here/../../policies/examples
 
-dir=$(mktemp -d /tmp/ms-ctl-policy-lv.XXXXXX)
-vmenv_setup "$dir" || bail "cannot set up the isolated libvirtd"
-vmenv_trap
-vmenv_start_libvirtd || bail "libvirtd did not start"
-V() { vmenv_exec virsh -q -c qemu:///system "$@"; }
-NS=https://memshare.dev/xmlns/policy/1.0
+# memsharectl against libvirt: no hook, no agent
+LVT_HOOK=none lvt_setup ms-ctl-policy-lv
+lvt_start
 U=7c2d8e63-4c1f-4d66-9a7f-3b0e1d5f6a01
 
 # ctl ARGS...: memsharectl inside the namespace; sets rc, out, err

@@ -17,33 +17,19 @@
 #   env: MS_HOOK, MS_AGENT, MS_CTL, MS_DEBIAN_DIR (build-debian.sh's OUTDIR)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-source "$here/../../lib/tap.sh"
-source "$here/../../lib/vmenv.sh"
-source "$here/../../lib/domain.sh"
+source "$here/../../lib/libvirt-test.sh"
 source "$here/lib-debian.sh"
 deb=${MS_DEBIAN_DIR:?}
 [ -f "$deb/stamp" ] || bail "no Debian guest in $deb (ninja tests/guest/debian/stamp)"
 image=debian12-usr
 
-dir=$(mktemp -d /var/tmp/ms-debian-usr.XXXXXX)
-vmenv_setup "$dir" || bail "cannot set up the isolated libvirtd"
-vmenv_trap
-vmenv_install_hook "$MS_HOOK"
-vmenv_exec bash -c "cat > /etc/memshare/memshare.conf" <<CONF
-[agent]
-path=$MS_AGENT
-launcher=detached
-log-dir=/var/log/memshare
-[sharing]
-# the dax, blk and stock guests run side by side: one tenant's (docs/security.md)
-default-group=host
-CONF
-vmenv_start_libvirtd || bail "libvirtd did not start"
-V() { vmenv_exec virsh -q -c qemu:///system "$@"; }
+# on disk, not in /tmp (often tmpfs): the guests' overlays grow as they boot;
+# the dax, blk and stock guests run side by side: one tenant's
+LVT_TMP=/var/tmp lvt_setup ms-debian-usr "$LVT_CONF_ONE_TENANT"
+lvt_start
 
-out=$(vmenv_exec "$MS_CTL" image build --usr --from "$deb/usr" --name "$image" 2>&1) || bail "image build: $out"
-echo "$out" | sed 's/^/# /'
-sha=$(sed -n 's/.*"sha256" *: *"\([0-9a-f]*\)".*/\1/p' "$dir/lib-memshare/images/names/$image.json")
+lvt_image_build "$image" --usr --from "$deb/usr"
+sha=$(lvt_image_sha "$image")
 blob=$dir/lib-memshare/images/blobs/sha256-$sha.img
 check "the /usr image is in the store" test -f "$blob"
 root_sum=$(sha256sum < "$deb/root-dax.img" | cut -d' ' -f1)
