@@ -146,11 +146,12 @@ test_replay(gconstpointer data)
         g_assert_cmpuint(g_key_file_get_uint64(status, "balloon", "target", NULL), ==, 192 * MiB);
         gboolean stuck = g_key_file_get_boolean(status, "balloon", "stuck", NULL);
         ever_stuck |= stuck;
+        g_autofree char *reason = g_key_file_get_string(status, "balloon", "reason", NULL);
         g_test_message("%s: tick %u at %" G_GINT64_FORMAT " s: actual %" G_GUINT64_FORMAT
                        " MiB (size owner %" G_GUINT64_FORMAT " MiB), stuck %d, reason %s", rc->transcript,
                        ticks, now / G_USEC_PER_SEC,
                        g_key_file_get_uint64(status, "balloon", "actual", NULL) / MiB, f.size.actual / MiB,
-                       stuck, g_key_file_get_string(status, "balloon", "reason", NULL));
+                       stuck, reason);
         if (f.events > events && actual_before_events == 0)
             actual_before_events = g_key_file_get_uint64(status, "balloon", "actual", NULL);
         g_assert_cmpuint(ticks, <, 100);
