@@ -160,13 +160,4 @@ MsPolicy *ms_policy_copy(const MsPolicy *policy);
 void ms_policy_free(MsPolicy *policy);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MsPolicy, ms_policy_free)
 
-/* The balloon module's name for ms_units_parse_size_kib (formats/ms-units.h),
- * kept only while ms-balloon.c is being split elsewhere: drop it when its
- * last caller uses ms_units_parse_size_kib. */
-static inline gboolean
-ms_policy_parse_size_kib(const char *value, const char *default_unit, guint64 *kib, GError **error)
-{
-    return ms_units_parse_size_kib(value, default_unit, kib, error);
-}
-
 G_END_DECLS

@@ -1,6 +1,7 @@
 /* qmp-plugin/ms-balloon-size.c: the balloon's actual size, its one owner
  * (ms-balloon-size.h). */
 #include "ms-balloon-size.h"
+#include "ms-status-keys.h"
 
 static gboolean
 ms_balloon_size_value(JsonNode *n, guint64 *actual)
@@ -53,5 +54,5 @@ void
 ms_balloon_size_publish(const MsBalloonSize *size, GKeyFile *status)
 {
     /* 0 while unknown (no balloon device): readers have always seen the key */
-    g_key_file_set_uint64(status, "balloon", "actual", size->actual);
+    g_key_file_set_uint64(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_ACTUAL, size->actual);
 }

@@ -11,9 +11,11 @@
 #include "ms-alloc.h"
 #include "ms-error.h"
 #include "ms-balloon-size.h"
+#include "ms-status-keys.h"
 #include "ms-ksm.h"
 #include "ms-meminfo.h"
 #include "ms-peers.h"
+#include "ms-units.h"
 #include "ms-util.h"
 
 #include <stdio.h>
@@ -54,11 +56,11 @@ ms_balloon_period(const MsAgentEnv *env)
 guint64
 ms_balloon_host_reserve(GKeyFile *conf, guint64 mem_total_bytes, GError **error)
 {
-    g_autofree char *v = conf ? g_key_file_get_string(conf, "balloon", "host-reserve", NULL) : NULL;
+    g_autofree char *v = conf ? g_key_file_get_string(conf, MS_STATUS_BALLOON, MS_STATUS_BALLOON_HOST_RESERVE, NULL) : NULL;
     if (v) {
         guint64 kib;
         g_autoptr(GError) local = NULL;
-        if (!ms_policy_parse_size_kib(v, "MiB", &kib, &local)) {
+        if (!ms_units_parse_size_kib(v, "MiB", &kib, &local)) {
             g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "%s: [balloon] host-reserve=%s: %s",
                         ms_config_path(), v, local->message);
             return 0;
@@ -79,7 +81,7 @@ ms_balloon_create(const MsAgentEnv *env, GError **error)
     long ps = sysconf(_SC_PAGESIZE);
     b->page_size = ps > 0 ? (guint64)ps : 4096;
     g_autoptr(GKeyFile) conf = ms_config_load(NULL);
-    g_autofree char *v = conf ? g_key_file_get_string(conf, "balloon", "host-reserve", NULL) : NULL;
+    g_autofree char *v = conf ? g_key_file_get_string(conf, MS_STATUS_BALLOON, MS_STATUS_BALLOON_HOST_RESERVE, NULL) : NULL;
     if (v) {
         b->reserve_cfg = ms_balloon_host_reserve(conf, 0, error);
         if (b->reserve_cfg == 0)
@@ -259,33 +261,33 @@ ms_balloon_publish(const MsBalloon *b, const MsAgentEnv *env, const MsBalloonGat
 {
     const MsPolicy *p = env->policy;
     const char *divisions[] = { "equal", "weighted", "contribution" };
-    g_key_file_set_string(status, "balloon", "mode", "ksm-share");
-    g_key_file_set_string(status, "balloon", "division", divisions[p->balloon.division]);
-    g_key_file_set_uint64(status, "balloon", "weight", me->weight);
-    g_key_file_set_uint64(status, "balloon", "base", me->base);
-    g_key_file_set_uint64(status, "balloon", "floor", me->floor);
-    g_key_file_set_uint64(status, "balloon", "ceiling", me->ceiling);
-    g_key_file_set_uint64(status, "balloon", "memory", p->domain.memory_kib * 1024);
-    g_key_file_set_uint64(status, "balloon", "target", b->target);
+    g_key_file_set_string(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_MODE, "ksm-share");
+    g_key_file_set_string(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_DIVISION, divisions[p->balloon.division]);
+    g_key_file_set_uint64(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_WEIGHT, me->weight);
+    g_key_file_set_uint64(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_BASE, me->base);
+    g_key_file_set_uint64(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_FLOOR, me->floor);
+    g_key_file_set_uint64(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_CEILING, me->ceiling);
+    g_key_file_set_uint64(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_MEMORY, p->domain.memory_kib * 1024);
+    g_key_file_set_uint64(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_TARGET, b->target);
     if (env->balloon)
         ms_balloon_size_publish(env->balloon, status);
     else
-        g_key_file_set_uint64(status, "balloon", "actual", g->actual);
-    g_key_file_set_uint64(status, "balloon", "ideal", d->mine.ideal);
-    g_key_file_set_uint64(status, "balloon", "host-saved", (guint64)g->saved);
-    g_key_file_set_uint64(status, "balloon", "host-available", g->avail);
-    g_key_file_set_uint64(status, "balloon", "host-reserve", g->reserve);
-    g_key_file_set_uint64(status, "balloon", "pool", d->pool);
-    g_key_file_set_int64(status, "balloon", "contribution", g->contribution);
-    g_key_file_set_uint64(status, "balloon", "share", b->target > me->base ? b->target - me->base : 0);
-    g_key_file_set_boolean(status, "balloon", "stuck", b->motion.stuck);
-    g_key_file_set_uint64(status, "balloon", "peers", peers);
-    g_key_file_set_string(status, "balloon", "reason", ms_alloc_reason_name(d->mine.reason));
-    g_key_file_set_string(status, "balloon", "group", d->group_name);
-    g_key_file_set_uint64(status, "balloon", "group-saved", d->group.saved_bytes);
-    g_key_file_set_uint64(status, "balloon", "group-pool", d->group.pool_bytes);
-    g_key_file_set_uint64(status, "balloon", "group-peers", d->group.members);
-    g_key_file_set_uint64(status, "balloon", "groups", d->groups);
+        g_key_file_set_uint64(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_ACTUAL, g->actual);
+    g_key_file_set_uint64(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_IDEAL, d->mine.ideal);
+    g_key_file_set_uint64(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_HOST_SAVED, (guint64)g->saved);
+    g_key_file_set_uint64(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_HOST_AVAILABLE, g->avail);
+    g_key_file_set_uint64(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_HOST_RESERVE, g->reserve);
+    g_key_file_set_uint64(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_POOL, d->pool);
+    g_key_file_set_int64(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_CONTRIBUTION, g->contribution);
+    g_key_file_set_uint64(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_SHARE, b->target > me->base ? b->target - me->base : 0);
+    g_key_file_set_boolean(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_STUCK, b->motion.stuck);
+    g_key_file_set_uint64(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_PEERS, peers);
+    g_key_file_set_string(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_REASON, ms_alloc_reason_name(d->mine.reason));
+    g_key_file_set_string(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_GROUP, d->group_name);
+    g_key_file_set_uint64(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_GROUP_SAVED, d->group.saved_bytes);
+    g_key_file_set_uint64(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_GROUP_POOL, d->group.pool_bytes);
+    g_key_file_set_uint64(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_GROUP_PEERS, d->group.members);
+    g_key_file_set_uint64(status, MS_STATUS_BALLOON, MS_STATUS_BALLOON_GROUPS, d->groups);
     if (g->st.present & MS_KSM_STAT_PROCESS_PROFIT)
         g_key_file_set_int64(status, "ksm", "profit", g->st.process_profit);
     if (g->st.present & MS_KSM_STAT_MERGING_PAGES)
