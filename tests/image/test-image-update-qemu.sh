@@ -13,10 +13,12 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/tap.sh"
+source "$here/../lib/qemu.sh"
 tmp=$(mktemp -d /tmp/ms-imgupd.XXXXXX)
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+    qemu_stop_all
     if [ "$_tap_failed" -gt 0 ]; then
         for f in "$tmp"/*.log; do echo "# --- $f"; sed 's/^/# /' "$f" | tail -20; done
     fi
@@ -26,31 +28,8 @@ trap cleanup EXIT
 export MEMSHARE_RUNTIME_DIR=$tmp/run MEMSHARE_CONFIG=$tmp/none.conf MEMSHARE_IMAGE_STORE=$tmp/store
 # the blob check every 0.5 s instead of 30 s
 export MEMSHARE_IMAGES_PERIOD_MS=500
-qmp() {   # qmp SOCKET JSON...: one reply per command (a second monitor)
-    python3 - "$@" <<'PY'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rw")
-def rd():
-    while True:
-        m = json.loads(f.readline())
-        if "event" not in m: return m
-rd(); f.write('{"execute":"qmp_capabilities"}\n'); f.flush(); rd()
-for c in sys.argv[2:]:
-    f.write(c + "\n"); f.flush(); print(json.dumps(rd()))
-PY
-}
 boot() {   # boot NAME -> QEMU with 2 hotplug slots and 3 free root ports
-    local n=$1
-    qemu-system-x86_64 -name "$n" -M q35 -accel tcg -m 256,slots=2,maxmem=1G \
-        -object memory-backend-ram,id=pc.ram,size=256M -machine memory-backend=pc.ram \
-        -nodefaults -display none -no-user-config \
-        -device pcie-root-port,id=pci.1,chassis=1 -device pcie-root-port,id=pci.2,chassis=2 \
-        -device pcie-root-port,id=pci.3,chassis=3 \
-        -qmp "unix:$tmp/$n.sock,server=on,wait=off" -qmp "unix:$tmp/$n.mon,server=on,wait=off" \
-        > "$tmp/$n.qemu.log" 2>&1 &
-    pids+=($!)
-    eval "qemu_$n=$!"
-    wait_for 20 test -S "$tmp/$n.sock" || bail "QEMU $n did not start"
+    qemu_start "$1" mem=256 slots=2 maxmem=1024 ports=3 mon balloon=none || bail "QEMU $1 did not start"
 }
 domxml() {   # domxml NAME UUID POLICY-ELEMENTS
     cat <<XML
@@ -115,11 +94,11 @@ check "restarted agent adopts the older build" \
     wait_for 15 grep -q "image 'usr': the guest maps the older build sha256 ${old:0:12} (the name now points to ${new:0:12})" "$tmp/g1.agent.log"
 check "restarted agent: runtime file lists the old digest, not the new" \
     wait_for 10 bash -c "grep -qx 'usr $old dax' '$rt/images' && ! grep -q '$new' '$rt/images'"
-n=$(qmp "$tmp/g1.mon" '{"execute":"query-memory-devices"}' | grep -o '"type": "virtio-pmem"' | wc -l)
+n=$(qemu_qmp "$tmp/g1.mon" '{"execute":"query-memory-devices"}' | grep -o '"type": "virtio-pmem"' | wc -l)
 check "restarted agent: still exactly one pmem device" test "$n" = 1
 check "restarted agent: the blk image's older build kept and listed" \
     bash -c "grep -qx 'tools $told blk' '$rt/images' && ! grep -q '$tnew' '$rt/images'"
-n=$(qmp "$tmp/g1.mon" '{"execute":"query-block"}' | grep -o '"node-name": "ms-blk1"' | wc -l)
+n=$(qemu_qmp "$tmp/g1.mon" '{"execute":"query-block"}' | grep -o '"node-name": "ms-blk1"' | wc -l)
 check "restarted agent: still exactly one blk node" test "$n" = 1
 "$MS_CTL" image gc > "$tmp/gc.log" 2>&1
 check "gc keeps the old blob for g1" bash -c "test -f '$(blob "$old")' && grep -q \"kept, in use by domain 'g1'\" '$tmp/gc.log'"

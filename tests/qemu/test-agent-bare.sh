@@ -6,6 +6,7 @@
 #   env: MS_AGENT, MS_GUEST_KERNEL, MS_GUEST_INITRD
 set -euo pipefail
 source "$(dirname "$0")/../lib/tap.sh"
+source "$(dirname "$0")/../lib/qemu.sh"
 
 tmp=$(mktemp -d /tmp/ms-agent-bare.XXXXXX)
 qemu_pid=
@@ -35,18 +36,10 @@ cat > "$tmp/domain.xml" <<XML
 </domain>
 XML
 
-qemu-system-x86_64 -name bare1 -uuid "$uuid" -M q35 -accel tcg -m 256 -smp 1 \
-    -object memory-backend-ram,id=pc.ram,size=256M -machine memory-backend=pc.ram \
-    -nodefaults -display none -no-user-config \
-    -device virtio-balloon-pci,id=balloon0 \
-    -qmp "unix:$tmp/qmp.sock,server=on,wait=off" \
-    -serial "file:$tmp/serial.log" \
-    -kernel "$MS_GUEST_KERNEL" -initrd "$MS_GUEST_INITRD" \
-    -append "console=ttyS0 quiet ms.scenario=idle" &
-qemu_pid=$!
-wait_for 30 test -S "$tmp/qmp.sock" || bail "QEMU did not create its QMP socket"
+qemu_start bare1 uuid="$uuid" mem=256 guest="ms.scenario=idle" || bail "QEMU did not create its QMP socket"
+qemu_pid=$QEMU_PID
 
-"$MS_AGENT" --uuid "$uuid" --qmp-socket "$tmp/qmp.sock" --domain-xml "$tmp/domain.xml" \
+"$MS_AGENT" --uuid "$uuid" --qmp-socket "$tmp/bare1.sock" --domain-xml "$tmp/domain.xml" \
     --qemu-pid "$qemu_pid" --verbose > "$tmp/agent.log" 2>&1 &
 agent_pid=$!
 
@@ -64,7 +57,7 @@ check "agent logged the memdev" grep -q "memdev 'pc.ram': 256 MiB" "$tmp/agent.l
 check "pid file holds the agent's pid" grep -qx "$agent_pid" "$MEMSHARE_RUNTIME_DIR/domains/$uuid/agent.pid"
 
 # A second agent for the same domain steps aside (one agent per domain).
-"$MS_AGENT" --uuid "$uuid" --qmp-socket "$tmp/qmp.sock" > "$tmp/agent2.log" 2>&1 || true
+"$MS_AGENT" --uuid "$uuid" --qmp-socket "$tmp/bare1.sock" > "$tmp/agent2.log" 2>&1 || true
 check "a second agent refuses to double-serve" grep -q "another agent already serves" "$tmp/agent2.log"
 check "the first agent still runs" kill -0 "$agent_pid"
 
