@@ -114,6 +114,34 @@ parse_opts(const char *sub, const char *params, const char *summary, GOptionEntr
     return -1;
 }
 
+/* The subcommands whose only option is --store: parses the options, checks
+ * that there are MIN to MAX operands (MAX -1: no limit; BAD says what is
+ * wrong, NULL: the first extra operand is named) and sets *sp to the store.
+ * Returns -1 to go on, else the exit code. */
+static int
+parse_store_opts(const char *sub, const char *params, const char *summary, int min, int max, const char *bad,
+                 int *argc, char ***argv, char **sp)
+{
+    g_autofree char *store = NULL;
+    GOptionEntry entries[] = {
+        { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
+    };
+    int prc = parse_opts(sub, params, summary, entries, argc, argv);
+    if (prc >= 0)
+        return prc;
+    int n = *argc - 1;
+    if (n < min || (max >= 0 && n > max)) {
+        if (bad != NULL)
+            g_printerr("memsharectl image %s: %s\n", sub, bad);
+        else
+            g_printerr("memsharectl image %s: unexpected argument '%s'\n", sub, (*argv)[max + 1]);
+        return MS_CTL_EXIT_USAGE;
+    }
+    *sp = store_path(store);
+    return -1;
+}
+
 static int
 cmd_build(int argc, char **argv)
 {
@@ -228,20 +256,13 @@ cmd_build(int argc, char **argv)
 static int
 cmd_list(int argc, char **argv)
 {
-    g_autofree char *store = NULL;
-    GOptionEntry entries[] = {
-        { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
-        { NULL, 0, 0, 0, NULL, NULL, NULL },
-    };
-    int prc = parse_opts("list", "", "Lists the images: name, size, files, the current sha256, and older\n"
-                                "digests that running domains still map.", entries, &argc, &argv);
+    g_autofree char *sp = NULL;
+    int prc = parse_store_opts("list", "",
+                               "Lists the images: name, size, files, the current sha256, and older\n"
+                               "digests that running domains still map.",
+                               0, 0, NULL, &argc, &argv, &sp);
     if (prc >= 0)
         return prc;
-    if (argc > 1) {
-        g_printerr("memsharectl image list: unexpected argument '%s'\n", argv[1]);
-        return MS_CTL_EXIT_USAGE;
-    }
-    g_autofree char *sp = store_path(store);
     g_autoptr(GError) error = NULL;
     g_autoptr(GPtrArray) problems = NULL;
     g_autoptr(GPtrArray) all = ms_image_store_list(sp, &problems, &error);
@@ -287,19 +308,12 @@ cmd_list(int argc, char **argv)
 static int
 cmd_info(int argc, char **argv)
 {
-    g_autofree char *store = NULL;
-    GOptionEntry entries[] = {
-        { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
-        { NULL, 0, 0, 0, NULL, NULL, NULL },
-    };
-    int prc = parse_opts("info", "NAME", "Prints the manifest of image NAME.", entries, &argc, &argv);
+    g_autofree char *sp = NULL;
+    int prc = parse_store_opts("info", "NAME",
+                               "Prints the manifest of image NAME.",
+                               1, 1, "name one image", &argc, &argv, &sp);
     if (prc >= 0)
         return prc;
-    if (argc != 2) {
-        g_printerr("memsharectl image info: name one image\n");
-        return MS_CTL_EXIT_USAGE;
-    }
-    g_autofree char *sp = store_path(store);
     g_autoptr(GError) error = NULL;
     g_autofree char *blob = NULL;
     g_autoptr(MsImageManifest) m = ms_image_store_lookup(sp, argv[1], &blob, &error);
@@ -315,21 +329,13 @@ cmd_info(int argc, char **argv)
 static int
 cmd_verify(int argc, char **argv)
 {
-    g_autofree char *store = NULL;
-    GOptionEntry entries[] = {
-        { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
-        { NULL, 0, 0, 0, NULL, NULL, NULL },
-    };
-    int prc = parse_opts("verify", "NAME...",
-                    "Recomputes the sha256 of each image's blob and of every older blob a running domain\n"
-                    "maps for it, and compares them with the digests they must have.", entries, &argc, &argv);
+    g_autofree char *sp = NULL;
+    int prc = parse_store_opts("verify", "NAME...",
+                               "Recomputes the sha256 of each image's blob and of every older blob a running domain\n"
+                               "maps for it, and compares them with the digests they must have.",
+                               1, -1, "name at least one image", &argc, &argv, &sp);
     if (prc >= 0)
         return prc;
-    if (argc < 2) {
-        g_printerr("memsharectl image verify: name at least one image\n");
-        return MS_CTL_EXIT_USAGE;
-    }
-    g_autofree char *sp = store_path(store);
     int rc = MS_CTL_EXIT_OK;
     for (int i = 1; i < argc; i++) {
         g_autoptr(GError) error = NULL;
@@ -360,20 +366,12 @@ cmd_verify(int argc, char **argv)
 static int
 cmd_remove(int argc, char **argv)
 {
-    g_autofree char *store = NULL;
-    GOptionEntry entries[] = {
-        { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
-        { NULL, 0, 0, 0, NULL, NULL, NULL },
-    };
-    int prc = parse_opts("remove", "NAME", "Removes image NAME (refused while a running domain uses it).", entries,
-                    &argc, &argv);
+    g_autofree char *sp = NULL;
+    int prc = parse_store_opts("remove", "NAME",
+                               "Removes image NAME (refused while a running domain uses it).",
+                               1, 1, "name one image", &argc, &argv, &sp);
     if (prc >= 0)
         return prc;
-    if (argc != 2) {
-        g_printerr("memsharectl image remove: name one image\n");
-        return MS_CTL_EXIT_USAGE;
-    }
-    g_autofree char *sp = store_path(store);
     g_autoptr(GError) error = NULL;
     if (!ms_image_store_remove(sp, argv[1], &error)) {
         g_printerr("memsharectl image remove: %s\n", error->message);
@@ -386,16 +384,13 @@ cmd_remove(int argc, char **argv)
 static int
 cmd_gc(int argc, char **argv)
 {
-    g_autofree char *store = NULL;
-    GOptionEntry entries[] = {
-        { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
-        { NULL, 0, 0, 0, NULL, NULL, NULL },
-    };
-    int prc = parse_opts("gc", "", "Deletes blobs that no manifest names and no running domain maps, and says\n"
-                              "which older blobs are kept for which domain.", entries, &argc, &argv);
+    g_autofree char *sp = NULL;
+    int prc = parse_store_opts("gc", "",
+                               "Deletes blobs that no manifest names and no running domain maps, and says\n"
+                               "which older blobs are kept for which domain.",
+                               0, -1, NULL, &argc, &argv, &sp);
     if (prc >= 0)
         return prc;
-    g_autofree char *sp = store_path(store);
     g_autoptr(GError) error = NULL;
     g_autoptr(GPtrArray) kept = NULL;
     int n = ms_image_store_gc_report(sp, &kept, &error);
