@@ -222,3 +222,62 @@ ms_test_alloc_cases_load(const char *path, gboolean grouped)
     }
     return cases;
 }
+
+gboolean
+ms_test_regenerating(void)
+{
+    const char *v = g_getenv("MS_REGENERATE");
+    return v != NULL && *v != '\0' && !g_str_equal(v, "0");
+}
+
+/* Rewrites PATH with the first line MATCH accepts replaced by TEXT. */
+static void
+regenerate(const char *path, gboolean (*match)(const char *line, guint n, gconstpointer data),
+           gconstpointer data, const char *text)
+{
+    g_autofree char *old = NULL;
+    g_autoptr(GError) error = NULL;
+    if (!g_file_get_contents(path, &old, NULL, &error))
+        g_error("%s", error->message);
+    g_auto(GStrv) lines = g_strsplit(old, "\n", -1);
+    for (guint i = 0; lines[i]; i++) {
+        if (match(lines[i], i + 1, data)) {
+            g_free(lines[i]);
+            lines[i] = g_strdup(text);
+            g_autofree char *out = g_strjoinv("\n", lines);
+            if (!g_file_set_contents(path, out, -1, &error))
+                g_error("%s", error->message);
+            g_test_message("regenerated %s:%u: %s", path, i + 1, text);
+            return;
+        }
+    }
+    g_error("%s: no line to regenerate as '%s'", path, text);
+}
+
+static gboolean
+match_line(const char *line, guint n, gconstpointer data)
+{
+    (void)line;
+    return n == GPOINTER_TO_UINT(data);
+}
+
+static gboolean
+match_key(const char *line, guint n, gconstpointer data)
+{
+    (void)n;
+    gsize len = strlen(data);
+    return strncmp(line, data, len) == 0 && line[len] == '=';
+}
+
+void
+ms_test_regenerate_line(const char *path, guint line, const char *text)
+{
+    regenerate(path, match_line, GUINT_TO_POINTER(line), text);
+}
+
+void
+ms_test_regenerate_key(const char *path, const char *key, const char *value)
+{
+    g_autofree char *text = g_strdup_printf("%s=%s", key, value);
+    regenerate(path, match_key, key, text);
+}

@@ -53,3 +53,15 @@ typedef struct {
 } MsTestAllocCase;
 
 GPtrArray *ms_test_alloc_cases_load(const char *path, gboolean grouped);
+
+/* Golden expectations. MS_REGENERATE=1 (any value but empty or "0"; the
+ * one variable of every suite, tests/lib/README.md) makes a test rewrite
+ * what it expects from what the code gives, instead of comparing: review
+ * the diff, then commit it. */
+gboolean ms_test_regenerating(void);
+
+/* Line LINE (1-based) of PATH becomes TEXT. */
+void ms_test_regenerate_line(const char *path, guint line, const char *text);
+
+/* The first "KEY=..." line of PATH becomes "KEY=VALUE". */
+void ms_test_regenerate_key(const char *path, const char *key, const char *value);

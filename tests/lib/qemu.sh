@@ -109,15 +109,16 @@ qemu_wait_console() {
 qemu_stop() {   # qemu_stop NAME: kill -9 and reap
     local v="qemu_${1//[^A-Za-z0-9_]/_}"
     [ -n "${!v:-}" ] || return 0
-    kill -9 "${!v}" 2> /dev/null; wait "${!v}" 2> /dev/null
+    kill -9 "${!v}" 2> /dev/null || true
+    wait "${!v}" 2> /dev/null || true
     printf -v "$v" %s ""
     return 0
 }
 
 qemu_stop_all() {
     local p
-    for p in "${qemu_pids[@]}"; do kill -9 "$p" 2> /dev/null; done
-    for p in "${qemu_pids[@]}"; do wait "$p" 2> /dev/null; done
+    for p in "${qemu_pids[@]}"; do kill -9 "$p" 2> /dev/null || true; done
+    for p in "${qemu_pids[@]}"; do wait "$p" 2> /dev/null || true; done
     qemu_pids=()
     return 0
 }
