@@ -15,6 +15,7 @@
 #      does not open its QMP socket.
 #   qemu_wait_console NAME MARKER SECONDS; qemu_console NAME; qemu_stop NAME;
 #   qemu_stop_all; qemu_qmp SOCKET JSON...
+# QEMU=PATH runs another binary.
 
 qemu_pids=()
 
@@ -64,7 +65,7 @@ qemu_start() {
     done
     local m=$mem
     [ -n "$slots" ] && m="$mem,slots=$slots,maxmem=${maxmem:?qemu_start $name: slots= needs maxmem=}M"
-    local -a cmd=(qemu-system-x86_64 -name "$name" -M "$machine" -accel tcg -smp 1 -m "$m"
+    local -a cmd=("${QEMU:-qemu-system-x86_64}" -name "$name" -M "$machine" -accel tcg -smp 1 -m "$m"
                   -object "memory-backend-ram,id=pc.ram,size=${mem}M" -machine memory-backend=pc.ram
                   -nodefaults -display none -no-user-config)
     [ -n "$uuid" ] && cmd+=(-uuid "$uuid")

@@ -4,16 +4,15 @@
 # over QMP, publishes its status, and exits cleanly, removing its runtime
 # files, when QEMU goes away.
 #   env: MS_AGENT, MS_GUEST_KERNEL, MS_GUEST_INITRD
-set -euo pipefail
+set -uo pipefail
 source "$(dirname "$0")/../lib/tap.sh"
 source "$(dirname "$0")/../lib/qemu.sh"
 
 tmp=$(mktemp -d /tmp/ms-agent-bare.XXXXXX)
-qemu_pid=
 agent_pid=
 cleanup() {
     [ -n "$agent_pid" ] && kill -9 "$agent_pid" 2>/dev/null || true
-    [ -n "$qemu_pid" ] && kill -9 "$qemu_pid" 2>/dev/null || true
+    qemu_stop_all
     if [ -n "${MS_KEEP_TMP:-}" ]; then echo "# kept $tmp"; else rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
@@ -61,7 +60,7 @@ check "pid file holds the agent's pid" grep -qx "$agent_pid" "$MEMSHARE_RUNTIME_
 check "a second agent refuses to double-serve" grep -q "another agent already serves" "$tmp/agent2.log"
 check "the first agent still runs" kill -0 "$agent_pid"
 
-kill -9 "$qemu_pid"; wait "$qemu_pid" 2>/dev/null || true; qemu_pid=
+qemu_stop bare1
 if wait_for 5 bash -c "! kill -0 $agent_pid 2>/dev/null"; then
     wait "$agent_pid"; rc=$?; agent_pid=
     check "agent exited with status 0 when QEMU died" test "$rc" = 0

@@ -6,7 +6,7 @@
 # test-track-methods' /tracking/methods-live, and resumes it.
 #   env: MS_TRACK_METHODS (the test-track-methods binary), MS_GUEST_KERNEL,
 #        MS_GUEST_INITRD
-set -euo pipefail
+set -uo pipefail
 source "$(dirname "$0")/../lib/tap.sh"
 source "$(dirname "$0")/../lib/qemu.sh"
 here=$(cd "$(dirname "$0")" && pwd)
