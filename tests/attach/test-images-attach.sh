@@ -12,17 +12,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/tap.sh"
 source "$here/../lib/qemu.sh"
-tmp=$(mktemp -d /tmp/ms-attach.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-    qemu_stop_all
-    if [ "$_tap_failed" -gt 0 ]; then
-        for f in "$tmp"/*.log; do echo "# --- $f"; sed 's/^/# /' "$f" | tail -20; done
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+qemu_test_tmp ms-attach
 export MEMSHARE_RUNTIME_DIR=$tmp/run MEMSHARE_CONFIG=$tmp/none.conf MEMSHARE_IMAGE_STORE=$tmp/store
 
 # The store, filled the way users fill it (memsharectl image build).

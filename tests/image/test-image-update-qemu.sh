@@ -14,17 +14,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/tap.sh"
 source "$here/../lib/qemu.sh"
-tmp=$(mktemp -d /tmp/ms-imgupd.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-    qemu_stop_all
-    if [ "$_tap_failed" -gt 0 ]; then
-        for f in "$tmp"/*.log; do echo "# --- $f"; sed 's/^/# /' "$f" | tail -20; done
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+qemu_test_tmp ms-imgupd
 export MEMSHARE_RUNTIME_DIR=$tmp/run MEMSHARE_CONFIG=$tmp/none.conf MEMSHARE_IMAGE_STORE=$tmp/store
 # the blob check every 0.5 s instead of 30 s
 export MEMSHARE_IMAGES_PERIOD_MS=500

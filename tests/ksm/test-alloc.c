@@ -56,16 +56,7 @@ check_invariants(const MsAllocHost *host, const MsAllocParams *params,
     }
     g_assert_cmpuint(grown, <=, MAX(dist, required));
 
-    /* determinism: reversed input, same per-domain output */
-    g_autofree MsAllocDomain *rev = g_new(MsAllocDomain, n);
-    g_autofree MsAllocResult *rr = g_new0(MsAllocResult, n);
-    for (gsize i = 0; i < n; i++)
-        rev[i] = d[n - 1 - i];
-    ms_alloc_compute(host, params, rev, n, rr);
-    for (gsize i = 0; i < n; i++) {
-        g_assert_cmpuint(rr[n - 1 - i].target, ==, r[i].target);
-        g_assert_cmpint(rr[n - 1 - i].reason, ==, r[i].reason);
-    }
+    ms_test_alloc_check_reversed(ms_alloc_compute, host, params, d, n, r);
 }
 
 static void
@@ -76,12 +67,7 @@ test_case(gconstpointer data)
     g_autofree MsAllocResult *r = g_new0(MsAllocResult, n);
     const MsAllocDomain *d = (const MsAllocDomain *)(void *)c->doms->data;
     ms_alloc_compute(&c->host, &c->params, d, n, r);
-    for (gsize i = 0; i < n; i++) {
-        g_test_message("%s %s: target %" G_GUINT64_FORMAT " MiB (%s)", c->name, d[i].uuid,
-                       r[i].target / MiB, ms_alloc_reason_name(r[i].reason));
-        g_assert_cmpuint(r[i].target, ==, g_array_index(c->expect, guint64, i));
-        g_assert_cmpstr(ms_alloc_reason_name(r[i].reason), ==, g_ptr_array_index(c->reason, i));
-    }
+    ms_test_alloc_check_expect(c, r);
     check_invariants(&c->host, &c->params, d, n, r);
 }
 

@@ -281,3 +281,30 @@ ms_test_regenerate_key(const char *path, const char *key, const char *value)
     g_autofree char *text = g_strdup_printf("%s=%s", key, value);
     regenerate(path, match_key, key, text);
 }
+
+void
+ms_test_alloc_check_expect(const MsTestAllocCase *c, const MsAllocResult *r)
+{
+    const MsAllocDomain *d = (const MsAllocDomain *)(void *)c->doms->data;
+    for (guint i = 0; i < c->doms->len; i++) {
+        g_test_message("%s %s: target %" G_GUINT64_FORMAT " MiB (%s)", c->name, d[i].uuid,
+                       r[i].target / MiB, ms_alloc_reason_name(r[i].reason));
+        g_assert_cmpuint(r[i].target, ==, g_array_index(c->expect, guint64, i));
+        g_assert_cmpstr(ms_alloc_reason_name(r[i].reason), ==, g_ptr_array_index(c->reason, i));
+    }
+}
+
+void
+ms_test_alloc_check_reversed(MsTestAllocFn fn, const MsAllocHost *host, const MsAllocParams *params,
+                             const MsAllocDomain *d, gsize n, const MsAllocResult *r)
+{
+    g_autofree MsAllocDomain *rev = g_new(MsAllocDomain, n);
+    g_autofree MsAllocResult *rr = g_new0(MsAllocResult, n);
+    for (gsize i = 0; i < n; i++)
+        rev[i] = d[n - 1 - i];
+    fn(host, params, rev, n, rr);
+    for (gsize i = 0; i < n; i++) {
+        g_assert_cmpuint(rr[n - 1 - i].target, ==, r[i].target);
+        g_assert_cmpint(rr[n - 1 - i].reason, ==, r[i].reason);
+    }
+}

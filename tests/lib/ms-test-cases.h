@@ -65,3 +65,15 @@ void ms_test_regenerate_line(const char *path, guint line, const char *text);
 
 /* The first "KEY=..." line of PATH becomes "KEY=VALUE". */
 void ms_test_regenerate_key(const char *path, const char *key, const char *value);
+
+/* ms_alloc_compute or ms_alloc_compute_grouped. */
+typedef void (*MsTestAllocFn)(const MsAllocHost *host, const MsAllocParams *params, const MsAllocDomain *d,
+                              gsize n, MsAllocResult *out);
+
+/* Every domain of case C got its expected target and reason in R. */
+void ms_test_alloc_check_expect(const MsTestAllocCase *c, const MsAllocResult *r);
+
+/* Determinism: FN on the domains in reverse order gives every domain the
+ * target and reason it has in R. */
+void ms_test_alloc_check_reversed(MsTestAllocFn fn, const MsAllocHost *host, const MsAllocParams *params,
+                                  const MsAllocDomain *d, gsize n, const MsAllocResult *r);

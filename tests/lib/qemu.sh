@@ -139,3 +139,45 @@ for c in sys.argv[2:]:
     f.write(c + "\n"); f.flush(); print(json.dumps(rd()))
 PY
 }
+
+# qemu_test_tmp NAME: the run directory of a TAP test that runs agents
+# against bare QEMUs: tmp=$(mktemp -d /tmp/NAME.XXXXXX) and pids=() for its
+# other processes. At exit those and the QEMUs are killed, when a check
+# failed the tail of every $tmp/*.log is printed as TAP comments, and $tmp
+# is removed (MS_KEEP_TMP=1 keeps it).
+qemu_test_tmp() {
+    tmp=$(mktemp -d "/tmp/$1.XXXXXX")
+    pids=()
+    trap _qemu_test_exit EXIT
+}
+
+_qemu_test_exit() {
+    local p f
+    for p in "${pids[@]}"; do kill -9 "$p" 2> /dev/null || true; done
+    qemu_stop_all
+    if [ "${_tap_failed:-0}" -gt 0 ]; then
+        for f in "$tmp"/*.log; do [ -f "$f" ] && { echo "# --- $f"; tail -20 "$f" | sed 's/^/# /'; }; done
+    fi
+    if [ -n "${MS_KEEP_TMP:-}" ]; then echo "# kept $tmp"; else rm -rf "$tmp"; fi
+}
+
+# qemu_domain_xml NAME UUID MIB BALLOON-ATTRS POLICY-ELEMENTS: the domain XML
+# libvirt would give the agent (--domain-xml) for a bare guest of MIB MiB
+# with the virtio balloon balloon0.
+qemu_domain_xml() {
+    cat <<XML
+<domain type='qemu'>
+  <name>$1</name>
+  <uuid>$2</uuid>
+  <memory unit='MiB'>$3</memory>
+  <currentMemory unit='MiB'>$3</currentMemory>
+  <os><type arch='x86_64' machine='q35'>hvm</type></os>
+  <devices><memballoon model='virtio'$4><alias name='balloon0'/></memballoon></devices>
+  <metadata>
+    <memshare:policy xmlns:memshare='https://memshare.dev/xmlns/policy/1.0'>
+      $5
+    </memshare:policy>
+  </metadata>
+</domain>
+XML
+}

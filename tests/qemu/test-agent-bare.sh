@@ -8,32 +8,12 @@ set -uo pipefail
 source "$(dirname "$0")/../lib/tap.sh"
 source "$(dirname "$0")/../lib/qemu.sh"
 
-tmp=$(mktemp -d /tmp/ms-agent-bare.XXXXXX)
+qemu_test_tmp ms-agent-bare
 agent_pid=
-cleanup() {
-    [ -n "$agent_pid" ] && kill -9 "$agent_pid" 2>/dev/null || true
-    qemu_stop_all
-    if [ -n "${MS_KEEP_TMP:-}" ]; then echo "# kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
 
 uuid=5a0d1e6c-2f8b-4c59-9a43-0b7f7d1e2a11
 export MEMSHARE_RUNTIME_DIR=$tmp/run
-cat > "$tmp/domain.xml" <<XML
-<domain type='qemu'>
-  <name>bare1</name>
-  <uuid>$uuid</uuid>
-  <memory unit='MiB'>256</memory>
-  <currentMemory unit='MiB'>256</currentMemory>
-  <os><type arch='x86_64' machine='q35'>hvm</type></os>
-  <devices><memballoon model='virtio'><alias name='balloon0'/></memballoon></devices>
-  <metadata>
-    <memshare:policy xmlns:memshare='https://memshare.dev/xmlns/policy/1.0'>
-      <memshare:stats period='1s'/>
-    </memshare:policy>
-  </metadata>
-</domain>
-XML
+qemu_domain_xml bare1 "$uuid" 256 "" "<memshare:stats period='1s'/>" > "$tmp/domain.xml"
 
 qemu_start bare1 uuid="$uuid" mem=256 guest="ms.scenario=idle" || bail "QEMU did not create its QMP socket"
 qemu_pid=$QEMU_PID
@@ -41,6 +21,7 @@ qemu_pid=$QEMU_PID
 "$MS_AGENT" --uuid "$uuid" --qmp-socket "$tmp/bare1.sock" --domain-xml "$tmp/domain.xml" \
     --qemu-pid "$qemu_pid" --verbose > "$tmp/agent.log" 2>&1 &
 agent_pid=$!
+pids+=("$agent_pid")
 
 status=$MEMSHARE_RUNTIME_DIR/domains/$uuid/status
 if wait_for 10 grep -q "attached: QEMU 7" "$tmp/agent.log"; then

@@ -10,12 +10,7 @@ set -uo pipefail
 source "$(dirname "$0")/../lib/tap.sh"
 source "$(dirname "$0")/../lib/qemu.sh"
 here=$(cd "$(dirname "$0")" && pwd)
-tmp=$(mktemp -d /tmp/ms-track-methods.XXXXXX)
-cleanup() {
-    qemu_stop_all
-    if [ -n "${MS_KEEP_TMP:-}" ]; then echo "# kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
+qemu_test_tmp ms-track-methods
 
 qemu_start methods mem=1024 balloon=fpr guest="ms.scenario=touch-free ms.size=64 ms.hold=600" \
     || bail "QEMU did not create its QMP socket"

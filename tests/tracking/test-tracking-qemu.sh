@@ -56,22 +56,8 @@ append="ms.scenario=track-touch-free ms.pre=12 ms.size=$size ms.hold=${MS_HOLD:-
 
 uuid=7c1f3a52-5b0e-4d8a-9e61-2a4b6c8d0f13
 export MEMSHARE_RUNTIME_DIR=$tmp/run
-cat > "$tmp/domain.xml" <<XML
-<domain type='qemu'>
-  <name>track1</name>
-  <uuid>$uuid</uuid>
-  <memory unit='MiB'>1024</memory>
-  <currentMemory unit='MiB'>1024</currentMemory>
-  <os><type arch='x86_64' machine='q35'>hvm</type></os>
-  <devices><memballoon model='virtio' freePageReporting='on'><alias name='balloon0'/></memballoon></devices>
-  <metadata>
-    <memshare:policy xmlns:memshare='https://memshare.dev/xmlns/policy/1.0'>
-      <memshare:tracking used-pages='on' period='1s'/>
-      <memshare:stats period='1s'/>
-    </memshare:policy>
-  </metadata>
-</domain>
-XML
+qemu_domain_xml track1 "$uuid" 1024 " freePageReporting='on'" \
+    "<memshare:tracking used-pages='on' period='1s'/><memshare:stats period='1s'/>" > "$tmp/domain.xml"
 
 [ "$fpr_dev" = on ] && balloon=fpr || balloon=nofpr
 qemu_start track1 uuid="$uuid" mem=1024 balloon=$balloon initrd="$MS_TRACK_INITRD" guest="$append" \
