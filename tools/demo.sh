@@ -10,25 +10,17 @@
 # (memshare-demo.png in the repository's root). Everything else is torn down.
 #   usage: bash tools/demo.sh [--keep]    (--keep: leave it running, Ctrl-C ends)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-root=$(pwd)
-keep=0; [ "${1:-}" = "--keep" ] && keep=1
-
-bash tools/install-deps.sh
-builddir=build-demo
-[ -d "$builddir" ] || meson setup "$builddir" >/dev/null
+source "$(dirname "$0")/demo-lib.sh"
 ninja -C "$builddir" >/dev/null
 ninja -C "$builddir" tests/guest/vmlinuz tests/guest/initramfs.img >/dev/null
 export MS_GUEST_KERNEL=$root/$builddir/tests/guest/vmlinuz
 export MS_GUEST_INITRD=$root/$builddir/tests/guest/initramfs.img
 
-# the preamble every libvirt test uses (tests/lib/libvirt-test.sh): the KSM
-# lock (KSM is host-wide; restored at exit), the run directory, hook,
-# memshare.conf and libvirtd; the three guests are one tenant's, so they may
-# share KSM pages and the image (docs/security.md: the default, one group
-# per domain, would refuse the second guest that merges)
-source tests/lib/libvirt-test.sh
-export MS_HOOK=$root/$builddir/hooks/memshare-hook MS_AGENT=$root/$builddir/qmp-plugin/memshare-agent
+# the preamble of the libvirt tests (tests/lib/libvirt-test.sh, sourced by
+# demo-lib.sh): the KSM lock (KSM is host-wide; restored at exit), the run
+# directory, hook, memshare.conf and libvirtd; the three guests are one
+# tenant's, so they may share KSM pages and the image (docs/security.md: the
+# default, one group per domain, would refuse the second guest that merges)
 lvt_ksm_lock
 ksm_run_before=$(cat $ksm/run)
 lvt_setup memshare-demo "$LVT_CONF_ONE_TENANT"

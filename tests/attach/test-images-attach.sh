@@ -50,18 +50,11 @@ domxml() {   # domxml NAME UUID POLICY-ELEMENTS
 <metadata><memshare:policy xmlns:memshare='https://memshare.dev/xmlns/policy/1.0'>$3<memshare:stats period='1s'/></memshare:policy></metadata></domain>
 XML
 }
-agent() {   # agent NAME UUID
-    local qp; eval "qp=\$qemu_$1"
-    "$MS_AGENT" --uuid "$2" --qmp-socket "$tmp/$1.sock" --domain-xml "$tmp/$1.xml" --qemu-pid "$qp" \
-        >> "$tmp/$1.agent.log" 2>&1 &
-    pids+=($!)
-    eval "agent_$1=$!"
-}
 
 U1=5a0d1e6c-2f8b-4c59-9a43-0b7f7d1e2b01
 boot g1
 domxml g1 $U1 "<memshare:shared-image name='usr' mode='dax'/><memshare:shared-image name='usr2' mode='blk'/>" > "$tmp/g1.xml"
-agent g1 $U1
+qemu_agent g1 $U1
 check "dax image attached (agent log)" wait_for 15 grep -q "image 'usr' attached (dax" "$tmp/g1.agent.log"
 check "blk image attached (agent log)" wait_for 15 grep -q "image 'usr2' attached (blk" "$tmp/g1.agent.log"
 out=$(qemu_qmp "$tmp/g1.mon" '{"execute":"query-memory-devices"}' \
@@ -84,7 +77,7 @@ check "status reports 2 attached, bytes" wait_for 5 bash -c "grep -q '^attached=
 
 # an agent that restarts does not attach twice
 kill -9 "$agent_g1"; sleep 0.3
-agent g1 $U1
+qemu_agent g1 $U1
 wait_for 10 bash -c "[ \$(grep -c \"image 'usr' attached\" '$tmp/g1.agent.log') -ge 2 ]"
 n=$(qemu_qmp "$tmp/g1.mon" '{"execute":"query-memory-devices"}' | grep -o '"type": "virtio-pmem"' | wc -l)
 check "restarted agent: still exactly one pmem device" test "$n" = 1
@@ -95,7 +88,7 @@ check "restarted agent: still exactly one blk node" test "$n" = 1
 U2=5a0d1e6c-2f8b-4c59-9a43-0b7f7d1e2b02
 boot g2
 domxml g2 $U2 "<memshare:shared-image name='corrupt' mode='dax'/><memshare:shared-image name='missing' mode='blk'/><memshare:shared-image name='linked' mode='blk'/>" > "$tmp/g2.xml"
-agent g2 $U2
+qemu_agent g2 $U2
 check "corrupt blob refused: digest mismatch named" wait_for 15 grep -q "image 'corrupt' (dax) not attached: .*sha256-$sha2.img: sha256 .* does not match the manifest" "$tmp/g2.agent.log"
 check "missing image refused" grep -q "image 'missing' (blk) not attached: image 'missing': no such image in $tmp/store" "$tmp/g2.agent.log"
 check "symlinked manifest refused" grep -q "image 'linked' (blk) not attached: .*symbolic link" "$tmp/g2.agent.log"
@@ -108,6 +101,6 @@ check "status says 0 of 3 attached, with the errors" wait_for 5 bash -c "grep -q
 U3=5a0d1e6c-2f8b-4c59-9a43-0b7f7d1e2b03
 boot g3
 domxml g3 $U3 "<memshare:shared-image name='writable' mode='dax'/>" > "$tmp/g3.xml"
-agent g3 $U3
+qemu_agent g3 $U3
 check "writable blob refused" wait_for 15 grep -q "must be a regular, read-only (0444) file owned by root" "$tmp/g3.agent.log"
 done_testing

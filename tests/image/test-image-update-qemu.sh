@@ -29,13 +29,6 @@ domxml() {   # domxml NAME UUID POLICY-ELEMENTS
 <metadata><memshare:policy xmlns:memshare='https://memshare.dev/xmlns/policy/1.0'>$3</memshare:policy></metadata></domain>
 XML
 }
-agent() {   # agent NAME UUID
-    local qp; eval "qp=\$qemu_$1"
-    "$MS_AGENT" --uuid "$2" --qmp-socket "$tmp/$1.sock" --domain-xml "$tmp/$1.xml" --qemu-pid "$qp" \
-        >> "$tmp/$1.agent.log" 2>&1 &
-    pids+=($!)
-    eval "agent_$1=$!"
-}
 sha_of() { sed -n 's/.*"sha256" : "\([0-9a-f]*\)".*/\1/p' "$tmp/store/names/$1.json"; }
 blob() { echo "$tmp/store/blobs/sha256-$1.img"; }
 
@@ -53,7 +46,7 @@ told=$(sha_of tools)
 U1=6b1e2f7d-3a9c-4d6a-8b54-1c8e8e2f3c01
 boot g1
 domxml g1 $U1 "<memshare:shared-image name='usr' mode='dax' mount='/usr'/><memshare:shared-image name='tools' mode='blk'/>" > "$tmp/g1.xml"
-agent g1 $U1
+qemu_agent g1 $U1
 rt=$MEMSHARE_RUNTIME_DIR/domains/$U1
 check "usr and tools attached" wait_for 15 bash -c "grep -q \"image 'usr' attached (dax\" '$tmp/g1.agent.log' && grep -q \"image 'tools' attached (blk\" '$tmp/g1.agent.log'"
 check "runtime file lists the first build" wait_for 15 grep -qx "usr $old dax" "$rt/images"
@@ -79,7 +72,7 @@ check "the old blob is kept in the store" test -f "$(blob "$old")"
 kill -9 "$agent_g1"; sleep 0.3
 # what the new agent lists is its own: the old one's file goes first
 rm -f "$rt/images"
-agent g1 $U1
+qemu_agent g1 $U1
 check "restarted agent adopts the older build" \
     wait_for 15 grep -q "image 'usr': the guest maps the older build sha256 ${old:0:12} (the name now points to ${new:0:12})" "$tmp/g1.agent.log"
 check "restarted agent: runtime file lists the old digest, not the new" \
@@ -112,7 +105,7 @@ check "image verify: exit 3, names image, domain and both digests" \
 U2=6b1e2f7d-3a9c-4d6a-8b54-1c8e8e2f3c02
 boot g2
 domxml g2 $U2 "<memshare:shared-image name='opt' mode='dax'/>" > "$tmp/g2.xml"
-agent g2 $U2
+qemu_agent g2 $U2
 optsha=$(sha_of opt)
 check "opt attached to g2" wait_for 15 grep -q "image 'opt' attached (dax" "$tmp/g2.agent.log"
 check "usr (built --usr) on /usr: no mount warning" bash -c "! grep -q 'not built as a /usr' '$tmp/g1.agent.log'"
@@ -129,7 +122,7 @@ check "g2's agent still runs" kill -0 "$agent_g2"
 U3=6b1e2f7d-3a9c-4d6a-8b54-1c8e8e2f3c03
 boot g3
 domxml g3 $U3 "<memshare:shared-image name='tools' mode='dax' mount='/usr'/>" > "$tmp/g3.xml"
-agent g3 $U3
+qemu_agent g3 $U3
 check "mount='/usr' of an image not built --usr: warned, naming it" \
     wait_for 15 grep -q "warning.*image 'tools' is mounted on /usr but was not built as a /usr" "$tmp/g3.agent.log"
 check "and attached all the same" wait_for 15 grep -q "image 'tools' attached (dax" "$tmp/g3.agent.log"

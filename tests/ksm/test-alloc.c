@@ -76,31 +76,11 @@ test_random(void)
 {
     GRand *rand = g_rand_new_with_seed(20261122);
     for (int iter = 0; iter < 10000; iter++) {
-        gsize n = g_rand_int_range(rand, 1, 9);
-        MsAllocHost host = {
-            g_rand_int_range(rand, 0, 4096) * MiB,
-            g_rand_int_range(rand, 0, 8192) * MiB,
-            g_rand_int_range(rand, 0, 4096) * MiB,
-        };
-        MsAllocParams params = {
-            (MsAllocMode)g_rand_int_range(rand, 0, 3),
-            g_rand_boolean(rand) ? g_rand_int_range(rand, 1, 512) * MiB : 0,
-            g_rand_boolean(rand) ? g_rand_int_range(rand, 1, 64) * MiB : 0,
-        };
-        g_autofree MsAllocDomain *d = g_new0(MsAllocDomain, n);
+        MsAllocHost host;
+        MsAllocParams params;
+        gsize n;
+        g_autofree MsAllocDomain *d = ms_test_alloc_random(rand, &host, &params, &n);
         g_autofree MsAllocResult *r = g_new0(MsAllocResult, n);
-        for (gsize i = 0; i < n; i++) {
-            g_snprintf(d[i].uuid, sizeof d[i].uuid, "%08x-0000-0000-0000-%012x",
-                       g_rand_int(rand), (guint)i);
-            d[i].weight = g_rand_int_range(rand, 0, 10);
-            d[i].base = g_rand_int_range(rand, 256, 4096) * MiB;
-            d[i].floor = g_rand_int_range(rand, 128, 4096) * MiB;
-            d[i].ceiling = g_rand_int_range(rand, 256, 8192) * MiB;
-            d[i].contribution_bytes = g_rand_boolean(rand) ? g_rand_int_range(rand, 0, 1024) * MiB : 0;
-            d[i].current_target = g_rand_int_range(rand, 128, 8192) * MiB;
-            d[i].working_set_floor = g_rand_boolean(rand) ? g_rand_int_range(rand, 0, 4096) * MiB : 0;
-            d[i].stuck = g_rand_int_range(rand, 0, 10) == 0;
-        }
         ms_alloc_compute(&host, &params, d, n, r);
         check_invariants(&host, &params, d, n, r);
     }

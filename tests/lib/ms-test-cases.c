@@ -308,3 +308,32 @@ ms_test_alloc_check_reversed(MsTestAllocFn fn, const MsAllocHost *host, const Ms
         g_assert_cmpint(rr[n - 1 - i].reason, ==, r[i].reason);
     }
 }
+
+MsAllocDomain *
+ms_test_alloc_random(GRand *rand, MsAllocHost *host, MsAllocParams *params, gsize *n)
+{
+    *n = g_rand_int_range(rand, 1, 9);
+    *host = (MsAllocHost){
+        g_rand_int_range(rand, 0, 4096) * MiB,
+        g_rand_int_range(rand, 0, 8192) * MiB,
+        g_rand_int_range(rand, 0, 4096) * MiB,
+    };
+    *params = (MsAllocParams){
+        (MsAllocMode)g_rand_int_range(rand, 0, 3),
+        g_rand_boolean(rand) ? g_rand_int_range(rand, 1, 512) * MiB : 0,
+        g_rand_boolean(rand) ? g_rand_int_range(rand, 1, 64) * MiB : 0,
+    };
+    MsAllocDomain *d = g_new0(MsAllocDomain, *n);
+    for (gsize i = 0; i < *n; i++) {
+        g_snprintf(d[i].uuid, sizeof d[i].uuid, "%08x-0000-0000-0000-%012x", g_rand_int(rand), (guint)i);
+        d[i].weight = g_rand_int_range(rand, 0, 10);
+        d[i].base = g_rand_int_range(rand, 256, 4096) * MiB;
+        d[i].floor = g_rand_int_range(rand, 128, 4096) * MiB;
+        d[i].ceiling = g_rand_int_range(rand, 256, 8192) * MiB;
+        d[i].contribution_bytes = g_rand_boolean(rand) ? g_rand_int_range(rand, 0, 1024) * MiB : 0;
+        d[i].current_target = g_rand_int_range(rand, 128, 8192) * MiB;
+        d[i].working_set_floor = g_rand_boolean(rand) ? g_rand_int_range(rand, 0, 4096) * MiB : 0;
+        d[i].stuck = g_rand_int_range(rand, 0, 10) == 0;
+    }
+    return d;
+}

@@ -77,3 +77,7 @@ void ms_test_alloc_check_expect(const MsTestAllocCase *c, const MsAllocResult *r
  * target and reason it has in R. */
 void ms_test_alloc_check_reversed(MsTestAllocFn fn, const MsAllocHost *host, const MsAllocParams *params,
                                   const MsAllocDomain *d, gsize n, const MsAllocResult *r);
+
+/* A random snapshot for the allocation's property tests: HOST, PARAMS and
+ * 1 to 8 domains (returned, *N of them; groups left empty). */
+MsAllocDomain *ms_test_alloc_random(GRand *rand, MsAllocHost *host, MsAllocParams *params, gsize *n);

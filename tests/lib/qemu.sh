@@ -181,3 +181,15 @@ qemu_domain_xml() {
 </domain>
 XML
 }
+
+# qemu_agent NAME UUID [ARG...]: memshare's agent ($MS_AGENT) for guest NAME
+# on NAME.sock with the domain XML $QEMU_DIR/NAME.xml, logging to
+# NAME.agent.log; its pid in pids and agent_NAME.
+qemu_agent() {
+    local name=$1 uuid=$2 dir=${QEMU_DIR:-$tmp}; shift 2
+    local qv="qemu_${name//[^A-Za-z0-9_]/_}"
+    "${MS_AGENT:?}" --uuid "$uuid" --qmp-socket "$dir/$name.sock" --domain-xml "$dir/$name.xml" \
+        --qemu-pid "${!qv}" "$@" >> "$dir/$name.agent.log" 2>&1 &
+    pids+=("$!")
+    printf -v "agent_${name//[^A-Za-z0-9_]/_}" %s "$!"
+}
