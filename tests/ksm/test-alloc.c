@@ -64,10 +64,8 @@ test_case(gconstpointer data)
 {
     const MsTestAllocCase *c = data;
     gsize n = c->doms->len;
-    g_autofree MsAllocResult *r = g_new0(MsAllocResult, n);
     const MsAllocDomain *d = (const MsAllocDomain *)(void *)c->doms->data;
-    ms_alloc_compute(&c->host, &c->params, d, n, r);
-    ms_test_alloc_check_expect(c, r);
+    g_autofree MsAllocResult *r = ms_test_alloc_case_run(c, ms_alloc_compute);
     check_invariants(&c->host, &c->params, d, n, r);
 }
 

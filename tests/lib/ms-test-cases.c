@@ -282,16 +282,19 @@ ms_test_regenerate_key(const char *path, const char *key, const char *value)
     regenerate(path, match_key, key, text);
 }
 
-void
-ms_test_alloc_check_expect(const MsTestAllocCase *c, const MsAllocResult *r)
+MsAllocResult *
+ms_test_alloc_case_run(const MsTestAllocCase *c, MsTestAllocFn fn)
 {
     const MsAllocDomain *d = (const MsAllocDomain *)(void *)c->doms->data;
+    MsAllocResult *r = g_new0(MsAllocResult, c->doms->len);
+    fn(&c->host, &c->params, d, c->doms->len, r);
     for (guint i = 0; i < c->doms->len; i++) {
         g_test_message("%s %s: target %" G_GUINT64_FORMAT " MiB (%s)", c->name, d[i].uuid,
                        r[i].target / MiB, ms_alloc_reason_name(r[i].reason));
         g_assert_cmpuint(r[i].target, ==, g_array_index(c->expect, guint64, i));
         g_assert_cmpstr(ms_alloc_reason_name(r[i].reason), ==, g_ptr_array_index(c->reason, i));
     }
+    return r;
 }
 
 void

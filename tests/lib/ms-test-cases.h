@@ -70,8 +70,9 @@ void ms_test_regenerate_key(const char *path, const char *key, const char *value
 typedef void (*MsTestAllocFn)(const MsAllocHost *host, const MsAllocParams *params, const MsAllocDomain *d,
                               gsize n, MsAllocResult *out);
 
-/* Every domain of case C got its expected target and reason in R. */
-void ms_test_alloc_check_expect(const MsTestAllocCase *c, const MsAllocResult *r);
+/* Runs FN on case C and checks that every domain got its expected target
+ * and reason; returns the results (one per domain of C->doms). */
+MsAllocResult *ms_test_alloc_case_run(const MsTestAllocCase *c, MsTestAllocFn fn);
 
 /* Determinism: FN on the domains in reverse order gives every domain the
  * target and reason it has in R. */
