@@ -114,6 +114,38 @@ parse_opts(const char *sub, const char *params, const char *summary, GOptionEntr
     return -1;
 }
 
+/* The subcommands whose only option is --store: they get the store's path
+ * and their operands, MIN to MAX of them (MAX -1: no limit). */
+typedef struct {
+    const char *name, *params, *summary;
+    int min, max;
+    const char *bad; /* what a wrong count is told; NULL: the first extra operand is named */
+    int (*run)(const char *sp, int argc, char **argv);
+} StoreCmd;
+
+static int
+run_store_cmd(const StoreCmd *c, int argc, char **argv)
+{
+    g_autofree char *store = NULL;
+    GOptionEntry entries[] = {
+        { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
+    };
+    int prc = parse_opts(c->name, c->params, c->summary, entries, &argc, &argv);
+    if (prc >= 0)
+        return prc;
+    int n = argc - 1;
+    if (n < c->min || (c->max >= 0 && n > c->max)) {
+        if (c->bad != NULL)
+            g_printerr("memsharectl image %s: %s\n", c->name, c->bad);
+        else
+            g_printerr("memsharectl image %s: unexpected argument '%s'\n", c->name, argv[c->max + 1]);
+        return MS_CTL_EXIT_USAGE;
+    }
+    g_autofree char *sp = store_path(store);
+    return c->run(sp, argc, argv);
+}
+
 static int
 cmd_build(int argc, char **argv)
 {
@@ -226,22 +258,8 @@ cmd_build(int argc, char **argv)
 }
 
 static int
-cmd_list(int argc, char **argv)
+cmd_list(const char *sp, int argc, char **argv)
 {
-    g_autofree char *store = NULL;
-    GOptionEntry entries[] = {
-        { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
-        { NULL, 0, 0, 0, NULL, NULL, NULL },
-    };
-    int prc = parse_opts("list", "", "Lists the images: name, size, files, the current sha256, and older\n"
-                                "digests that running domains still map.", entries, &argc, &argv);
-    if (prc >= 0)
-        return prc;
-    if (argc > 1) {
-        g_printerr("memsharectl image list: unexpected argument '%s'\n", argv[1]);
-        return MS_CTL_EXIT_USAGE;
-    }
-    g_autofree char *sp = store_path(store);
     g_autoptr(GError) error = NULL;
     g_autoptr(GPtrArray) problems = NULL;
     g_autoptr(GPtrArray) all = ms_image_store_list(sp, &problems, &error);
@@ -285,21 +303,8 @@ cmd_list(int argc, char **argv)
 }
 
 static int
-cmd_info(int argc, char **argv)
+cmd_info(const char *sp, int argc, char **argv)
 {
-    g_autofree char *store = NULL;
-    GOptionEntry entries[] = {
-        { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
-        { NULL, 0, 0, 0, NULL, NULL, NULL },
-    };
-    int prc = parse_opts("info", "NAME", "Prints the manifest of image NAME.", entries, &argc, &argv);
-    if (prc >= 0)
-        return prc;
-    if (argc != 2) {
-        g_printerr("memsharectl image info: name one image\n");
-        return MS_CTL_EXIT_USAGE;
-    }
-    g_autofree char *sp = store_path(store);
     g_autoptr(GError) error = NULL;
     g_autofree char *blob = NULL;
     g_autoptr(MsImageManifest) m = ms_image_store_lookup(sp, argv[1], &blob, &error);
@@ -313,23 +318,8 @@ cmd_info(int argc, char **argv)
 }
 
 static int
-cmd_verify(int argc, char **argv)
+cmd_verify(const char *sp, int argc, char **argv)
 {
-    g_autofree char *store = NULL;
-    GOptionEntry entries[] = {
-        { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
-        { NULL, 0, 0, 0, NULL, NULL, NULL },
-    };
-    int prc = parse_opts("verify", "NAME...",
-                    "Recomputes the sha256 of each image's blob and of every older blob a running domain\n"
-                    "maps for it, and compares them with the digests they must have.", entries, &argc, &argv);
-    if (prc >= 0)
-        return prc;
-    if (argc < 2) {
-        g_printerr("memsharectl image verify: name at least one image\n");
-        return MS_CTL_EXIT_USAGE;
-    }
-    g_autofree char *sp = store_path(store);
     int rc = MS_CTL_EXIT_OK;
     for (int i = 1; i < argc; i++) {
         g_autoptr(GError) error = NULL;
@@ -358,22 +348,8 @@ cmd_verify(int argc, char **argv)
 }
 
 static int
-cmd_remove(int argc, char **argv)
+cmd_remove(const char *sp, int argc, char **argv)
 {
-    g_autofree char *store = NULL;
-    GOptionEntry entries[] = {
-        { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
-        { NULL, 0, 0, 0, NULL, NULL, NULL },
-    };
-    int prc = parse_opts("remove", "NAME", "Removes image NAME (refused while a running domain uses it).", entries,
-                    &argc, &argv);
-    if (prc >= 0)
-        return prc;
-    if (argc != 2) {
-        g_printerr("memsharectl image remove: name one image\n");
-        return MS_CTL_EXIT_USAGE;
-    }
-    g_autofree char *sp = store_path(store);
     g_autoptr(GError) error = NULL;
     if (!ms_image_store_remove(sp, argv[1], &error)) {
         g_printerr("memsharectl image remove: %s\n", error->message);
@@ -384,18 +360,8 @@ cmd_remove(int argc, char **argv)
 }
 
 static int
-cmd_gc(int argc, char **argv)
+cmd_gc(const char *sp, int argc, char **argv)
 {
-    g_autofree char *store = NULL;
-    GOptionEntry entries[] = {
-        { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
-        { NULL, 0, 0, 0, NULL, NULL, NULL },
-    };
-    int prc = parse_opts("gc", "", "Deletes blobs that no manifest names and no running domain maps, and says\n"
-                              "which older blobs are kept for which domain.", entries, &argc, &argv);
-    if (prc >= 0)
-        return prc;
-    g_autofree char *sp = store_path(store);
     g_autoptr(GError) error = NULL;
     g_autoptr(GPtrArray) kept = NULL;
     int n = ms_image_store_gc_report(sp, &kept, &error);
@@ -435,12 +401,25 @@ ms_ctl_image(int argc, char **argv)
         return MS_CTL_EXIT_USAGE;
     }
     const char *sub = argv[1];
-    static const struct {
-        const char *name;
-        int (*fn)(int, char **);
-    } cmds[] = {
-        { "build", cmd_build },   { "list", cmd_list },     { "info", cmd_info },
-        { "verify", cmd_verify }, { "remove", cmd_remove }, { "gc", cmd_gc },
+    static const StoreCmd cmds[] = {
+        { "list", "",
+          "Lists the images: name, size, files, the current sha256, and older\n"
+          "digests that running domains still map.",
+          0, 0, NULL, cmd_list },
+        { "info", "NAME",
+          "Prints the manifest of image NAME.",
+          1, 1, "name one image", cmd_info },
+        { "verify", "NAME...",
+          "Recomputes the sha256 of each image's blob and of every older blob a running domain\n"
+          "maps for it, and compares them with the digests they must have.",
+          1, -1, "name at least one image", cmd_verify },
+        { "remove", "NAME",
+          "Removes image NAME (refused while a running domain uses it).",
+          1, 1, "name one image", cmd_remove },
+        { "gc", "",
+          "Deletes blobs that no manifest names and no running domain maps, and says\n"
+          "which older blobs are kept for which domain.",
+          0, -1, NULL, cmd_gc },
     };
     if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
         usage(stdout);
@@ -449,9 +428,11 @@ ms_ctl_image(int argc, char **argv)
     if (strcmp(sub, "advise") == 0)
         return ms_ctl_image_advise(argc - 1, argv + 1);
     if (strcmp(sub, "prepare-guest") == 0) return ms_ctl_image_prepare_guest(argc - 1, argv + 1);
+    if (strcmp(sub, "build") == 0)
+        return cmd_build(argc - 1, argv + 1);
     for (guint i = 0; i < G_N_ELEMENTS(cmds); i++)
         if (strcmp(sub, cmds[i].name) == 0)
-            return cmds[i].fn(argc - 1, argv + 1);
+            return run_store_cmd(&cmds[i], argc - 1, argv + 1);
     g_printerr("memsharectl image: unknown command '%s'\n", sub);
     usage(stderr);
     return MS_CTL_EXIT_USAGE;

@@ -152,6 +152,25 @@ parse_opts(int argc, char **argv, int max_args, CtlOpts *o)
     return TRUE;
 }
 
+/* Which affect flags a subcommand refuses (validate reads files or both
+ * definitions; get reads one). */
+enum { CTL_REFUSE_AFFECT = 1, CTL_REFUSE_LIVE_AND_CONFIG = 2 };
+
+/* A subcommand's options and exactly NARGS operands; on any error its usage
+ * is printed and FALSE returned (exit MS_CTL_EXIT_USAGE). */
+static gboolean
+parse_cmd(int argc, char **argv, int nargs, int refuse, CtlOpts *o)
+{
+    gboolean ok = parse_opts(argc, argv, nargs, o) && o->nargs == nargs;
+    if (ok && (refuse & CTL_REFUSE_AFFECT))
+        ok = !o->live && !o->config && !o->current;
+    if (ok && (refuse & CTL_REFUSE_LIVE_AND_CONFIG))
+        ok = !(o->live && o->config);
+    if (!ok)
+        usage_error(argv[1]);
+    return ok;
+}
+
 static unsigned int
 affect_flags(const CtlOpts *o)
 {
@@ -225,6 +244,29 @@ ctl_lookup(virConnectPtr conn, const char *what)
     if (dom == NULL)
         fprintf(stderr, "memsharectl: %s: no such domain\n", what);
     return dom;
+}
+
+/* Connects and looks the domain up: MS_CTL_EXIT_OK with *conn and *dom
+ * set (ctl_close), else the exit code with nothing left open. */
+static int
+ctl_open(const char *what, virConnectPtr *conn, virDomainPtr *dom)
+{
+    *conn = ctl_connect();
+    if (*conn == NULL)
+        return MS_CTL_EXIT_FAILURE;
+    *dom = ctl_lookup(*conn, what);
+    if (*dom == NULL) {
+        virConnectClose(*conn);
+        return MS_CTL_EXIT_NOT_FOUND;
+    }
+    return MS_CTL_EXIT_OK;
+}
+
+static void
+ctl_close(virConnectPtr conn, virDomainPtr dom)
+{
+    virDomainFree(dom);
+    virConnectClose(conn);
 }
 
 /* ---- XML plumbing ----------------------------------------------------------- */
@@ -431,15 +473,11 @@ validate_xml(const char *what, const char *xml, gsize len, const CtlOpts *o)
 static int
 validate_domain(const char *name, const CtlOpts *o)
 {
-    virConnectPtr conn = ctl_connect();
-    if (conn == NULL)
-        return MS_CTL_EXIT_FAILURE;
-    int rc = MS_CTL_EXIT_OK;
-    virDomainPtr dom = ctl_lookup(conn, name);
-    if (dom == NULL) {
-        rc = MS_CTL_EXIT_NOT_FOUND;
-        goto out;
-    }
+    virConnectPtr conn;
+    virDomainPtr dom;
+    int rc = ctl_open(name, &conn, &dom);
+    if (rc != MS_CTL_EXIT_OK)
+        return rc;
     /* The persistent definition is what the next start checks; the live
      * one is what the running agent follows. */
     struct { const char *label; unsigned int flags; gboolean want; } views[] = {
@@ -460,9 +498,7 @@ validate_domain(const char *name, const CtlOpts *o)
         if (r != MS_CTL_EXIT_OK && rc == MS_CTL_EXIT_OK)
             rc = r;
     }
-    virDomainFree(dom);
-out:
-    virConnectClose(conn);
+    ctl_close(conn, dom);
     return rc;
 }
 
@@ -484,10 +520,8 @@ static int
 cmd_validate(int argc, char **argv)
 {
     CtlOpts o;
-    if (!parse_opts(argc, argv, 1, &o) || o.nargs != 1 || o.live || o.config || o.current) {
-        usage_error(argv[1]);
+    if (!parse_cmd(argc, argv, 1, CTL_REFUSE_AFFECT, &o))
         return MS_CTL_EXIT_USAGE;
-    }
     const char *arg = o.args[0];
     /* A path when it names a file or looks like one; else a domain. */
     if (strchr(arg, '/') || g_file_test(arg, G_FILE_TEST_EXISTS)) {
@@ -507,20 +541,14 @@ static int
 cmd_get(int argc, char **argv)
 {
     CtlOpts o;
-    if (!parse_opts(argc, argv, 1, &o) || o.nargs != 1 || (o.live && o.config)) {
-        usage_error(argv[1]);
+    if (!parse_cmd(argc, argv, 1, CTL_REFUSE_LIVE_AND_CONFIG, &o))
         return MS_CTL_EXIT_USAGE;
-    }
     g_autofree char *xml = NULL;
-    virConnectPtr conn = ctl_connect();
-    if (conn == NULL)
-        return MS_CTL_EXIT_FAILURE;
-    int rc = MS_CTL_EXIT_OK;
-    virDomainPtr dom = ctl_lookup(conn, o.args[0]);
-    if (dom == NULL) {
-        rc = MS_CTL_EXIT_NOT_FOUND;
-        goto out;
-    }
+    virConnectPtr conn;
+    virDomainPtr dom;
+    int rc = ctl_open(o.args[0], &conn, &dom);
+    if (rc != MS_CTL_EXIT_OK)
+        return rc;
     xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, MS_POLICY_NAMESPACE, affect_flags(&o));
     if (xml == NULL) {
         virErrorPtr e = virGetLastError();
@@ -533,9 +561,7 @@ cmd_get(int argc, char **argv)
         g_autofree char *full = with_our_namespace(xml);
         printf("%s\n", full);
     }
-    virDomainFree(dom);
-out:
-    virConnectClose(conn);
+    ctl_close(conn, dom);
     return rc;
 }
 
@@ -568,10 +594,8 @@ static int
 cmd_set(int argc, char **argv)
 {
     CtlOpts o;
-    if (!parse_opts(argc, argv, 2, &o) || o.nargs != 2) {
-        usage_error(argv[1]);
+    if (!parse_cmd(argc, argv, 2, 0, &o))
         return MS_CTL_EXIT_USAGE;
-    }
     const char *name = o.args[0], *file = o.args[1];
     g_autofree char *xml = NULL;
     gsize len = 0;
@@ -585,17 +609,12 @@ cmd_set(int argc, char **argv)
     if (!ms_policy_parse_standalone(xml, len, &policy, &error))
         return report_invalid(file, error);
 
-    virConnectPtr conn = ctl_connect();
-    if (conn == NULL)
-        return MS_CTL_EXIT_FAILURE;
-    int rc = MS_CTL_EXIT_OK;
-    xmlDoc *doc = NULL;
-    virDomainPtr dom = ctl_lookup(conn, name);
-    if (dom == NULL) {
-        rc = MS_CTL_EXIT_NOT_FOUND;
-        goto out;
-    }
-    doc = read_xml(xml, len);   /* parsed fine above */
+    virConnectPtr conn;
+    virDomainPtr dom;
+    int rc = ctl_open(name, &conn, &dom);
+    if (rc != MS_CTL_EXIT_OK)
+        return rc;
+    xmlDoc *doc = read_xml(xml, len);   /* parsed fine above */
     xmlNode *root = xmlDocGetRootElement(doc);
 
     /* Which definitions change, as libvirt resolves the flags. */
@@ -621,9 +640,7 @@ cmd_set(int argc, char **argv)
 
 out:
     xmlFreeDoc(doc);
-    if (dom)
-        virDomainFree(dom);
-    virConnectClose(conn);
+    ctl_close(conn, dom);
     return rc;
 }
 
@@ -631,19 +648,13 @@ static int
 cmd_remove(int argc, char **argv)
 {
     CtlOpts o;
-    if (!parse_opts(argc, argv, 1, &o) || o.nargs != 1) {
-        usage_error(argv[1]);
+    if (!parse_cmd(argc, argv, 1, 0, &o))
         return MS_CTL_EXIT_USAGE;
-    }
-    virConnectPtr conn = ctl_connect();
-    if (conn == NULL)
-        return MS_CTL_EXIT_FAILURE;
-    int rc = MS_CTL_EXIT_OK;
-    virDomainPtr dom = ctl_lookup(conn, o.args[0]);
-    if (dom == NULL) {
-        rc = MS_CTL_EXIT_NOT_FOUND;
-        goto out;
-    }
+    virConnectPtr conn;
+    virDomainPtr dom;
+    int rc = ctl_open(o.args[0], &conn, &dom);
+    if (rc != MS_CTL_EXIT_OK)
+        return rc;
     if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, NULL, NULL, MS_POLICY_NAMESPACE,
                              affect_flags(&o)) < 0) {
         fprintf(stderr, "memsharectl: %s: %s\n", o.args[0], libvirt_message());
@@ -651,9 +662,7 @@ cmd_remove(int argc, char **argv)
     } else {
         printf("%s: policy removed\n", o.args[0]);
     }
-    virDomainFree(dom);
-out:
-    virConnectClose(conn);
+    ctl_close(conn, dom);
     return rc;
 }
 

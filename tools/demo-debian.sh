@@ -15,13 +15,7 @@
 # once the guest is built (building it first: 3-6 minutes more).
 #   usage: bash tools/demo-debian.sh [--keep]   (--keep: leave it running, Ctrl-C ends)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-root=$(pwd)
-keep=0; [ "${1:-}" = "--keep" ] && keep=1
-
-bash tools/install-deps.sh
-builddir=build-demo
-[ -d "$builddir" ] || meson setup "$builddir" >/dev/null
+source "$(dirname "$0")/demo-lib.sh"
 echo "== building memshare and the Debian 12 guest (cached in $builddir/tests/guest/debian;" \
      "the first time debootstraps from Debian's archive: 3-6 minutes)"
 export MS_DEBIAN_DIR=$root/$builddir/tests/guest/debian
@@ -33,27 +27,14 @@ if ! ninja -C "$builddir" all tests/guest/debian/stamp > "$builddir/demo-debian-
 fi
 grep -a 'build-debian: .*([0-9]* s)$' "$builddir/demo-debian-build.log" | sed 's/^/   /' || true
 
-source tests/lib/vmenv.sh
-source tests/lib/domain.sh
+# the preamble of the libvirt tests (tests/lib/libvirt-test.sh, sourced by
+# demo-lib.sh); on disk, not in /tmp (often tmpfs): the guests' overlays
+# grow as they boot; the three guests are one tenant's, so they may share
+# the image and KSM pages (docs/security.md: the default, one group per
+# domain, would refuse the second guest)
 source tests/guest/debian/lib-debian.sh
-# on disk, not in /tmp (often tmpfs): the guests' overlays grow as they boot
-dir=$(mktemp -d /var/tmp/memshare-demo-debian.XXXXXX)
-vmenv_setup "$dir"
-trap 'vmenv_stop' EXIT INT TERM
-vmenv_install_hook "$root/$builddir/hooks/memshare-hook"
-vmenv_exec bash -c "cat > /etc/memshare/memshare.conf" <<CONF
-[agent]
-path=$root/$builddir/qmp-plugin/memshare-agent
-launcher=detached
-log-dir=/var/log/memshare
-[sharing]
-# the demo's three guests are one tenant's: they may share the image and KSM
-# pages (docs/security.md; the default, one group per domain, would refuse
-# the second guest)
-default-group=host
-CONF
-vmenv_start_libvirtd
-V() { vmenv_exec virsh -q -c qemu:///system "$@"; }
+LVT_TMP=/var/tmp lvt_setup memshare-demo-debian "$LVT_CONF_ONE_TENANT"
+lvt_start
 ctl() { vmenv_exec env MEMSHARE_RUNTIME_DIR=/run/memshare "$root/$builddir/tools/memsharectl" "$@"; }
 
 image=debian12-usr

@@ -10,42 +10,21 @@
 # (memshare-demo.png in the repository's root). Everything else is torn down.
 #   usage: bash tools/demo.sh [--keep]    (--keep: leave it running, Ctrl-C ends)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-root=$(pwd)
-keep=0; [ "${1:-}" = "--keep" ] && keep=1
-
-bash tools/install-deps.sh
-builddir=build-demo
-[ -d "$builddir" ] || meson setup "$builddir" >/dev/null
+source "$(dirname "$0")/demo-lib.sh"
 ninja -C "$builddir" >/dev/null
 ninja -C "$builddir" tests/guest/vmlinuz tests/guest/initramfs.img >/dev/null
 export MS_GUEST_KERNEL=$root/$builddir/tests/guest/vmlinuz
 export MS_GUEST_INITRD=$root/$builddir/tests/guest/initramfs.img
 
-source tests/lib/vmenv.sh
-source tests/lib/domain.sh
-dir=$(mktemp -d /tmp/memshare-demo.XXXXXX)
-# KSM is host-wide: hold the lock the tests and benchmarks use while we change it
-exec 9>/tmp/memshare-ksm.lock
-flock -w 1800 9 || { echo "demo: KSM lock /tmp/memshare-ksm.lock is held by another run" >&2; exit 1; }
-ksm_run_before=$(cat /sys/kernel/mm/ksm/run)
-restore_ksm() { echo "$ksm_run_before" > /sys/kernel/mm/ksm/run 2>/dev/null || true; }
-vmenv_setup "$dir"
-trap 'restore_ksm; vmenv_stop' EXIT INT TERM
-vmenv_install_hook "$root/$builddir/hooks/memshare-hook"
-vmenv_exec bash -c "cat > /etc/memshare/memshare.conf" <<CONF
-[agent]
-path=$root/$builddir/qmp-plugin/memshare-agent
-launcher=detached
-log-dir=/var/log/memshare
-[sharing]
-# the demo's three guests are one tenant's: they may share KSM pages and the
-# image (docs/security.md; the default, one group per domain, would refuse
-# the second guest that merges)
-default-group=host
-CONF
-vmenv_start_libvirtd
-V() { vmenv_exec virsh -q -c qemu:///system "$@"; }
+# the preamble of the libvirt tests (tests/lib/libvirt-test.sh, sourced by
+# demo-lib.sh): the KSM lock (KSM is host-wide; restored at exit), the run
+# directory, hook, memshare.conf and libvirtd; the three guests are one
+# tenant's, so they may share KSM pages and the image (docs/security.md: the
+# default, one group per domain, would refuse the second guest that merges)
+lvt_ksm_lock
+ksm_run_before=$(cat $ksm/run)
+lvt_setup memshare-demo "$LVT_CONF_ONE_TENANT"
+lvt_start
 ctl() { vmenv_exec env MEMSHARE_RUNTIME_DIR=/run/memshare "$root/$builddir/tools/memsharectl" "$@"; }
 
 echo "== a shared image: a program and 16 MiB of data, built with libext2fs"
@@ -58,9 +37,9 @@ ctl image build --from "$dir/tree" --name tools | sed 's/^/   /'
 ctl image list | sed 's/^/   /'
 
 echo "== KSM on (was run=$ksm_run_before)"
-echo 1 > /sys/kernel/mm/ksm/run
-echo 5000 > /sys/kernel/mm/ksm/pages_to_scan
-echo 20 > /sys/kernel/mm/ksm/sleep_millisecs
+echo 1 > $ksm/run
+echo 5000 > $ksm/pages_to_scan
+echo 20 > $ksm/sleep_millisecs
 
 NS=https://memshare.dev/xmlns/policy/1.0
 POLICY="<memshare:policy xmlns:memshare='$NS'>

@@ -43,35 +43,10 @@ modes=${MS_DEBIAN_BENCH_MODES:-dax private}
 boot_wait=${MS_DEBIAN_BENCH_BOOT_WAIT:-900}
 outfile=${MS_DEBIAN_BENCH_OUT:-$here/RESULTS.part.md}
 mem_mib=1024
-[ "$(id -u)" = 0 ] || { echo "run-bench: must run as root" >&2; exit 1; }
-for t in qemu-system-x86_64 fincore python3; do
-    command -v "$t" > /dev/null || { echo "run-bench: $t not found" >&2; exit 1; }
-done
-[ -d "$build" ] || meson setup "$build" "$top" > /dev/null
-ninja -C "$build" tools/memsharectl tests/guest/debian/stamp > /dev/null
+source "$top/tests/lib/bench.sh"
+bench_setup ms-debian-bench "$build" qemu-system-x86_64 fincore python3 -- tools/memsharectl tests/guest/debian/stamp
 ctl=$build/tools/memsharectl
 deb=$build/tests/guest/debian
-
-# On disk, not tmpfs: the disks' and the blob's page cache must be
-# ordinary, droppable file cache, as on a real host.
-tmp=$(mktemp -d /var/tmp/ms-debian-bench.XXXXXX)
-pids=()
-stop_guests() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done
-    for p in "${pids[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2> /dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2> /dev/null || true
-    done
-    pids=()
-}
-cleanup() {
-    stop_guests
-    if [ "${MS_KEEP_TMP:-0}" = 1 ]; then echo "run-bench: kept $tmp" >&2; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-log() { echo "# $*" >&2; }
 source "$top/bench/lib/hostmem.sh"
 HOSTMEM_IMAGE_DIR=$tmp HOSTMEM_RAM_MIB=$mem_mib
 HOSTMEM_SETTLE_MIN=${MS_DEBIAN_BENCH_SETTLE_MIN:-15} HOSTMEM_SETTLE_MAX=${MS_DEBIAN_BENCH_SETTLE_MAX:-120}
@@ -149,7 +124,7 @@ for mode in $modes; do
         total[$mode,$i]=$(awk -v a="$r" -v b="$o" -v c="$cd_" -v d="$ci" 'BEGIN { printf "%.1f", a + b + c + d }')
         log "$mode n=$i settled after ${waited}s: guest RAM PSS $r, QEMU other $o, TCG code $t (not counted), image mapped PSS $img, disk cache $cd_, image cache $ci, total ${total[$mode,$i]} MiB; guest /usr page cache ${usr_guest[$mode,$i]} MiB; ${usrline:-no MS-USR line}; load $(cut -d' ' -f1 /proc/loadavg)"
     done
-    stop_guests
+    bench_stop_guests
     rm -f "${disks[@]}"
 done
 

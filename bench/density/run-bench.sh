@@ -43,37 +43,12 @@ order=${MS_DENSITY_FPR_ORDER-0}
 # lists to their floor (4 batches per CPU); docs/free-page-reporting.md.
 pcpf=${MS_DENSITY_PCP_FRACTION-100000}
 mem_mib=1024
-[ "$(id -u)" = 0 ] || { echo "run-bench: must run as root" >&2; exit 1; }
-for t in qemu-system-x86_64 fincore python3; do
-    command -v "$t" > /dev/null || { echo "run-bench: $t not found" >&2; exit 1; }
-done
-# Always through ninja: a stale initramfs would run an old scenario.
-[ -d "$build" ] || meson setup "$build" "$top" > /dev/null
-ninja -C "$build" tools/memsharectl tests/guest/vmlinuz tests/guest/initramfs.img > /dev/null
+source "$top/tests/lib/bench.sh"
+bench_setup ms-density "$build" qemu-system-x86_64 fincore python3 \
+    -- tools/memsharectl tests/guest/vmlinuz tests/guest/initramfs.img
 ctl=$build/tools/memsharectl
 kernel=$build/tests/guest/vmlinuz
 initrd=$build/tests/guest/initramfs.img
-
-# On disk, not tmpfs: the private copies' and the blob's page cache must be
-# ordinary, droppable file cache, as on a real host.
-tmp=$(mktemp -d /var/tmp/ms-density.XXXXXX)
-pids=()
-stop_guests() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done
-    for p in "${pids[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2> /dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2> /dev/null || true
-    done
-    pids=()
-}
-cleanup() {
-    stop_guests
-    if [ "${MS_KEEP_TMP:-0}" = 1 ]; then echo "run-bench: kept $tmp" >&2; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-log() { echo "# $*" >&2; }
 
 # 1. The tree: python3 + stdlib + every library python3 and its extension
 # modules load (ldd), the dynamic loader, /usr-merged like Debian 12.
@@ -176,7 +151,7 @@ for mode in $modes; do
         log "  $mode-$i: ${runout:-no run line}; guest $meminfo"
         guestmem[$mode]=$(awk '{ for (i = 1; i < NF; i += 2) printf "%s %.1f | ", "", $(i + 1) / 1024 }' <<< "$meminfo" | sed 's/^ *//')
     done
-    stop_guests
+    bench_stop_guests
     rm -f "$tmp"/private-*.img
 done
 

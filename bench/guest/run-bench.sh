@@ -26,6 +26,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
+source "$(dirname "$0")/../../tests/lib/qemu.sh"
 uuid=0b7e8c21-6d3f-4e5a-8b9c-1d2e3f4a5b6c
 export MEMSHARE_RUNTIME_DIR=$tmp/run
 
@@ -46,30 +47,25 @@ run() {
     local cfg=$1 d=$tmp/$1
     rm -rf "$d" "$MEMSHARE_RUNTIME_DIR"; mkdir -p "$d"
     local t0; t0=$(date +%s%N)
-    qemu-system-x86_64 -M q35 -accel tcg -m 1024 -smp 1 \
-        -object memory-backend-ram,id=pc.ram,size=1024M -machine memory-backend=pc.ram \
-        -nodefaults -display none -no-user-config \
-        -device virtio-balloon-pci,id=balloon0,free-page-reporting=on \
-        -qmp "unix:$d/qmp.sock,server=on,wait=off" -serial "file:$d/serial" \
-        -kernel "$build/tests/guest/vmlinuz" -initrd "$build/tests/guest/initramfs.img" \
-        -append "console=ttyS0 quiet ms.scenario=cpu-mem ms.size=64 ms.rounds=$rounds" &
-    qemu_pid=$!
+    QEMU_DIR=$d qemu_start g mem=1024 balloon=fpr kernel="$build/tests/guest/vmlinuz" \
+        initrd="$build/tests/guest/initramfs.img" guest="ms.scenario=cpu-mem ms.size=64 ms.rounds=$rounds" \
+        || { echo "QEMU did not start ($cfg)" >&2; exit 1; }
+    qemu_pid=$QEMU_PID
     if [ "$cfg" != off ]; then
         domain_xml "${cfg#on-}" > "$d/domain.xml"
-        for _ in $(seq 300); do [ -S "$d/qmp.sock" ] && break; sleep 0.01; done
-        "$agent_bin" --uuid "$uuid" --qmp-socket "$d/qmp.sock" --domain-xml "$d/domain.xml" \
+        "$agent_bin" --uuid "$uuid" --qmp-socket "$d/g.sock" --domain-xml "$d/domain.xml" \
             --qemu-pid "$qemu_pid" --verbose > "$d/agent.log" 2>&1 &
         agent_pid=$!
     fi
     local ready=
     for _ in $(seq 6000); do
-        if grep -q MS-GUEST-READY "$d/serial" 2>/dev/null; then ready=$(date +%s%N); break; fi
+        if grep -q MS-GUEST-READY "$d/g.console" 2>/dev/null; then ready=$(date +%s%N); break; fi
         sleep 0.01
     done
     [ -n "$ready" ] || { echo "guest did not boot ($cfg)" >&2; exit 1; }
-    for _ in $(seq 600); do grep -q MS-SCENARIO-DONE "$d/serial" && break; sleep 0.5; done
-    grep -q MS-SCENARIO-DONE "$d/serial" || { echo "cpu-mem did not finish ($cfg)" >&2; exit 1; }
-    local loop; loop=$(awk '/^MS-ROUND/ { s += $3 } END { print s }' "$d/serial")
+    for _ in $(seq 600); do grep -q MS-SCENARIO-DONE "$d/g.console" && break; sleep 0.5; done
+    grep -q MS-SCENARIO-DONE "$d/g.console" || { echo "cpu-mem did not finish ($cfg)" >&2; exit 1; }
+    local loop; loop=$(awk '/^MS-ROUND/ { s += $3 } END { print s }' "$d/g.console")
     local scans=0 agent_cpu=0
     if [ -n "$agent_pid" ]; then
         grep -q "tracking: memdev 'pc.ram'" "$d/agent.log" || { echo "agent did not track ($cfg)" >&2; cat "$d/agent.log" >&2; exit 1; }

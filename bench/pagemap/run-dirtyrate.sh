@@ -17,15 +17,12 @@ size=${2:-2048}
 runs=${3:-15}
 ninja -C "$build" bench/pagemap/bench-pagemap tests/guest/vmlinuz tests/guest/initramfs.img > /dev/null
 tmp=$(mktemp -d)
-qemu-system-x86_64 -M q35 -accel tcg -m "$size" -smp 1 -nodefaults -display none -no-user-config \
-    -object memory-backend-ram,id=pc.ram,size="${size}M" -machine memory-backend=pc.ram \
-    -qmp "unix:$tmp/qmp.sock,server=on,wait=off" -serial "file:$tmp/serial" \
-    -kernel "$build/tests/guest/vmlinuz" -initrd "$build/tests/guest/initramfs.img" \
-    -append "console=ttyS0 quiet ms.scenario=touch-free ms.size=64 ms.hold=3600" &
-qemu=$!
-trap 'kill -9 $qemu 2>/dev/null; rm -rf "$tmp"' EXIT
-for _ in $(seq 600); do grep -q MS-TOUCHED "$tmp/serial" 2>/dev/null && break; sleep 0.2; done
-grep -q MS-TOUCHED "$tmp/serial" || { echo "guest did not touch its 64 MiB" >&2; exit 1; }
+source "$here/../../tests/lib/qemu.sh"
+trap 'qemu_stop_all; rm -rf "$tmp"' EXIT
+qemu_start g mem="$size" balloon=none kernel="$build/tests/guest/vmlinuz" initrd="$build/tests/guest/initramfs.img" \
+    guest="ms.scenario=touch-free ms.size=64 ms.hold=3600" || exit 1
+qemu=$QEMU_PID
+qemu_wait_console g MS-TOUCHED 120 >&2 || { echo "guest did not touch its 64 MiB" >&2; exit 1; }
 sleep 2
 echo "# $(uname -r), $(nproc) CPUs, $(qemu-system-x86_64 --version | head -1), TCG q35 ${size} MiB guest holding 64 MiB"
 # (bash arithmetic, not awk: Debian's default awk, mawk, has no strtonum)
@@ -36,7 +33,7 @@ while read -r addrs perms _; do
 done < "/proc/$qemu/maps"
 [ -n "$range" ] || { echo "no ${size} MiB mapping in QEMU" >&2; exit 1; }
 "$build/bench/pagemap/bench-pagemap" --runs "$runs" --pid "$qemu" --range "$range"
-python3 - "$tmp/qmp.sock" "$size" 5 <<'PY'
+python3 - "$tmp/g.sock" "$size" 5 <<'PY'
 import json, socket, statistics, sys, time
 sock, size_mib, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 s = socket.socket(socket.AF_UNIX); s.connect(sock); f = s.makefile("rw")

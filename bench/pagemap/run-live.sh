@@ -9,13 +9,12 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "$1" && pwd)
 tmp=$(mktemp -d)
-qemu-system-x86_64 -M q35 -accel tcg -m 2048 -smp 1 -nodefaults -display none -no-user-config \
-    -object memory-backend-ram,id=pc.ram,size=2G -machine memory-backend=pc.ram \
-    -serial "file:$tmp/serial" -kernel "$build/tests/guest/vmlinuz" -initrd "$build/tests/guest/initramfs.img" \
-    -append "console=ttyS0 quiet ms.scenario=idle" &
-qemu=$!
-trap 'kill -9 $qemu 2>/dev/null; rm -rf "$tmp"' EXIT
-for i in $(seq 600); do grep -q MS-GUEST-READY "$tmp/serial" 2>/dev/null && break; sleep 0.2; done
+source "$here/../../tests/lib/qemu.sh"
+trap 'qemu_stop_all; rm -rf "$tmp"' EXIT
+qemu_start g mem=2048 balloon=none noqmp kernel="$build/tests/guest/vmlinuz" initrd="$build/tests/guest/initramfs.img" \
+    guest="ms.scenario=idle"
+qemu=$QEMU_PID
+qemu_wait_console g MS-GUEST-READY 120 >&2 || exit 1
 echo "A 2 GiB TCG guest, booted and idle; one full classification of its RAM, median of"
 echo "15 runs, and the self-mapping cases (4 GiB mapping, 256 MiB touched):"
 echo

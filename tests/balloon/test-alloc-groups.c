@@ -11,30 +11,9 @@
 #include <stdio.h>
 #include <string.h>
 #include "ms-alloc.h"
+#include "ms-test-cases.h"
 
 #define MiB G_GUINT64_CONSTANT(1048576)
-
-typedef struct {
-    char *name;
-    MsAllocHost host;
-    MsAllocParams params;
-    GArray *doms;      /* MsAllocDomain */
-    GArray *expect;    /* guint64 target */
-    GPtrArray *reason; /* char * */
-    GArray *groups;    /* MsAllocGroup expected */
-} Case;
-
-static void
-case_free(gpointer p)
-{
-    Case *c = p;
-    g_free(c->name);
-    g_array_unref(c->doms);
-    g_array_unref(c->expect);
-    g_ptr_array_unref(c->reason);
-    g_array_unref(c->groups);
-    g_free(c);
-}
 
 static guint64
 lo_of(const MsAllocDomain *d)
@@ -98,93 +77,16 @@ check_invariants(const MsAllocHost *host, const MsAllocParams *params,
         g_assert_cmpuint(members, ==, G->members);
         g_assert_cmpuint(grown, <=, MAX(G->pool_bytes, required) + 0);
     }
-    /* determinism: reversed input, same per-domain output */
-    g_autofree MsAllocDomain *rev = g_new(MsAllocDomain, n);
-    g_autofree MsAllocResult *rr = g_new0(MsAllocResult, n);
-    for (gsize i = 0; i < n; i++)
-        rev[i] = d[n - 1 - i];
-    ms_alloc_compute_grouped(host, params, rev, n, rr);
-    for (gsize i = 0; i < n; i++) {
-        g_assert_cmpuint(rr[n - 1 - i].target, ==, r[i].target);
-        g_assert_cmpint(rr[n - 1 - i].reason, ==, r[i].reason);
-    }
-}
-
-static GPtrArray *
-load_cases(void)
-{
-    g_autofree char *path = g_test_build_filename(G_TEST_DIST, "data", "alloc-group-cases.txt", NULL);
-    g_autofree char *text = NULL;
-    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
-    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
-    GPtrArray *cases = g_ptr_array_new_with_free_func(case_free);
-    Case *c = NULL;
-    for (guint i = 0; lines[i]; i++) {
-        char *l = g_strstrip(lines[i]);
-        char a[80], b[80];
-        guint64 x, y, z;
-        guint m;
-        if (*l == '\0' || *l == '#')
-            continue;
-        if (sscanf(l, "case %79s", a) == 1) {
-            c = g_new0(Case, 1);
-            c->name = g_strdup(a);
-            c->doms = g_array_new(FALSE, TRUE, sizeof(MsAllocDomain));
-            c->expect = g_array_new(FALSE, TRUE, sizeof(guint64));
-            c->reason = g_ptr_array_new_with_free_func(g_free);
-            c->groups = g_array_new(FALSE, TRUE, sizeof(MsAllocGroup));
-        } else if (sscanf(l, "host %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, &x, &y, &z) == 3) {
-            c->host = (MsAllocHost){ x * MiB, y * MiB, z * MiB };
-        } else if (sscanf(l, "params %79s %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, a, &x, &y) == 3) {
-            g_assert_true(ms_alloc_mode_from_string(a, &c->params.mode));
-            c->params.max_step = x * MiB;
-            c->params.hysteresis = y * MiB;
-        } else if (g_str_has_prefix(l, "dom ")) {
-            MsAllocDomain d = { 0 };
-            guint64 w, base, fl, ce, co, cu, ws, st, t;
-            int n = sscanf(l, "dom %36s %79s %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
-                           " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
-                           " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " => %" G_GUINT64_FORMAT " %79s",
-                           d.uuid, a, &w, &base, &fl, &ce, &co, &cu, &ws, &st, &t, b);
-            if (n != 12)
-                g_error("%s:%u: cannot parse '%s'", path, i + 1, l);
-            if (strcmp(a, "-") != 0) {
-                g_assert_true(ms_sharing_group_is_valid(a));
-                g_strlcpy(d.group, a, sizeof d.group);
-            }
-            d.weight = w; d.base = base * MiB; d.floor = fl * MiB; d.ceiling = ce * MiB;
-            d.contribution_bytes = co * MiB; d.current_target = cu * MiB;
-            d.working_set_floor = ws * MiB; d.stuck = st != 0;
-            t *= MiB;
-            g_array_append_val(c->doms, d);
-            g_array_append_val(c->expect, t);
-            g_ptr_array_add(c->reason, g_strdup(b));
-        } else if (sscanf(l, "group %79s %u %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, a, &m, &x, &y) == 4) {
-            MsAllocGroup g = { 0 };
-            g_strlcpy(g.group, a, sizeof g.group);
-            g.members = m;
-            g.saved_bytes = x * MiB;
-            g.pool_bytes = y * MiB;
-            g_array_append_val(c->groups, g);
-        } else if (strcmp(l, "end") == 0) {
-            g_assert_cmpuint(c->groups->len, >, 0);
-            g_ptr_array_add(cases, c);
-            c = NULL;
-        } else {
-            g_error("%s:%u: cannot parse line '%s'", path, i + 1, l);
-        }
-    }
-    return cases;
+    ms_test_alloc_check_reversed(ms_alloc_compute_grouped, host, params, d, n, r);
 }
 
 static void
 test_case(gconstpointer data)
 {
-    const Case *c = data;
+    const MsTestAllocCase *c = data;
     gsize n = c->doms->len;
-    g_autofree MsAllocResult *r = g_new0(MsAllocResult, n);
     const MsAllocDomain *d = (const MsAllocDomain *)(void *)c->doms->data;
-    ms_alloc_compute_grouped(&c->host, &c->params, d, n, r);
+    g_autofree MsAllocResult *r = ms_test_alloc_case_run(c, ms_alloc_compute_grouped);
     g_autoptr(GArray) groups = ms_alloc_groups(&c->host, d, n);
     for (guint g = 0; g < groups->len; g++) {
         const MsAllocGroup *G = &g_array_index(groups, MsAllocGroup, g);
@@ -200,12 +102,6 @@ test_case(gconstpointer data)
         g_assert_cmpuint(G->saved_bytes, ==, E->saved_bytes);
         g_assert_cmpuint(G->pool_bytes, ==, E->pool_bytes);
     }
-    for (gsize i = 0; i < n; i++) {
-        g_test_message("%s %s: target %" G_GUINT64_FORMAT " MiB (%s)", c->name, d[i].uuid,
-                       r[i].target / MiB, ms_alloc_reason_name(r[i].reason));
-        g_assert_cmpuint(r[i].target, ==, g_array_index(c->expect, guint64, i));
-        g_assert_cmpstr(ms_alloc_reason_name(r[i].reason), ==, g_ptr_array_index(c->reason, i));
-    }
     check_invariants(&c->host, &c->params, d, n, r);
 }
 
@@ -215,35 +111,16 @@ test_random(void)
     static const char *const names[] = { "", "host", "tenant-a", "tenant-b", "nova:4b2f0c6e1d9a4c7b8e5f3a2d1c0b9e8f" };
     GRand *rand = g_rand_new_with_seed(20261202);
     for (int iter = 0; iter < 10000; iter++) {
-        gsize n = g_rand_int_range(rand, 1, 9);
+        MsAllocHost host;
+        MsAllocParams params;
+        gsize n;
+        g_autofree MsAllocDomain *d = ms_test_alloc_random(rand, &host, &params, &n);
+        g_autofree MsAllocResult *r = g_new0(MsAllocResult, n);
         /* a third of the snapshots in one group: must equal the plain function */
         gboolean one = g_rand_int_range(rand, 0, 3) == 0;
-        MsAllocHost host = {
-            g_rand_int_range(rand, 0, 4096) * MiB,
-            g_rand_int_range(rand, 0, 8192) * MiB,
-            g_rand_int_range(rand, 0, 4096) * MiB,
-        };
-        MsAllocParams params = {
-            (MsAllocMode)g_rand_int_range(rand, 0, 3),
-            g_rand_boolean(rand) ? g_rand_int_range(rand, 1, 512) * MiB : 0,
-            g_rand_boolean(rand) ? g_rand_int_range(rand, 1, 64) * MiB : 0,
-        };
-        g_autofree MsAllocDomain *d = g_new0(MsAllocDomain, n);
-        g_autofree MsAllocResult *r = g_new0(MsAllocResult, n);
-        for (gsize i = 0; i < n; i++) {
-            g_snprintf(d[i].uuid, sizeof d[i].uuid, "%08x-0000-0000-0000-%012x",
-                       g_rand_int(rand), (guint)i);
+        for (gsize i = 0; i < n; i++)
             g_strlcpy(d[i].group, one ? "host" : names[g_rand_int_range(rand, 0, G_N_ELEMENTS(names))],
                       sizeof d[i].group);
-            d[i].weight = g_rand_int_range(rand, 0, 10);
-            d[i].base = g_rand_int_range(rand, 256, 4096) * MiB;
-            d[i].floor = g_rand_int_range(rand, 128, 4096) * MiB;
-            d[i].ceiling = g_rand_int_range(rand, 256, 8192) * MiB;
-            d[i].contribution_bytes = g_rand_boolean(rand) ? g_rand_int_range(rand, 0, 1024) * MiB : 0;
-            d[i].current_target = g_rand_int_range(rand, 128, 8192) * MiB;
-            d[i].working_set_floor = g_rand_boolean(rand) ? g_rand_int_range(rand, 0, 4096) * MiB : 0;
-            d[i].stuck = g_rand_int_range(rand, 0, 10) == 0;
-        }
         ms_alloc_compute_grouped(&host, &params, d, n, r);
         check_invariants(&host, &params, d, n, r);
     }
@@ -284,12 +161,9 @@ int
 main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    g_autoptr(GPtrArray) cases = load_cases();
-    for (guint i = 0; i < cases->len; i++) {
-        Case *c = g_ptr_array_index(cases, i);
-        g_autofree char *p = g_strdup_printf("/alloc-groups/case/%s", c->name);
-        g_test_add_data_func(p, c, test_case);
-    }
+    g_autofree char *path = ms_test_data_path("data", "alloc-group-cases.txt");
+    g_autoptr(GPtrArray) cases = ms_test_alloc_cases_load(path, TRUE);
+    ms_test_cases_add(cases, "/alloc-groups/case", test_case);
     g_test_add_func("/alloc-groups/random", test_random);
     g_test_add_func("/alloc-groups/keyfile", test_keyfile_group);
     return g_test_run();

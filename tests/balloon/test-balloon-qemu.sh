@@ -15,6 +15,7 @@
 #   (tests/ksm/kernel-paths.sh)
 set -uo pipefail
 source "$(dirname "$0")/../lib/tap.sh"
+source "$(dirname "$0")/../lib/qemu.sh"
 source "$(dirname "$0")/../ksm/kernel-paths.sh"
 [ -w /sys/kernel/mm/ksm/run ] || { echo "1..0 # SKIP no writable /sys/kernel/mm/ksm"; exit 0; }
 # KSM is host-wide: whoever changes it holds this lock (benchmarks, the demo)
@@ -25,7 +26,7 @@ ksm=/sys/kernel/mm/ksm
 saved_ksm="$(cat $ksm/run) $(cat $ksm/pages_to_scan) $(cat $ksm/sleep_millisecs)"
 pids=()
 cleanup() {
-    { for p in "${pids[@]}"; do kill -9 "$p"; done; wait; } 2>/dev/null   # no "Killed" noise
+    { for p in "${pids[@]}"; do kill -9 "$p"; done; qemu_stop_all; wait; } 2>/dev/null   # no "Killed" noise
     set -- $saved_ksm
     echo "$2" > $ksm/pages_to_scan; echo "$3" > $ksm/sleep_millisecs; echo "$1" > $ksm/run
     if [ "$_tap_failed" -gt 0 ]; then
@@ -51,15 +52,8 @@ boot() {   # boot NAME UUID EXTRA-CMDLINE
 <memshare:balloon mode='ksm-share' period='1s' hysteresis='4MiB' max-step='128MiB'/>
 <memshare:stats period='1s'/></memshare:policy></metadata></domain>
 XML
-    qemu-system-x86_64 -name "$1" -uuid "$2" -M q35 -accel tcg -m 512 -smp 1 \
-        -object memory-backend-ram,id=pc.ram,size=512M -machine memory-backend=pc.ram \
-        -nodefaults -display none -no-user-config -device virtio-balloon-pci,id=balloon0 \
-        -qmp "unix:$tmp/$1.sock,server=on,wait=off" -serial "file:$tmp/$1.serial" \
-        -kernel "$MS_GUEST_KERNEL" -initrd "$MS_GUEST_INITRD" \
-        -append "console=ttyS0 quiet ms.scenario=ksm-fill ms.fill=96 $3" > "$tmp/$1.qemu.log" 2>&1 &
-    local q=$!; pids+=($q)
-    eval "qemu_$1=$q"
-    wait_for 30 test -S "$tmp/$1.sock" || bail "QEMU $1 did not start"
+    qemu_start "$1" uuid="$2" mem=512 guest="ms.scenario=ksm-fill ms.fill=96 $3" || bail "QEMU $1 did not start"
+    local q=$QEMU_PID
     "$MS_AGENT" --uuid "$2" --qmp-socket "$tmp/$1.sock" --domain-xml "$tmp/$1.xml" --qemu-pid "$q" \
         > "$tmp/$1.log" 2>&1 &
     pids+=($!)
@@ -81,7 +75,7 @@ kernel_paths_expect "$qemu_g1"
 wait_for 10 grep -q "^ksm-saved=" "$MEMSHARE_RUNTIME_DIR/domains/$U1/status"
 kernel_paths_check "$MEMSHARE_RUNTIME_DIR/domains/$U1/status" "$tmp/g1.log"
 for g in g1 g2 g3; do
-    check "$g filled its memory" wait_for 180 grep -q "MS-FILLED 96" "$tmp/$g.serial"
+    check "$g filled its memory" wait_for 180 grep -q "MS-FILLED 96" "$tmp/$g.console"
 done
 # the agents first bring every balloon down to its base
 for u in $U1 $U2 $U3; do

@@ -5,7 +5,7 @@
 # tests/domstats/golden/ (MS_REGENERATE=1 rewrites them); the Prometheus
 # output through promtool, the stats element through the RelaxNG schema.
 # Usage: test-domstats.sh MEMSHARECTL SRCDIR RNG [PROMTOOL]   (TAP)
-set -u
+set -uo pipefail
 ctl=$1 src=$2 rng=$3 promtool=${4:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

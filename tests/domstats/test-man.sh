@@ -2,7 +2,7 @@
 # tests/domstats/test-man.sh: every man page in docs/man renders with groff
 # -ww (all warnings) and man -l without a single warning, and names itself.
 # Usage: test-man.sh DOCS_MAN_DIR   (TAP)
-set -u
+set -uo pipefail
 dir=$1
 n=0 fail=0
 tmp=$(mktemp -d)

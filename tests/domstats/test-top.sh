@@ -4,7 +4,7 @@
 # in a detached tmux (own server socket): rows appear, follow a status file
 # that changes, lose a domain that goes away, and q quits with status 0.
 # Usage: test-top.sh MEMSHARECTL SRCDIR   (TAP)
-set -u
+set -uo pipefail
 ctl=$1 src=$2
 n=0 fail=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }

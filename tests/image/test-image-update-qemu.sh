@@ -13,44 +13,13 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/tap.sh"
-tmp=$(mktemp -d /tmp/ms-imgupd.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-    if [ "$_tap_failed" -gt 0 ]; then
-        for f in "$tmp"/*.log; do echo "# --- $f"; sed 's/^/# /' "$f" | tail -20; done
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+source "$here/../lib/qemu.sh"
+qemu_test_tmp ms-imgupd
 export MEMSHARE_RUNTIME_DIR=$tmp/run MEMSHARE_CONFIG=$tmp/none.conf MEMSHARE_IMAGE_STORE=$tmp/store
 # the blob check every 0.5 s instead of 30 s
 export MEMSHARE_IMAGES_PERIOD_MS=500
-qmp() {   # qmp SOCKET JSON...: one reply per command (a second monitor)
-    python3 - "$@" <<'PY'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rw")
-def rd():
-    while True:
-        m = json.loads(f.readline())
-        if "event" not in m: return m
-rd(); f.write('{"execute":"qmp_capabilities"}\n'); f.flush(); rd()
-for c in sys.argv[2:]:
-    f.write(c + "\n"); f.flush(); print(json.dumps(rd()))
-PY
-}
 boot() {   # boot NAME -> QEMU with 2 hotplug slots and 3 free root ports
-    local n=$1
-    qemu-system-x86_64 -name "$n" -M q35 -accel tcg -m 256,slots=2,maxmem=1G \
-        -object memory-backend-ram,id=pc.ram,size=256M -machine memory-backend=pc.ram \
-        -nodefaults -display none -no-user-config \
-        -device pcie-root-port,id=pci.1,chassis=1 -device pcie-root-port,id=pci.2,chassis=2 \
-        -device pcie-root-port,id=pci.3,chassis=3 \
-        -qmp "unix:$tmp/$n.sock,server=on,wait=off" -qmp "unix:$tmp/$n.mon,server=on,wait=off" \
-        > "$tmp/$n.qemu.log" 2>&1 &
-    pids+=($!)
-    eval "qemu_$n=$!"
-    wait_for 20 test -S "$tmp/$n.sock" || bail "QEMU $n did not start"
+    qemu_start "$1" mem=256 slots=2 maxmem=1024 ports=3 mon balloon=none || bail "QEMU $1 did not start"
 }
 domxml() {   # domxml NAME UUID POLICY-ELEMENTS
     cat <<XML
@@ -59,13 +28,6 @@ domxml() {   # domxml NAME UUID POLICY-ELEMENTS
 <os><type arch='x86_64' machine='q35'>hvm</type></os><devices/>
 <metadata><memshare:policy xmlns:memshare='https://memshare.dev/xmlns/policy/1.0'>$3</memshare:policy></metadata></domain>
 XML
-}
-agent() {   # agent NAME UUID
-    local qp; eval "qp=\$qemu_$1"
-    "$MS_AGENT" --uuid "$2" --qmp-socket "$tmp/$1.sock" --domain-xml "$tmp/$1.xml" --qemu-pid "$qp" \
-        >> "$tmp/$1.agent.log" 2>&1 &
-    pids+=($!)
-    eval "agent_$1=$!"
 }
 sha_of() { sed -n 's/.*"sha256" : "\([0-9a-f]*\)".*/\1/p' "$tmp/store/names/$1.json"; }
 blob() { echo "$tmp/store/blobs/sha256-$1.img"; }
@@ -84,7 +46,7 @@ told=$(sha_of tools)
 U1=6b1e2f7d-3a9c-4d6a-8b54-1c8e8e2f3c01
 boot g1
 domxml g1 $U1 "<memshare:shared-image name='usr' mode='dax' mount='/usr'/><memshare:shared-image name='tools' mode='blk'/>" > "$tmp/g1.xml"
-agent g1 $U1
+qemu_agent g1 $U1
 rt=$MEMSHARE_RUNTIME_DIR/domains/$U1
 check "usr and tools attached" wait_for 15 bash -c "grep -q \"image 'usr' attached (dax\" '$tmp/g1.agent.log' && grep -q \"image 'tools' attached (blk\" '$tmp/g1.agent.log'"
 check "runtime file lists the first build" wait_for 15 grep -qx "usr $old dax" "$rt/images"
@@ -110,16 +72,16 @@ check "the old blob is kept in the store" test -f "$(blob "$old")"
 kill -9 "$agent_g1"; sleep 0.3
 # what the new agent lists is its own: the old one's file goes first
 rm -f "$rt/images"
-agent g1 $U1
+qemu_agent g1 $U1
 check "restarted agent adopts the older build" \
     wait_for 15 grep -q "image 'usr': the guest maps the older build sha256 ${old:0:12} (the name now points to ${new:0:12})" "$tmp/g1.agent.log"
 check "restarted agent: runtime file lists the old digest, not the new" \
     wait_for 10 bash -c "grep -qx 'usr $old dax' '$rt/images' && ! grep -q '$new' '$rt/images'"
-n=$(qmp "$tmp/g1.mon" '{"execute":"query-memory-devices"}' | grep -o '"type": "virtio-pmem"' | wc -l)
+n=$(qemu_qmp "$tmp/g1.mon" '{"execute":"query-memory-devices"}' | grep -o '"type": "virtio-pmem"' | wc -l)
 check "restarted agent: still exactly one pmem device" test "$n" = 1
 check "restarted agent: the blk image's older build kept and listed" \
     bash -c "grep -qx 'tools $told blk' '$rt/images' && ! grep -q '$tnew' '$rt/images'"
-n=$(qmp "$tmp/g1.mon" '{"execute":"query-block"}' | grep -o '"node-name": "ms-blk1"' | wc -l)
+n=$(qemu_qmp "$tmp/g1.mon" '{"execute":"query-block"}' | grep -o '"node-name": "ms-blk1"' | wc -l)
 check "restarted agent: still exactly one blk node" test "$n" = 1
 "$MS_CTL" image gc > "$tmp/gc.log" 2>&1
 check "gc keeps the old blob for g1" bash -c "test -f '$(blob "$old")' && grep -q \"kept, in use by domain 'g1'\" '$tmp/gc.log'"
@@ -143,7 +105,7 @@ check "image verify: exit 3, names image, domain and both digests" \
 U2=6b1e2f7d-3a9c-4d6a-8b54-1c8e8e2f3c02
 boot g2
 domxml g2 $U2 "<memshare:shared-image name='opt' mode='dax'/>" > "$tmp/g2.xml"
-agent g2 $U2
+qemu_agent g2 $U2
 optsha=$(sha_of opt)
 check "opt attached to g2" wait_for 15 grep -q "image 'opt' attached (dax" "$tmp/g2.agent.log"
 check "usr (built --usr) on /usr: no mount warning" bash -c "! grep -q 'not built as a /usr' '$tmp/g1.agent.log'"
@@ -160,7 +122,7 @@ check "g2's agent still runs" kill -0 "$agent_g2"
 U3=6b1e2f7d-3a9c-4d6a-8b54-1c8e8e2f3c03
 boot g3
 domxml g3 $U3 "<memshare:shared-image name='tools' mode='dax' mount='/usr'/>" > "$tmp/g3.xml"
-agent g3 $U3
+qemu_agent g3 $U3
 check "mount='/usr' of an image not built --usr: warned, naming it" \
     wait_for 15 grep -q "warning.*image 'tools' is mounted on /usr but was not built as a /usr" "$tmp/g3.agent.log"
 check "and attached all the same" wait_for 15 grep -q "image 'tools' attached (dax" "$tmp/g3.agent.log"

@@ -4,25 +4,9 @@
  * rule with its exact refusal). One test per line; the file formats are
  * described at the top of each file. */
 #include "ms-sharing.h"
+#include "ms-test-cases.h"
 
 #include <string.h>
-
-static const char *srcdir;
-
-typedef struct {
-    char *file;
-    guint line;
-    char *text;
-} Line;
-
-static void
-line_free(gpointer p)
-{
-    Line *l = p;
-    g_free(l->file);
-    g_free(l->text);
-    g_free(l);
-}
 
 /* '-' is NULL; @EMPTY@ and @LONG65@ stand for what a line cannot hold. */
 static char *
@@ -39,11 +23,11 @@ arg(const char *tok)
 
 /* Splits "LEFT => RIGHT". */
 static void
-split_arrow(const Line *l, char **left, char **right)
+split_arrow(const MsTestLine *l, char **left, char **right)
 {
     const char *a = strstr(l->text, " => ");
     if (a == NULL)
-        g_error("%s:%u: no ' => '", l->file, l->line);
+        ms_test_line_fail(l, "no ' => '");
     *left = g_strndup(l->text, a - l->text);
     *right = g_strdup(a + 4);
 }
@@ -51,7 +35,7 @@ split_arrow(const Line *l, char **left, char **right)
 static void
 test_resolve(gconstpointer data)
 {
-    const Line *l = data;
+    const MsTestLine *l = data;
     g_autofree char *left = NULL, *right = NULL;
     split_arrow(l, &left, &right);
     g_auto(GStrv) t = g_strsplit(left, " ", -1);
@@ -81,7 +65,7 @@ test_resolve(gconstpointer data)
 static void
 test_config(gconstpointer data)
 {
-    const Line *l = data;
+    const MsTestLine *l = data;
     g_autofree char *left = NULL, *right = NULL;
     split_arrow(l, &left, &right);
     const char *value = left + strlen("config ");
@@ -108,7 +92,7 @@ test_config(gconstpointer data)
 static void
 test_ksm(gconstpointer data)
 {
-    const Line *l = data;
+    const MsTestLine *l = data;
     g_autofree char *left = NULL, *right = NULL;
     split_arrow(l, &left, &right);
     g_auto(GStrv) t = g_strsplit(left, " ", -1);
@@ -207,42 +191,29 @@ test_record(void)
     g_assert_cmpstr(error->message, ==, "'sharing': larger than 4096 bytes");
 }
 
+/* One test per line of FILE, each a "KIND ..." line. */
 static void
 add_file(const char *name, const char *kind, GTestDataFunc fn, GPtrArray *keep)
 {
-    g_autofree char *path = g_build_filename(srcdir, "sharing", name, NULL);
-    g_autofree char *text = NULL;
-    g_autoptr(GError) error = NULL;
-    if (!g_file_get_contents(path, &text, NULL, &error))
-        g_error("%s", error->message);
-    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
-    guint count = 0;
-    for (guint i = 0; lines[i]; i++) {
-        if (lines[i][0] == '\0' || lines[i][0] == '#')
-            continue;
-        if (!g_str_has_prefix(lines[i], kind) || lines[i][strlen(kind)] != ' ')
-            g_error("%s:%u: expected a '%s' line", path, i + 1, kind);
-        Line *l = g_new0(Line, 1);
-        l->file = g_strdup(name);
-        l->line = i + 1;
-        l->text = g_strdup(lines[i]);
-        g_ptr_array_add(keep, l);
-        g_autofree char *tp = g_strdup_printf("/sharing/%s/%s-line-%u", kind, name, i + 1);
+    g_autofree char *path = ms_test_data_path("sharing", name);
+    GPtrArray *lines = ms_test_lines_load(path);
+    g_ptr_array_add(keep, lines);
+    for (guint i = 0; i < lines->len; i++) {
+        const MsTestLine *l = lines->pdata[i];
+        if (!g_str_has_prefix(l->text, kind) || l->text[strlen(kind)] != ' ')
+            ms_test_line_fail(l, "expected a '%s' line", kind);
+        g_autofree char *tp = g_strdup_printf("/sharing/%s/%s-line-%u", kind, name, l->line);
         g_test_add_data_func(tp, l, fn);
-        count++;
     }
-    if (count == 0)
-        g_error("%s: no cases", path);
 }
 
 int
 main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    srcdir = g_getenv("G_TEST_SRCDIR");
-    if (srcdir == NULL)
+    if (g_getenv("G_TEST_SRCDIR") == NULL)
         g_error("G_TEST_SRCDIR must point at tests/policy");
-    g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func(line_free);
+    g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
     add_file("resolve-cases.txt", "resolve", test_resolve, keep);
     add_file("config-cases.txt", "config", test_config, keep);
     add_file("ksm-cases.txt", "ksm", test_ksm, keep);

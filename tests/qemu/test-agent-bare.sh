@@ -4,51 +4,24 @@
 # over QMP, publishes its status, and exits cleanly, removing its runtime
 # files, when QEMU goes away.
 #   env: MS_AGENT, MS_GUEST_KERNEL, MS_GUEST_INITRD
-set -euo pipefail
+set -uo pipefail
 source "$(dirname "$0")/../lib/tap.sh"
+source "$(dirname "$0")/../lib/qemu.sh"
 
-tmp=$(mktemp -d /tmp/ms-agent-bare.XXXXXX)
-qemu_pid=
+qemu_test_tmp ms-agent-bare
 agent_pid=
-cleanup() {
-    [ -n "$agent_pid" ] && kill -9 "$agent_pid" 2>/dev/null || true
-    [ -n "$qemu_pid" ] && kill -9 "$qemu_pid" 2>/dev/null || true
-    if [ -n "${MS_KEEP_TMP:-}" ]; then echo "# kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
 
 uuid=5a0d1e6c-2f8b-4c59-9a43-0b7f7d1e2a11
 export MEMSHARE_RUNTIME_DIR=$tmp/run
-cat > "$tmp/domain.xml" <<XML
-<domain type='qemu'>
-  <name>bare1</name>
-  <uuid>$uuid</uuid>
-  <memory unit='MiB'>256</memory>
-  <currentMemory unit='MiB'>256</currentMemory>
-  <os><type arch='x86_64' machine='q35'>hvm</type></os>
-  <devices><memballoon model='virtio'><alias name='balloon0'/></memballoon></devices>
-  <metadata>
-    <memshare:policy xmlns:memshare='https://memshare.dev/xmlns/policy/1.0'>
-      <memshare:stats period='1s'/>
-    </memshare:policy>
-  </metadata>
-</domain>
-XML
+qemu_domain_xml bare1 "$uuid" 256 "" "<memshare:stats period='1s'/>" > "$tmp/domain.xml"
 
-qemu-system-x86_64 -name bare1 -uuid "$uuid" -M q35 -accel tcg -m 256 -smp 1 \
-    -object memory-backend-ram,id=pc.ram,size=256M -machine memory-backend=pc.ram \
-    -nodefaults -display none -no-user-config \
-    -device virtio-balloon-pci,id=balloon0 \
-    -qmp "unix:$tmp/qmp.sock,server=on,wait=off" \
-    -serial "file:$tmp/serial.log" \
-    -kernel "$MS_GUEST_KERNEL" -initrd "$MS_GUEST_INITRD" \
-    -append "console=ttyS0 quiet ms.scenario=idle" &
-qemu_pid=$!
-wait_for 30 test -S "$tmp/qmp.sock" || bail "QEMU did not create its QMP socket"
+qemu_start bare1 uuid="$uuid" mem=256 guest="ms.scenario=idle" || bail "QEMU did not create its QMP socket"
+qemu_pid=$QEMU_PID
 
-"$MS_AGENT" --uuid "$uuid" --qmp-socket "$tmp/qmp.sock" --domain-xml "$tmp/domain.xml" \
+"$MS_AGENT" --uuid "$uuid" --qmp-socket "$tmp/bare1.sock" --domain-xml "$tmp/domain.xml" \
     --qemu-pid "$qemu_pid" --verbose > "$tmp/agent.log" 2>&1 &
 agent_pid=$!
+pids+=("$agent_pid")
 
 status=$MEMSHARE_RUNTIME_DIR/domains/$uuid/status
 if wait_for 10 grep -q "attached: QEMU 7" "$tmp/agent.log"; then
@@ -64,11 +37,11 @@ check "agent logged the memdev" grep -q "memdev 'pc.ram': 256 MiB" "$tmp/agent.l
 check "pid file holds the agent's pid" grep -qx "$agent_pid" "$MEMSHARE_RUNTIME_DIR/domains/$uuid/agent.pid"
 
 # A second agent for the same domain steps aside (one agent per domain).
-"$MS_AGENT" --uuid "$uuid" --qmp-socket "$tmp/qmp.sock" > "$tmp/agent2.log" 2>&1 || true
+"$MS_AGENT" --uuid "$uuid" --qmp-socket "$tmp/bare1.sock" > "$tmp/agent2.log" 2>&1 || true
 check "a second agent refuses to double-serve" grep -q "another agent already serves" "$tmp/agent2.log"
 check "the first agent still runs" kill -0 "$agent_pid"
 
-kill -9 "$qemu_pid"; wait "$qemu_pid" 2>/dev/null || true; qemu_pid=
+qemu_stop bare1
 if wait_for 5 bash -c "! kill -0 $agent_pid 2>/dev/null"; then
     wait "$agent_pid"; rc=$?; agent_pid=
     check "agent exited with status 0 when QEMU died" test "$rc" = 0

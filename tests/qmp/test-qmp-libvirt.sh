@@ -3,7 +3,7 @@
 # (virDomainQemuMonitorCommand + QEMU monitor events) against a private
 # libvirtd started here, in its own mount namespace so the host's libvirt
 # state is untouched. Needs root. Usage: test-qmp-libvirt.sh QMP-PROBE
-set -u
+set -uo pipefail
 probe=$(realpath "$1")
 if [ -z "${MS_QMP_IN_NS:-}" ]; then
     [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP needs root"; exit 0; }

@@ -18,6 +18,7 @@
 #   which path was taken either way (tests/ksm/kernel-paths.sh)
 set -euo pipefail
 source "$(dirname "$0")/../lib/tap.sh"
+source "$(dirname "$0")/../lib/qemu.sh"
 source "$(dirname "$0")/../ksm/kernel-paths.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -34,7 +35,7 @@ qemu_pid=
 agent_pid=
 cleanup() {
     [ -n "$agent_pid" ] && kill -9 "$agent_pid" 2>/dev/null || true
-    [ -n "$qemu_pid" ] && kill -9 "$qemu_pid" 2>/dev/null || true
+    qemu_stop_all
     if [ -n "${MS_KEEP_TMP:-}" ]; then echo "# kept $tmp"; else rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
@@ -50,42 +51,22 @@ tol=16
 order=${MS_FPR_ORDER:-0}
 compact=${MS_COMPACT:-0}
 fpr_dev=${MS_FPR:-on}
-append="console=ttyS0 quiet ms.scenario=track-touch-free ms.pre=12 ms.size=$size ms.hold=${MS_HOLD:-15} ms.compact=$compact"
+append="ms.scenario=track-touch-free ms.pre=12 ms.size=$size ms.hold=${MS_HOLD:-15} ms.compact=$compact"
 [ "$order" != default ] && append="$append page_reporting.page_reporting_order=$order ms.fpr_order=$order"
 
 uuid=7c1f3a52-5b0e-4d8a-9e61-2a4b6c8d0f13
 export MEMSHARE_RUNTIME_DIR=$tmp/run
-cat > "$tmp/domain.xml" <<XML
-<domain type='qemu'>
-  <name>track1</name>
-  <uuid>$uuid</uuid>
-  <memory unit='MiB'>1024</memory>
-  <currentMemory unit='MiB'>1024</currentMemory>
-  <os><type arch='x86_64' machine='q35'>hvm</type></os>
-  <devices><memballoon model='virtio' freePageReporting='on'><alias name='balloon0'/></memballoon></devices>
-  <metadata>
-    <memshare:policy xmlns:memshare='https://memshare.dev/xmlns/policy/1.0'>
-      <memshare:tracking used-pages='on' period='1s'/>
-      <memshare:stats period='1s'/>
-    </memshare:policy>
-  </metadata>
-</domain>
-XML
+qemu_domain_xml track1 "$uuid" 1024 " freePageReporting='on'" \
+    "<memshare:tracking used-pages='on' period='1s'/><memshare:stats period='1s'/>" > "$tmp/domain.xml"
 
-qemu-system-x86_64 -name track1 -uuid "$uuid" -M q35 -accel tcg -m 1024 -smp 1 \
-    -object memory-backend-ram,id=pc.ram,size=1024M -machine memory-backend=pc.ram \
-    -nodefaults -display none -no-user-config \
-    -device virtio-balloon-pci,id=balloon0,free-page-reporting=$fpr_dev \
-    -qmp "unix:$tmp/qmp.sock,server=on,wait=off" \
-    -serial "file:$tmp/serial.log" \
-    -kernel "$MS_GUEST_KERNEL" -initrd "$MS_TRACK_INITRD" \
-    -append "$append" &
-qemu_pid=$!
-wait_for 30 test -S "$tmp/qmp.sock" || bail "QEMU did not create its QMP socket"
+[ "$fpr_dev" = on ] && balloon=fpr || balloon=nofpr
+qemu_start track1 uuid="$uuid" mem=1024 balloon=$balloon initrd="$MS_TRACK_INITRD" guest="$append" \
+    || bail "QEMU did not create its QMP socket"
+qemu_pid=$QEMU_PID
 
 # A misspelt knob must not silently run the new paths: the agent refuses
 # (at once; one that does not would serve the domain: timeout ends it).
-if MEMSHARE_HIDE=pagemap_scan timeout 20 "$MS_AGENT" --uuid "$uuid" --qmp-socket "$tmp/qmp.sock" \
+if MEMSHARE_HIDE=pagemap_scan timeout 20 "$MS_AGENT" --uuid "$uuid" --qmp-socket "$tmp/track1.sock" \
     --domain-xml "$tmp/domain.xml" --qemu-pid "$qemu_pid" > "$tmp/agent-bad.log" 2>&1; then
     not_ok "agent refuses MEMSHARE_HIDE=pagemap_scan"
 else
@@ -93,7 +74,7 @@ else
         grep -q "MEMSHARE_HIDE: unknown kernel interface 'pagemap_scan'" "$tmp/agent-bad.log"
 fi
 
-"$MS_AGENT" --uuid "$uuid" --qmp-socket "$tmp/qmp.sock" --domain-xml "$tmp/domain.xml" \
+"$MS_AGENT" --uuid "$uuid" --qmp-socket "$tmp/track1.sock" --domain-xml "$tmp/domain.xml" \
     --qemu-pid "$qemu_pid" --verbose > "$tmp/agent.log" 2>&1 &
 agent_pid=$!
 status=$MEMSHARE_RUNTIME_DIR/domains/$uuid/status
@@ -131,16 +112,16 @@ check "[tracking] method=$want_pagemap" \
 check "agent logged the RAM block read with $want_pagemap" \
     grep -q "tracking: memdev 'pc.ram' .*, $want_pagemap" "$tmp/agent.log"
 
-wait_for 60 grep -q MS-GUEST-READY "$tmp/serial.log" || { sed 's/^/# serial: /' "$tmp/serial.log"; bail "guest never printed MS-GUEST-READY"; }
+qemu_wait_console track1 MS-GUEST-READY 60 || bail "guest never printed MS-GUEST-READY"
 # Baseline: the guest sleeps ms.pre=12 s after MS-GUEST-READY; the reading
 # counts only if it settled before the guest started touching.
 base=$(settle 10)
-grep -q MS-TOUCHING "$tmp/serial.log" && bail "guest started touching before the baseline settled"
+grep -q MS-TOUCHING "$tmp/track1.console" && bail "guest started touching before the baseline settled"
 echo "# baseline used $((base / MiB)) MiB"
 
-wait_for 120 grep -q MS-TOUCHED "$tmp/serial.log" || { sed 's/^/# serial: /' "$tmp/serial.log"; bail "guest never printed MS-TOUCHED"; }
+qemu_wait_console track1 MS-TOUCHED 120 || bail "guest never printed MS-TOUCHED"
 touched=$(settle 10)
-grep -q MS-FREED "$tmp/serial.log" && bail "guest freed before the touched reading settled (raise ms.hold)"
+grep -q MS-FREED "$tmp/track1.console" && bail "guest freed before the touched reading settled (raise ms.hold)"
 rise=$((touched - base))
 echo "# after MS-TOUCHED used $((touched / MiB)) MiB: rise $((rise / MiB)) MiB (want $size +- $tol)"
 check "used rose by $size MiB +- $tol MiB after the guest touched $size MiB" within "$rise" "$size"
@@ -162,8 +143,8 @@ now=$(used)
 echo "# usedmap: $bits pages set = $((bits * 4096 / MiB)) MiB; status used $((now / MiB)) MiB"
 check "usedmap set bits equal the status used (guest idle)" test "$((bits * 4096))" = "$now"
 
-wait_for 120 grep -q MS-SCENARIO-DONE "$tmp/serial.log" || bail "guest never finished the scenario"
-fpr=$(sed -n 's/^MS-FPR-ORDER //p' "$tmp/serial.log" | tr -d '\r')
+qemu_wait_console track1 MS-SCENARIO-DONE 120 || bail "guest never finished the scenario"
+fpr=$(sed -n 's/^MS-FPR-ORDER //p' "$tmp/track1.console" | tr -d '\r')
 echo "# guest page_reporting_order: $fpr"
 [ "$order" != default ] && { check "guest runs with page_reporting_order=$order" test "$fpr" = "$order"; }
 # Free page reporting hands freed pages back after a 2 s delay, in batches
