@@ -1,0 +1,514 @@
+#!/bin/bash
+# bench/density-host/run-bench.sh: the headline benchmark (issue 13): how
+# many Debian 12 guests serving the same load one host memory budget holds,
+# without and with memshare. For each configuration, in one run:
+#   static    static memory, host KSM off (what an operator does today)
+#   ksmtuned  host KSM as Debian's ksmtuned package runs it (its defaults,
+#             /etc/ksmtuned.conf untouched; the bench starts /usr/sbin/ksmtuned
+#             and stops it: there is no systemd here)
+#   ksm-max   host KSM always on at ksmtuned's highest rate (pages_to_scan
+#             KSM_NPAGES_MAX=1250, sleep_millisecs as ksmtuned computes it):
+#             the KSM baseline where ksmtuned would never switch KSM on
+#   memshare  memshare with all its features through `virsh start` and the
+#             hook: /usr on the shared DAX image, KSM balloon rebalancing
+#             (ksm-share), free page reporting, used-page tracking; host KSM
+#             as in ksm-max
+# guests are added one at a time to an isolated libvirtd
+# (tests/lib/vmenv.sh) whose QEMUs are all charged to one memory cgroup
+# with the budget as its limit and no swap (libvirtd is moved into it
+# before the first guest: a QEMU it forks is charged there from its first
+# page). Each guest is the Debian 12 test guest (tests/guest/debian) booted
+# with ms.bench=density: nginx-light serving a working set of files made at
+# boot (unique to each guest); QEMU user networking forwards a 127.0.0.1
+# port to its port 80. After each added guest has finished booting and
+# host memory settled, loadgen.py drives every running guest at the same
+# fixed request rate (open loop) for a fixed time. A step holds when every
+# guest answered every request, its p99 is within the bound, no guest
+# reported an OOM kill, the budget's cgroup saw none and every domain still
+# runs. The largest count held is the configuration's result.
+#   usage: bash bench/density-host/run-bench.sh [BUILDDIR]  (default build-density-host)
+#   env (every knob is printed in the report):
+#     MS_DH_CONFIGS      ("static ksmtuned ksm-max memshare")
+#     MS_DH_BUDGET_MIB   (2048) the memory cgroup's limit, swap off in it
+#     MS_DH_GUEST_MIB    (640)  each guest's <memory>
+#     MS_DH_BASE_MIB     (= GUEST_MIB) the memshare guests' <currentMemory>
+#                        (the balloon's base; ksm-share gives them up to GUEST)
+#     MS_DH_WS_MIB       (48)   each guest's working set of served files
+#     MS_DH_RATE         (4)    requests per second per guest
+#     MS_DH_LOAD_S       (30)   seconds of load per step
+#     MS_DH_P99_MS       (1000) the service level: p99 at most this
+#     MS_DH_TIMEOUT_MS   (3000) a request not answered by then is an error
+#     MS_DH_MAX_GUESTS   (6)    stop adding at this count (the result is then ">= N")
+#     MS_DH_SETTLE_S     (20)   wait after a guest is ready before the load
+#     MS_DH_BOOT_WAIT_S  (600)  a guest not ready by then fails the step
+#     MS_DH_PORT_BASE    (18480) guest i listens on 127.0.0.1:PORT_BASE+i
+#     MS_DH_OUT          (bench/density-host/RESULTS.part.md)
+#     MS_DH_JSON         (OUT with .json) every step's figures
+#     MS_DH_PLOT         (bench/density-host/density-host.png)
+#     MS_DH_TEST_OOM_AT  (unset) test hook (the smoke test): before guest N
+#                        is added, the budget is lowered to the usage then
+#                        plus 64 MiB, less than a booting guest touches: that
+#                        step must fail with an OOM kill in the budget
+#     MS_DH_BUILT=1      do not run ninja (BUILDDIR is built)
+#     MS_KEEP_TMP=1      keep the run directory
+# Takes /tmp/memshare-ksm.lock (it changes host KSM) for the whole run.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+build=${1:-$top/build-density-host}
+case "$build" in /*) ;; *) build=$top/$build ;; esac
+configs=${MS_DH_CONFIGS:-static ksmtuned ksm-max memshare}
+budget=${MS_DH_BUDGET_MIB:-2048}
+gmem=${MS_DH_GUEST_MIB:-640}
+base=${MS_DH_BASE_MIB:-$gmem}
+ws=${MS_DH_WS_MIB:-48}
+rate=${MS_DH_RATE:-4}
+load_s=${MS_DH_LOAD_S:-30}
+p99_ms=${MS_DH_P99_MS:-1000}
+timeout_ms=${MS_DH_TIMEOUT_MS:-3000}
+max_guests=${MS_DH_MAX_GUESTS:-6}
+settle=${MS_DH_SETTLE_S:-20}
+boot_wait=${MS_DH_BOOT_WAIT_S:-600}
+port_base=${MS_DH_PORT_BASE:-18480}
+outfile=${MS_DH_OUT:-$here/RESULTS.part.md}
+jsonfile=${MS_DH_JSON:-${outfile%.md}.json}
+plotfile=${MS_DH_PLOT:-$here/density-host.png}
+oom_at=${MS_DH_TEST_OOM_AT:-}
+py=/usr/bin/python3   # Debian's (tools/install-deps.sh), not a pyenv one
+die() { echo "density-host: $*" >&2; exit 1; }
+log() { echo "# $*" >&2; }
+for v in budget gmem base ws load_s p99_ms timeout_ms max_guests settle boot_wait port_base; do
+    [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -gt 0 ] || die "knob $v='${!v}': not a positive integer"
+done
+[[ $rate =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "MS_DH_RATE='$rate': not a number"
+[ "$base" -le "$gmem" ] || die "MS_DH_BASE_MIB=$base: larger than MS_DH_GUEST_MIB=$gmem"
+[ "$max_guests" -le 64 ] || die "MS_DH_MAX_GUESTS=$max_guests: at most 64"
+for c in $configs; do
+    case $c in static|ksmtuned|ksm-max|memshare) ;; *) die "MS_DH_CONFIGS: unknown '$c' (static ksmtuned ksm-max memshare)" ;; esac
+done
+[ "$(id -u)" = 0 ] || die "must run as root"
+for t in qemu-system-x86_64 qemu-img virsh libvirtd gnuplot flock "$py"; do
+    command -v "$t" > /dev/null || die "$t not found (tools/install-deps.sh)"
+done
+case " $configs " in *" ksmtuned "*) [ -x /usr/sbin/ksmtuned ] || die "/usr/sbin/ksmtuned not found (tools/install-deps.sh)" ;; esac
+# MS_DH_BUILT=1: BUILDDIR is built already (the smoke test, run by meson
+# test, which must not run ninja in its own build tree)
+if [ "${MS_DH_BUILT:-0}" != 1 ]; then
+    [ -d "$build" ] || meson setup "$build" "$top" > /dev/null
+    ninja -C "$build" hooks/memshare-hook hooks/memshare-hook-full qmp-plugin/memshare-agent tools/memsharectl tests/guest/debian/stamp > /dev/null ||
+        die "build failed (ninja -C $build tests/guest/debian/stamp)"
+fi
+[ -f "$build/tests/guest/debian/stamp" ] || die "no Debian guest in $build (ninja -C $build tests/guest/debian/stamp)"
+ctl=$build/tools/memsharectl
+export MS_DEBIAN_DIR=$build/tests/guest/debian
+deb=$MS_DEBIAN_DIR
+
+# ---- the budget: cgroup v2 memory.max where the memory controller is on v2,
+# else the v1 memory controller (a hybrid layout: v1 memory, an empty
+# unified hierarchy, as on this project's machines)
+cg=
+cg_kind=
+if grep -qw memory /sys/fs/cgroup/cgroup.controllers 2> /dev/null; then
+    cg_kind=v2 cg_root=/sys/fs/cgroup
+elif grep -qw memory /sys/fs/cgroup/unified/cgroup.controllers 2> /dev/null; then
+    cg_kind=v2 cg_root=/sys/fs/cgroup/unified
+elif [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then
+    cg_kind=v1 cg_root=/sys/fs/cgroup/memory
+else
+    die "no memory cgroup controller (neither v2 memory.max nor v1 memory.limit_in_bytes)"
+fi
+# cg_set_budget MIB: applies the limit (and no swap) and reads it back
+cg_set_budget() {
+    local b=$(($1 << 20)) got
+    if [ $cg_kind = v2 ]; then
+        echo "$b" > "$cg/memory.max"
+        echo 0 > "$cg/memory.swap.max" 2> /dev/null || true
+        got=$(cat "$cg/memory.max")
+    else
+        # memsw >= mem at all times: raise memsw first when growing
+        if [ -f "$cg/memory.memsw.limit_in_bytes" ]; then
+            echo "$b" > "$cg/memory.limit_in_bytes" 2> /dev/null || true
+            echo "$b" > "$cg/memory.memsw.limit_in_bytes"
+        fi
+        echo "$b" > "$cg/memory.limit_in_bytes"
+        echo 0 > "$cg/memory.swappiness"
+        got=$(cat "$cg/memory.limit_in_bytes")
+    fi
+    [ "$got" = "$b" ] || die "budget not applied: asked $b bytes, $cg says $got"
+    log "budget: $cg ($cg_kind) limit read back $got bytes"
+}
+cg_usage() {   # bytes charged now
+    if [ $cg_kind = v2 ]; then cat "$cg/memory.current"; else cat "$cg/memory.usage_in_bytes"; fi
+}
+cg_peak() {
+    if [ $cg_kind = v2 ]; then cat "$cg/memory.peak" 2> /dev/null || echo 0; else cat "$cg/memory.max_usage_in_bytes"; fi
+}
+cg_ooms() {    # OOM kills in the budget so far
+    if [ $cg_kind = v2 ]; then
+        awk '$1 == "oom_kill" { print $2 }' "$cg/memory.events"
+    else
+        awk '$1 == "oom_kill" { k = $2 } END { print k + 0 }' "$cg/memory.oom_control"
+    fi
+}
+cg_stat() {    # "anon file" MiB charged now
+    if [ $cg_kind = v2 ]; then
+        awk '$1 == "anon" { a = $2 } $1 == "file" { f = $2 } END { printf "%.1f %.1f", a / 1048576, f / 1048576 }' "$cg/memory.stat"
+    else
+        awk '$1 == "total_rss" { a = $2 } $1 == "total_cache" { f = $2 } END { printf "%.1f %.1f", a / 1048576, f / 1048576 }' "$cg/memory.stat"
+    fi
+}
+cg_remove() {
+    [ -n "$cg" ] && [ -d "$cg" ] || return 0
+    local p
+    for _ in $(seq 50); do
+        [ -s "$cg/cgroup.procs" ] || break
+        sleep 0.2
+    done
+    # anything left (a straggler) goes back to the root before rmdir
+    for p in $(cat "$cg/cgroup.procs" 2> /dev/null); do echo "$p" > "$cg_root/cgroup.procs" 2> /dev/null || true; done
+    rmdir "$cg" 2> /dev/null || log "could not remove $cg"
+    cg=
+}
+
+# ---- host KSM, under the lock the KSM tests take
+ksm=/sys/kernel/mm/ksm
+exec 8> /tmp/memshare-ksm.lock
+flock 8
+ksm_saved="$(cat $ksm/run) $(cat $ksm/pages_to_scan) $(cat $ksm/sleep_millisecs)"
+ksmtuned_pid=
+ksm_restore() {
+    [ -z "$ksmtuned_pid" ] || { kill "$ksmtuned_pid" 2> /dev/null || true; ksmtuned_pid=; }
+    read -r r p s <<< "$ksm_saved"
+    echo "$p" > $ksm/pages_to_scan; echo "$s" > $ksm/sleep_millisecs; echo "$r" > $ksm/run
+}
+# what ksmtuned computes from /etc/ksmtuned.conf's defaults (its own code)
+total_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
+kt_sleep=$((10 * 16 * 1024 * 1024 / total_kb)); [ $kt_sleep -le 10 ] && kt_sleep=10
+kt_thres=$((total_kb * 20 / 100)); [ $kt_thres -lt 2048 ] && kt_thres=2048
+ksm_set() {    # ksm_set CONFIG
+    echo 0 > $ksm/run
+    case $1 in
+        static) ;;
+        ksmtuned)
+            # its pidfile outside /run: a host ksmtuned, if any, keeps its own
+            PIDFILE=$tmp/ksmtuned.pid /usr/sbin/ksmtuned
+            for _ in $(seq 20); do [ -s "$tmp/ksmtuned.pid" ] && break; sleep 0.1; done
+            ksmtuned_pid=$(cat "$tmp/ksmtuned.pid") ;;
+        ksm-max|memshare)
+            echo 1250 > $ksm/pages_to_scan; echo $kt_sleep > $ksm/sleep_millisecs; echo 1 > $ksm/run ;;
+    esac
+}
+ksmd_ticks() { local p; p=$(pgrep -x ksmd | head -1); [ -n "$p" ] && awk '{print $14 + $15}' "/proc/$p/stat" || echo 0; }
+agent_ticks() {
+    local p t=0
+    for p in $(pgrep -x memshare-agent); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2> /dev/null || echo 0))); done
+    echo $t
+}
+hz=$(getconf CLK_TCK)
+
+# ---- the run directory, on disk (the overlays grow while guests boot)
+tmp=$(mktemp -d /var/tmp/ms-density-host.XXXXXX)
+source "$top/tests/lib/vmenv.sh"
+source "$top/tests/lib/domain.sh"
+source "$top/tests/guest/debian/lib-debian.sh"
+cleanup() {
+    set +e
+    [ -z "$VMENV_PID" ] || vmenv_stop
+    cg_remove
+    ksm_restore
+    if [ "${MS_KEEP_TMP:-0}" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+image=debian12-usr
+POLICY_MS=$(debian_policy "$image" dax \
+    "<memshare:tracking used-pages='on' period='5s'/><memshare:balloon mode='ksm-share' division='equal' period='5s'/>")
+nfiles=$((ws * 64))
+stepsjson=$tmp/steps.jsonl
+: > "$stepsjson"
+serial() { tr -d '\r' < "$1" 2> /dev/null || true; }
+
+# domain XML for guest I of CONFIG: the Debian guest of lib-debian.sh, plus
+# a virtio NIC on QEMU's user network with one host port forwarded (libvirt
+# 9.0's <interface type='user'> has no port forwarding with slirp: passed to
+# QEMU directly with <qemu:commandline>)
+guest_xml() {
+    local c=$1 i=$2 n=g$2 disk initrd policy="" cur=$gmem
+    if [ "$c" = memshare ]; then
+        disk=root-dax.img initrd=initrd.img policy=$POLICY_MS cur=$base
+    else
+        # the guest as it is without memshare: /usr on its own disk,
+        # debootstrap's initramfs
+        disk=root-full.img initrd=initrd-stock.img
+    fi
+    qemu-img create -q -f qcow2 -b "$deb/$disk" -F raw "$tmp/$c-$n.qcow2"
+    debian_domain_xml "$n" "$(printf '7d1e5a90-3c4b-4f6e-9a2d-%012d' "$i")" "$gmem" "$cur" \
+        "$tmp/$c-$n.serial" "$tmp/$c-$n.qcow2" "$initrd" "$policy" |
+    sed "s|^<domain type='qemu'>|<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>|
+         s|root=LABEL=ms-root ro|root=LABEL=ms-root ro ms.bench=density ms.ws=$ws|
+         s|^</domain>|<qemu:commandline><qemu:arg value='-netdev'/><qemu:arg value='user,id=msnet0,hostfwd=tcp:127.0.0.1:$((port_base + i))-:80'/><qemu:arg value='-device'/><qemu:arg value='virtio-net-pci,netdev=msnet0,bus=pcie.0,addr=0x1e'/></qemu:commandline></domain>|"
+}
+
+V() { vmenv_exec virsh -q -c qemu:///system "$@"; }
+drop_cache() {   # written back first: dirty pages are not dropped
+    "$py" - "$@" <<'PY'
+import os, sys
+for p in sys.argv[1:]:
+    fd = os.open(p, os.O_RDONLY)
+    os.fdatasync(fd)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+PY
+}
+
+run_config() {   # run_config CONFIG: sets held[CONFIG], fail[CONFIG]
+    local c=$1 i n targets=() pid ready t0 k out ok why ksm0 ag0 u0
+    log "== $c"
+    vmenv_setup "$tmp/$c"
+    vmenv_install_hook "$build/hooks/memshare-hook"
+    vmenv_exec bash -c "cat > /etc/memshare/memshare.conf" <<CONF
+[agent]
+path=$build/qmp-plugin/memshare-agent
+launcher=detached
+log-dir=/var/log/memshare
+[sharing]
+# the benchmark's guests are one tenant's (docs/security.md)
+default-group=host
+CONF
+    vmenv_start_libvirtd || die "$c: libvirtd did not start"
+    if [ "$c" = memshare ]; then
+        vmenv_exec env MEMSHARE_RUNTIME_DIR=/run/memshare "$ctl" image build --usr --from "$deb/usr" --name "$image" \
+            > "$tmp/$c-image.log" 2>&1 || { cat "$tmp/$c-image.log" >&2; die "$c: image build failed"; }
+    fi
+    # what earlier configurations or the build left in the host page cache
+    # is charged to no budget: each configuration starts from cold files
+    drop_cache "$deb"/root-full.img "$deb"/root-dax.img "$deb"/vmlinuz "$deb"/initrd*.img \
+        $(ls "$tmp/$c"/lib-memshare/images/blobs/*.img 2> /dev/null)
+    cg=$cg_root/ms-density-host-$$-$c
+    mkdir "$cg"
+    [ $cg_kind = v1 ] && echo 1 > "$cg/memory.use_hierarchy" 2> /dev/null || true
+    cg_set_budget "$budget"
+    pid=$(cat "$tmp/$c/run-libvirt/libvirtd.pid")
+    echo "$pid" > "$cg/cgroup.procs"
+    grep -qx "$pid" "$cg/cgroup.procs" || die "$c: libvirtd $pid is not in $cg"
+    ksm_set "$c"
+    held[$c]=0 fail[$c]="reached MS_DH_MAX_GUESTS=$max_guests"
+    for i in $(seq "$max_guests"); do
+        n=g$i
+        if [ -n "$oom_at" ] && [ "$i" = "$oom_at" ]; then
+            local tight=$(( ($(cg_usage) >> 20) + 64 ))
+            log "$c: MS_DH_TEST_OOM_AT=$oom_at: budget lowered to $tight MiB before $n"
+            cg_set_budget "$tight"
+        fi
+        local oom_before
+        oom_before=$(cg_ooms)
+        guest_xml "$c" "$i" > "$tmp/$c-$n.xml"
+        V define "$tmp/$c-$n.xml" > /dev/null || die "$c: define $n failed"
+        t0=$(date +%s)
+        if ! V start "$n" > "$tmp/$c-$n.start" 2>&1; then
+            why="virsh start $n failed: $(tr '\n' ' ' < "$tmp/$c-$n.start")"
+            [ "$(cg_ooms)" -gt "$oom_before" ] && why="OOM kill in the budget ($(($(cg_ooms) - oom_before))); $why"
+            fail[$c]=$why; log "$c: $why"; record_fail "$c" "$i" "$why"; break
+        fi
+        # every QEMU must be charged to the budget
+        qpid=$(cat "$tmp/$c/run-libvirt/qemu/$n.pid")
+        grep -qx "$qpid" "$cg/cgroup.procs" || die "$c: QEMU $qpid of $n is not in the budget $cg"
+        targets+=("$n=127.0.0.1:$((port_base + i))")
+        ready=0
+        for _ in $(seq "$boot_wait"); do
+            serial "$tmp/$c-$n.serial" | grep -q '^MS-DENSITY-READY' && { ready=1; break; }
+            serial "$tmp/$c-$n.serial" | grep -q '^MS-DENSITY-FAILED' && break
+            [ $((SECONDS % 10)) != 0 ] || [ "$(V domstate "$n" 2> /dev/null)" = running ] || break
+            sleep 1
+        done
+        local boot_s=$(($(date +%s) - t0))
+        if [ $ready = 0 ]; then
+            why="$n not ready after ${boot_s} s (state $(V domstate "$n" 2> /dev/null || echo gone)): $(serial "$tmp/$c-$n.serial" | tail -2 | tr '\n' ' ')"
+            [ "$(cg_ooms)" -gt "$oom_before" ] && why="OOM kill in the budget ($(($(cg_ooms) - oom_before))); $why"
+            fail[$c]=$why; log "$c: $why"; record_fail "$c" "$i" "$why"; break
+        fi
+        sleep "$settle"
+        step "$c" "$i" "$boot_s" "$oom_before" "${targets[@]}" || break
+        held[$c]=$i
+    done
+    vmenv_stop
+    VMENV_PID=
+    cg_remove
+    ksm_restore
+}
+
+# record_fail CONFIG N WHY: a step that failed before its load (boot)
+record_fail() {
+    "$py" -c 'import json,sys; print(json.dumps({"config": sys.argv[1], "guests": int(sys.argv[2]), "boot_s": None, "budget_usage_mib": round(int(sys.argv[4]) / 1048576, 1), "budget_peak_mib": None, "anon_mib": None, "file_mib": None, "budget_oom_kills": None, "ksmd_cpu_pct": None, "agent_cpu_pct": None, "ksm_run": None, "ksm_pages_sharing": None, "host_idle_pct": None, "p99_ms_worst": None, "p50_ms_median": None, "steal_pct_max": None, "held": False, "why": sys.argv[3], "targets": {}}))' \
+        "$1" "$2" "$3" "$(cg_usage)" >> "$stepsjson"
+}
+
+# step CONFIG N BOOT_S OOM_BEFORE TARGET...: loads the running guests,
+# records the step, returns 1 (with fail[CONFIG] set) when the service level
+# was not held; OOM kills in the budget since OOM_BEFORE (the count before
+# guest N was added: its boot counts) fail it
+step() {
+    local c=$1 i=$2 boot_s=$3 oom0=$4; shift 4
+    local ksm0 ag0 out u anon file peak n st
+    ksm0=$(ksmd_ticks) ag0=$(agent_ticks)
+    out=$("$py" "$here/loadgen.py" --rate "$rate" --seconds "$load_s" --timeout "$timeout_ms" \
+        --files "$nfiles" "$@") || die "$c: loadgen failed"
+    u=$(cg_usage) peak=$(cg_peak); read -r anon file <<< "$(cg_stat)"
+    local dead=""
+    for t in "$@"; do
+        n=${t%%=*}
+        st=$(V domstate "$n" 2> /dev/null || echo gone)
+        [ "$st" = running ] || dead+="$n:$st "
+    done
+    local rec
+    rec=$("$py" - "$c" "$i" "$boot_s" "$u" "$peak" "$anon" "$file" "$oom0" "$(cg_ooms)" \
+          "$ksm0" "$(ksmd_ticks)" "$ag0" "$(agent_ticks)" "$hz" "$load_s" "$p99_ms" "$dead" \
+          "$(cat $ksm/pages_sharing)" "$(cat $ksm/run)" <<< "$out" <<'PY'
+import json, sys
+(c, i, boot, u, peak, anon, file, oom0, oom1, k0, k1, a0, a1, hz, secs, bound, dead,
+ sharing, run) = sys.argv[1:]
+r = json.load(sys.stdin)
+hz, secs = int(hz), float(secs)
+why = []
+if int(oom1) > int(oom0):
+    why.append(f"OOM kill in the budget ({int(oom1) - int(oom0)})")
+if dead.strip():
+    why.append(f"domain not running: {dead.strip()}")
+p99s, steal = [], []
+for n, t in r["targets"].items():
+    if t["errors"]:
+        why.append(f"{n}: {t['errors']} of {t['sent']} requests failed {t['error_kinds']}")
+    if t["p99_ms"] is not None and t["p99_ms"] > float(bound):
+        why.append(f"{n}: p99 {t['p99_ms']} ms > {bound} ms")
+    if t["guest_oom_kills"]:
+        why.append(f"{n}: {t['guest_oom_kills']} OOM kills in the guest")
+    if t["p99_ms"] is not None:
+        p99s.append(t["p99_ms"])
+    if t["steal_pct"] is not None:
+        steal.append(t["steal_pct"])
+rec = {"config": c, "guests": int(i), "boot_s": int(boot),
+       "budget_usage_mib": round(int(u) / 1048576, 1), "budget_peak_mib": round(int(peak) / 1048576, 1),
+       "anon_mib": float(anon), "file_mib": float(file),
+       "budget_oom_kills": int(oom1) - int(oom0),
+       "ksmd_cpu_pct": round(100 * (int(k1) - int(k0)) / hz / secs, 1),
+       "agent_cpu_pct": round(100 * (int(a1) - int(a0)) / hz / secs, 1),
+       "ksm_run": int(run), "ksm_pages_sharing": int(sharing),
+       "host_idle_pct": r["host_idle_pct"],
+       "p99_ms_worst": max(p99s) if p99s else None,
+       "p50_ms_median": sorted(t["p50_ms"] for t in r["targets"].values() if t["p50_ms"] is not None)[len(p99s) // 2] if p99s else None,
+       "steal_pct_max": max(steal) if steal else None,
+       "held": not why, "why": "; ".join(why), "targets": r["targets"]}
+print(json.dumps(rec))
+PY
+)
+    echo "$rec" >> "$stepsjson"
+    "$py" -c 'import json,sys; r=json.loads(sys.argv[1]); print("# %s n=%d: %s; usage %s MiB (anon %s, file %s), p99 worst %s ms, host idle %s %%, steal max %s %%, ksmd %s %%, agents %s %%, KSM run=%d sharing=%d%s" % (r["config"], r["guests"], "held" if r["held"] else "FAILED", r["budget_usage_mib"], r["anon_mib"], r["file_mib"], r["p99_ms_worst"], r["host_idle_pct"], r["steal_pct_max"], r["ksmd_cpu_pct"], r["agent_cpu_pct"], r["ksm_run"], r["ksm_pages_sharing"], "" if r["held"] else ": " + r["why"]))' "$rec" >&2
+    if ! "$py" -c 'import json,sys; sys.exit(0 if json.loads(sys.argv[1])["held"] else 1)' "$rec"; then
+        fail[$c]=$("$py" -c 'import json,sys; print(json.loads(sys.argv[1])["why"])' "$rec")
+        return 1
+    fi
+}
+
+declare -A held fail
+run_t0=$(date +%s)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+for c in $configs; do run_config "$c"; done
+elapsed=$(($(date +%s) - run_t0))
+
+# ---- the report: RESULTS.part.md, the steps as JSON, the plot
+knobs="MS_DH_CONFIGS=\"$configs\" MS_DH_BUDGET_MIB=$budget MS_DH_GUEST_MIB=$gmem MS_DH_BASE_MIB=$base MS_DH_WS_MIB=$ws MS_DH_RATE=$rate MS_DH_LOAD_S=$load_s MS_DH_P99_MS=$p99_ms MS_DH_TIMEOUT_MS=$timeout_ms MS_DH_MAX_GUESTS=$max_guests MS_DH_SETTLE_S=$settle MS_DH_BOOT_WAIT_S=$boot_wait${oom_at:+ MS_DH_TEST_OOM_AT=$oom_at}"
+heldargs=()
+for c in $configs; do heldargs+=("$c=${held[$c]}" "$c.why=${fail[$c]}"); done
+cp "$stepsjson" "$jsonfile"
+MS_DH_BENCH_DIR=$top/bench "$py" - "$stepsjson" "$outfile" "$plotfile" "$tmp" "$cg_kind" "$cg_root" "$knobs" "$elapsed" \
+    "$load_before" "$(cut -d' ' -f1-3 /proc/loadavg)" "$kt_thres" "$total_kb" "$kt_sleep" "$max_guests" \
+    "${heldargs[@]}" <<'PY'
+import json, os, subprocess, sys, time
+(steps_f, out_f, plot_f, tmp, cg_kind, cg_root, knobs, elapsed, load0, load1, kt_thres,
+ total_kb, kt_sleep, max_guests) = sys.argv[1:15]
+kv = dict(a.split("=", 1) for a in sys.argv[15:])
+steps = [json.loads(l) for l in open(steps_f) if l.strip()]
+configs = [k for k in kv if "." not in k]
+held = {c: int(kv[c]) for c in configs}
+why = {c: kv[c + ".why"] for c in configs}
+def at(c, n):
+    for s in steps:
+        if s["config"] == c and s["guests"] == n and s["held"]:
+            return s
+def fmt(v, suf=""):
+    return "n/a" if v is None else f"{v}{suf}"
+L = []
+L.append("## Guests per host at the same service level (bench/density-host/run-bench.sh)")
+L.append("")
+L.append("Debian 12 guests (tests/guest/debian, systemd, nginx-light serving a working set of 16 KiB files made at boot, unique per guest) "
+         "are added one at a time to an isolated libvirtd whose QEMUs are all charged to one memory cgroup "
+         f"({'cgroup v2 memory.max' if cg_kind == 'v2' else 'cgroup v1 memory controller: memory.limit_in_bytes, memsw limit, swappiness 0; OOM kills from memory.oom_control'}, {cg_root}; host swap: "
+         f"{'none' if not open('/proc/swaps').read().splitlines()[1:] else 'present'}). "
+         "After each guest is ready, every running guest gets the same fixed request rate (open loop: latency from the scheduled send time) from bench/density-host/loadgen.py over QEMU user networking. "
+         "A step holds when no request failed, every guest's p99 is within the bound, and there was no OOM kill in a guest or in the budget.")
+L.append("")
+L.append(f"Knobs: `{knobs}`.")
+L.append("")
+L.append("| configuration | guests held | stopped because | host memory per guest (MiB) | p99 at that count (worst guest, ms) | ksmd CPU | agents' CPU | host CPU idle | max guest steal |")
+L.append("|---|---|---|---|---|---|---|---|---|")
+for c in configs:
+    s = at(c, held[c])
+    h = held[c]
+    hs = f"{'>= ' if h == int(max_guests) and 'MAX_GUESTS' in why[c] else ''}{h}"
+    if s:
+        L.append(f"| {c} | **{hs}** | {why[c]} | {round(s['budget_usage_mib'] / h, 1)} | {fmt(s['p99_ms_worst'])} | {s['ksmd_cpu_pct']} % | {s['agent_cpu_pct']} % | {s['host_idle_pct']} % | {fmt(s['steal_pct_max'], ' %')} |")
+    else:
+        L.append(f"| {c} | **0** | {why[c]} | n/a | n/a | n/a | n/a | n/a | n/a |")
+L.append("")
+if "static" in held and held["static"]:
+    for c in configs:
+        if c != "static":
+            L.append(f"- {c} / static: **{held[c] / held['static']:.2f}x** guests")
+    L.append("")
+L.append(f"ksmtuned (its defaults) switches KSM on only when the committed memory of `qemu-system.*-enable-kvm` processes plus {int(kt_thres) >> 10} MiB exceeds MemTotal ({int(total_kb) >> 10} MiB), "
+         f"or MemFree+Buffers+Cached falls below {int(kt_thres) >> 10} MiB: it looks at the whole host, not at a budget, and TCG QEMUs have no -enable-kvm. "
+         f"ksm-max and memshare run KSM at ksmtuned's top rate instead (pages_to_scan 1250, sleep_millisecs {kt_sleep}).")
+ks = [s for s in steps if s["config"] == "ksmtuned"]
+if ks:
+    L.append(f"In this run KSM was {'on' if any(s['ksm_run'] for s in ks) else 'never on'} during the ksmtuned steps.")
+L.append("")
+L.append("Every step (budget usage = what the cgroup charged: guest RAM, QEMU, page cache of disks and image):")
+L.append("")
+L.append("| configuration | guests | boot (s) | budget usage (MiB) | anon / file (MiB) | p50 median / p99 worst (ms) | host idle | steal max | KSM sharing pages | held |")
+L.append("|---|---|---|---|---|---|---|---|---|---|")
+for s in steps:
+    L.append(f"| {s['config']} | {s['guests']} | {fmt(s['boot_s'])} | {s['budget_usage_mib']} | {fmt(s['anon_mib'])} / {fmt(s['file_mib'])} | {fmt(s['p50_ms_median'])} / {fmt(s['p99_ms_worst'])} | {fmt(s['host_idle_pct'], ' %')} | {fmt(s['steal_pct_max'], ' %')} | {fmt(s['ksm_pages_sharing'])} | {'yes' if s['held'] else 'no: ' + s['why']} |")
+L.append("")
+# the plot: guests on x, p99 (left) and budget usage (right), a line per configuration
+dat = os.path.join(tmp, "plot.dat")
+with open(dat, "w") as f:
+    for c in configs:
+        f.write(f"# {c}\n")
+        for s in steps:
+            if s["config"] == c:
+                if s["held"]:
+                    f.write(f"{s['guests']} {s['p99_ms_worst'] if s['p99_ms_worst'] is not None else 'NaN'} {s['budget_usage_mib']}\n")
+        f.write("\n\n")
+gp = ["set terminal png size 900,500 noenhanced",
+      f"set output '{plot_f}'", "set xlabel 'guests'", "set ylabel 'p99 latency, worst guest (ms)'",
+      "set y2label 'budget usage (MiB)'", "set y2tics", "set ytics nomirror", "set key outside right",
+      "set grid", "set xtics 1", "set logscale y"]
+plots = []
+for k, c in enumerate(configs):
+    plots.append(f"'{dat}' index {k} using 1:2 with linespoints lw 2 lc {k + 1} title '{c} p99'")
+    plots.append(f"'{dat}' index {k} using 1:3 axes x1y2 with linespoints dt 2 lc {k + 1} title '{c} memory'")
+gp.append("plot " + ", ".join(plots))
+r = subprocess.run(["gnuplot"], input="\n".join(gp), text=True, capture_output=True)
+if r.returncode == 0:
+    # relative to bench/, where bench/RESULTS.md (run-all.sh) has this section
+    L.append(f"![guests vs p99 and budget usage]({os.path.relpath(plot_f, os.environ['MS_DH_BENCH_DIR'])})")
+else:
+    L.append(f"(plot not written: gnuplot: {r.stderr.strip()[:200]})")
+L.append("")
+L.append(f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {int(elapsed) // 60} min; host kernel {os.uname().release}, {os.cpu_count()} CPUs; "
+         f"load average before {load0}, after {load1}.")
+open(out_f, "w").write("\n".join(L) + "\n")
+print("\n".join(L))
+PY
+log "report: $outfile, steps: $jsonfile, plot: $plotfile"
