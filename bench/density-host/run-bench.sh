@@ -29,8 +29,8 @@
 #   usage: bash bench/density-host/run-bench.sh [BUILDDIR]  (default build-density-host)
 #   env (every knob is printed in the report):
 #     MS_DH_CONFIGS      ("static ksmtuned ksm-max memshare")
-#     MS_DH_BUDGET_MIB   (2048) the memory cgroup's limit, swap off in it
-#     MS_DH_GUEST_MIB    (640)  each guest's <memory>
+#     MS_DH_BUDGET_MIB   (3072) the memory cgroup's limit, swap off in it
+#     MS_DH_GUEST_MIB    (512)  each guest's <memory>
 #     MS_DH_BASE_MIB     (= GUEST_MIB) the memshare guests' <currentMemory>
 #                        (the balloon's base; ksm-share gives them up to GUEST)
 #     MS_DH_WS_MIB       (48)   each guest's working set of served files
@@ -38,7 +38,7 @@
 #     MS_DH_LOAD_S       (30)   seconds of load per step
 #     MS_DH_P99_MS       (1000) the service level: p99 at most this
 #     MS_DH_TIMEOUT_MS   (3000) a request not answered by then is an error
-#     MS_DH_MAX_GUESTS   (6)    stop adding at this count (the result is then ">= N")
+#     MS_DH_MAX_GUESTS   (7)    stop adding at this count (the result is then ">= N")
 #     MS_DH_SETTLE_S     (20)   wait after a guest is ready before the load
 #     MS_DH_BOOT_WAIT_S  (600)  a guest not ready by then fails the step
 #     MS_DH_PORT_BASE    (18480) guest i listens on 127.0.0.1:PORT_BASE+i
@@ -58,15 +58,15 @@ top=$(cd "$here/../.." && pwd)
 build=${1:-$top/build-density-host}
 case "$build" in /*) ;; *) build=$top/$build ;; esac
 configs=${MS_DH_CONFIGS:-static ksmtuned ksm-max memshare}
-budget=${MS_DH_BUDGET_MIB:-2048}
-gmem=${MS_DH_GUEST_MIB:-640}
+budget=${MS_DH_BUDGET_MIB:-3072}
+gmem=${MS_DH_GUEST_MIB:-512}
 base=${MS_DH_BASE_MIB:-$gmem}
 ws=${MS_DH_WS_MIB:-48}
 rate=${MS_DH_RATE:-4}
 load_s=${MS_DH_LOAD_S:-30}
 p99_ms=${MS_DH_P99_MS:-1000}
 timeout_ms=${MS_DH_TIMEOUT_MS:-3000}
-max_guests=${MS_DH_MAX_GUESTS:-6}
+max_guests=${MS_DH_MAX_GUESTS:-7}
 settle=${MS_DH_SETTLE_S:-20}
 boot_wait=${MS_DH_BOOT_WAIT_S:-600}
 port_base=${MS_DH_PORT_BASE:-18480}
@@ -350,10 +350,10 @@ record_fail() {
 # guest N was added: its boot counts) fail it
 step() {
     local c=$1 i=$2 boot_s=$3 oom0=$4; shift 4
-    local ksm0 ag0 out u anon file peak n st
+    local ksm0 ag0 u anon file peak n st
     ksm0=$(ksmd_ticks) ag0=$(agent_ticks)
-    out=$("$py" "$here/loadgen.py" --rate "$rate" --seconds "$load_s" --timeout "$timeout_ms" \
-        --files "$nfiles" "$@") || die "$c: loadgen failed"
+    "$py" "$here/loadgen.py" --rate "$rate" --seconds "$load_s" --timeout "$timeout_ms" \
+        --files "$nfiles" "$@" > "$tmp/loadgen.json" || die "$c: loadgen failed"
     u=$(cg_usage) peak=$(cg_peak); read -r anon file <<< "$(cg_stat)"
     local dead=""
     for t in "$@"; do
@@ -364,11 +364,11 @@ step() {
     local rec
     rec=$("$py" - "$c" "$i" "$boot_s" "$u" "$peak" "$anon" "$file" "$oom0" "$(cg_ooms)" \
           "$ksm0" "$(ksmd_ticks)" "$ag0" "$(agent_ticks)" "$hz" "$load_s" "$p99_ms" "$dead" \
-          "$(cat $ksm/pages_sharing)" "$(cat $ksm/run)" <<< "$out" <<'PY'
+          "$(cat $ksm/pages_sharing)" "$(cat $ksm/run)" "$tmp/loadgen.json" <<'PY'
 import json, sys
 (c, i, boot, u, peak, anon, file, oom0, oom1, k0, k1, a0, a1, hz, secs, bound, dead,
- sharing, run) = sys.argv[1:]
-r = json.load(sys.stdin)
+ sharing, run, lgf) = sys.argv[1:]
+r = json.load(open(lgf))
 hz, secs = int(hz), float(secs)
 why = []
 if int(oom1) > int(oom0):

@@ -75,5 +75,6 @@ done
 check "the report names the knobs" grep -q 'MS_DH_TEST_OOM_AT=2' "$tmp/out.md"
 check "the plot was written" [ -s "$tmp/plot.png" ]
 check "no budget cgroup left" bash -c "! ls -d /sys/fs/cgroup/memory/ms-density-host-* /sys/fs/cgroup/ms-density-host-* /sys/fs/cgroup/unified/ms-density-host-* 2> /dev/null | grep -q ."
-check "no QEMU of the run left" bash -c "! pgrep -f 'qemu-system.*ms-density-host' > /dev/null"
+# [q]: the pattern must not match this check's own command line
+check "no QEMU of the run left" bash -c "! pgrep -f '[q]emu-system.*ms-density-host' > /dev/null"
 done_testing
