@@ -14,9 +14,9 @@
 #                     [--path-prefix /ws/f] NAME=HOST:PORT...
 # Output (stdout): one JSON object {"host_idle_pct": X, "targets": {NAME:
 # {"sent", "ok", "errors", "error_kinds", "p50_ms", "p99_ms", "max_ms",
-# "steal_pct", "guest_oom_kills"}}}; p50/p99 over the ok replies (null
-# when none).
-import argparse, asyncio, json, random, sys, time
+# "achieved_rate", "steal_pct", "guest_oom_kills"}}, "loadgen_cpu_pct": X,
+# "send_lag_ms_max": X}; p50/p99 over the ok replies (null when none).
+import argparse, asyncio, json, os, random, sys, time
 
 BODY = 16384
 
@@ -60,8 +60,9 @@ async def guest_counters(host, port, timeout):
         return None
 
 
-async def drive(name, host, port, a, res):
+async def drive(name, host, port, a, res, lags):
     lat, kinds, sent = [], {}, 0
+    sends = []
     tasks = []
     t0 = time.monotonic() + 0.2
     n = int(a.rate * a.seconds)
@@ -72,6 +73,9 @@ async def drive(name, host, port, a, res):
     async def one(k):
         due = t0 + k / a.rate
         await asyncio.sleep(max(0.0, due - time.monotonic()))
+        now = time.monotonic()
+        sends.append(now)
+        lags.append((now - due) * 1000)
         path = f"{a.path_prefix}{random.randrange(a.files)}.bin"
         try:
             st, body = await http_get(host, port, path, a.timeout / 1000)
@@ -97,7 +101,12 @@ async def drive(name, host, port, a, res):
         if not lat:
             return None
         return round(lat[min(len(lat) - 1, max(0, int(len(lat) * p + 0.5) - 1))], 2)
+    # requests started per second, from the first one due to the last one
+    # started: below --rate when this process could not keep up
+    span = max(sends) - t0 if sends else 0
+    achieved = round((len(sends) - 1) / span, 2) if span > 0 else None
     res[name] = {"sent": sent, "ok": len(lat), "errors": sent - len(lat), "error_kinds": kinds,
+                 "achieved_rate": achieved,
                  "p50_ms": pct(0.50), "p99_ms": pct(0.99),
                  "max_ms": round(lat[-1], 2) if lat else None}
 
@@ -112,9 +121,11 @@ async def main(a):
         targets.append((name, host, int(port)))
     before = await asyncio.gather(*[guest_counters(h, p, 2) for _, h, p in targets])
     i0, t0 = host_cpu()
-    res = {}
-    await asyncio.gather(*[drive(n, h, p, a, res) for n, h, p in targets])
+    c0, w0 = os.times(), time.monotonic()
+    res, lags = {}, []
+    await asyncio.gather(*[drive(n, h, p, a, res, lags) for n, h, p in targets])
     i1, t1 = host_cpu()
+    c1, w1 = os.times(), time.monotonic()
     after = await asyncio.gather(*[guest_counters(h, p, 2) for _, h, p in targets])
     for (name, _, _), b, e in zip(targets, before, after):
         if b and e and e[1] > b[1]:
@@ -124,7 +135,9 @@ async def main(a):
             res[name]["steal_pct"] = None
             res[name]["guest_oom_kills"] = None
     out = {"rate": a.rate, "seconds": a.seconds,
-           "host_idle_pct": round(100 * (i1 - i0) / max(1, t1 - t0), 1), "targets": res}
+           "host_idle_pct": round(100 * (i1 - i0) / max(1, t1 - t0), 1),
+           "loadgen_cpu_pct": round(100 * (c1.user + c1.system - c0.user - c0.system) / max(1e-3, w1 - w0), 1),
+           "send_lag_ms_max": round(max(lags), 1) if lags else None, "targets": res}
     json.dump(out, sys.stdout)
     print()
 

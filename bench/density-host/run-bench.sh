@@ -2,32 +2,36 @@
 # bench/density-host/run-bench.sh: the headline benchmark (issue 13): how
 # many Debian 12 guests serving the same load one host memory budget holds,
 # without and with memshare. For each configuration, in one run:
-#   static    static memory, host KSM off (what an operator does today)
-#   ksmtuned  host KSM as Debian's ksmtuned package runs it (its defaults,
-#             /etc/ksmtuned.conf untouched; the bench starts /usr/sbin/ksmtuned
-#             and stops it: there is no systemd here)
+#   static    static memory, host KSM off, a plain virtio balloon: what an
+#             operator does today
+#   ksmtuned  Debian's ksmtuned package with its defaults, started the way
+#             its units do (ksm.service: `ksmctl start` with /etc/default/ksm;
+#             ksmtuned.service: /usr/sbin/ksmtuned, forking); stopped by
+#             killing it and `ksmctl stop` (ksm.service's ExecStop)
 #   ksm-max   host KSM always on at ksmtuned's highest rate (pages_to_scan
 #             KSM_NPAGES_MAX=1250, sleep_millisecs as ksmtuned computes it):
-#             the KSM baseline where ksmtuned would never switch KSM on
+#             the KSM baseline at its best, where ksmtuned never switches
+#             KSM on (README.md)
 #   memshare  memshare with all its features through `virsh start` and the
 #             hook: /usr on the shared DAX image, KSM balloon rebalancing
-#             (ksm-share), free page reporting, used-page tracking; host KSM
-#             as in ksm-max
-# guests are added one at a time to an isolated libvirtd
-# (tests/lib/vmenv.sh) whose QEMUs are all charged to one memory cgroup
-# with the budget as its limit and no swap (libvirtd is moved into it
-# before the first guest: a QEMU it forks is charged there from its first
-# page). Each guest is the Debian 12 test guest (tests/guest/debian) booted
-# with ms.bench=density: nginx-light serving a working set of files made at
-# boot (unique to each guest); QEMU user networking forwards a 127.0.0.1
-# port to its port 80. After each added guest has finished booting and
-# host memory settled, loadgen.py drives every running guest at the same
+#             (ksm-share), free page reporting (required by the policy),
+#             used-page tracking; host KSM switched on by memshare itself
+#             (memshare.conf [ksm] tune=always)
+# Guests are added one at a time to an isolated libvirtd
+# (tests/lib/libvirt-test.sh, vmenv.sh) whose QEMUs are all charged to one
+# memory cgroup with the budget as its limit and no swap (libvirtd is moved
+# into it before the first guest: a QEMU it forks is charged there from its
+# first page). Each guest is the Debian 12 test guest (tests/guest/debian)
+# booted with ms.bench=density: nginx-light serving a working set of files
+# made at boot (unique to each guest); QEMU user networking forwards a
+# 127.0.0.1 port to its port 80. After each added guest has finished
+# booting and settled, loadgen.py drives every running guest at the same
 # fixed request rate (open loop) for a fixed time. A step holds when every
 # guest answered every request, its p99 is within the bound, no guest
 # reported an OOM kill, the budget's cgroup saw none and every domain still
 # runs. The largest count held is the configuration's result.
 #   usage: bash bench/density-host/run-bench.sh [BUILDDIR]  (default build-density-host)
-#   env (every knob is printed in the report):
+#   env (every knob is printed in the report; README.md says how to choose):
 #     MS_DH_CONFIGS      ("static ksmtuned ksm-max memshare")
 #     MS_DH_BUDGET_MIB   (3072) the memory cgroup's limit, swap off in it
 #     MS_DH_GUEST_MIB    (512)  each guest's <memory>
@@ -38,20 +42,24 @@
 #     MS_DH_LOAD_S       (30)   seconds of load per step
 #     MS_DH_P99_MS       (1000) the service level: p99 at most this
 #     MS_DH_TIMEOUT_MS   (3000) a request not answered by then is an error
-#     MS_DH_MAX_GUESTS   (7)    stop adding at this count (the result is then ">= N")
+#     MS_DH_MAX_GUESTS   (6)    stop adding at this count (the result is then ">= N")
 #     MS_DH_SETTLE_S     (20)   wait after a guest is ready before the load
 #     MS_DH_BOOT_WAIT_S  (600)  a guest not ready by then fails the step
 #     MS_DH_PORT_BASE    (18480) guest i listens on 127.0.0.1:PORT_BASE+i
+#     MS_DH_EST_BOOT_S   (150)  the duration estimate's boot time per guest
 #     MS_DH_OUT          (bench/density-host/RESULTS.part.md)
 #     MS_DH_JSON         (OUT with .json) every step's figures
 #     MS_DH_PLOT         (bench/density-host/density-host.png)
-#     MS_DH_TEST_OOM_AT  (unset) test hook (the smoke test): before guest N
-#                        is added, the budget is lowered to the usage then
-#                        plus 64 MiB, less than a booting guest touches: that
-#                        step must fail with an OOM kill in the budget
+#     MS_DH_TEST_OOM_AT  (unset) test hook (the smoke test): CONFIG:N, before
+#                        guest N of CONFIG is added the budget is lowered to
+#                        the usage then plus 64 MiB, less than a booting
+#                        guest touches: that step must fail with an OOM kill
+#                        in the budget
+#     MS_DH_ESTIMATE_ONLY=1  print the duration estimate and exit
 #     MS_DH_BUILT=1      do not run ninja (BUILDDIR is built)
 #     MS_KEEP_TMP=1      keep the run directory
-# Takes /tmp/memshare-ksm.lock (it changes host KSM) for the whole run.
+# Takes /tmp/memshare-ksm.lock (lvt_ksm_lock: it changes host KSM) for the
+# whole run.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -66,10 +74,11 @@ rate=${MS_DH_RATE:-4}
 load_s=${MS_DH_LOAD_S:-30}
 p99_ms=${MS_DH_P99_MS:-1000}
 timeout_ms=${MS_DH_TIMEOUT_MS:-3000}
-max_guests=${MS_DH_MAX_GUESTS:-7}
+max_guests=${MS_DH_MAX_GUESTS:-6}
 settle=${MS_DH_SETTLE_S:-20}
 boot_wait=${MS_DH_BOOT_WAIT_S:-600}
 port_base=${MS_DH_PORT_BASE:-18480}
+est_boot=${MS_DH_EST_BOOT_S:-150}
 outfile=${MS_DH_OUT:-$here/RESULTS.part.md}
 jsonfile=${MS_DH_JSON:-${outfile%.md}.json}
 plotfile=${MS_DH_PLOT:-$here/density-host.png}
@@ -77,20 +86,44 @@ oom_at=${MS_DH_TEST_OOM_AT:-}
 py=/usr/bin/python3   # Debian's (tools/install-deps.sh), not a pyenv one
 die() { echo "density-host: $*" >&2; exit 1; }
 log() { echo "# $*" >&2; }
-for v in budget gmem base ws load_s p99_ms timeout_ms max_guests settle boot_wait port_base; do
-    [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -gt 0 ] || die "knob $v='${!v}': not a positive integer"
+for v in BUDGET_MIB:budget GUEST_MIB:gmem BASE_MIB:base WS_MIB:ws LOAD_S:load_s P99_MS:p99_ms \
+         TIMEOUT_MS:timeout_ms MAX_GUESTS:max_guests SETTLE_S:settle BOOT_WAIT_S:boot_wait \
+         PORT_BASE:port_base EST_BOOT_S:est_boot; do
+    n=${v#*:}
+    [[ ${!n} =~ ^[0-9]+$ ]] && [ "${!n}" -gt 0 ] || die "MS_DH_${v%%:*}='${!n}': not a positive integer"
 done
 [[ $rate =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "MS_DH_RATE='$rate': not a number"
 [ "$base" -le "$gmem" ] || die "MS_DH_BASE_MIB=$base: larger than MS_DH_GUEST_MIB=$gmem"
 [ "$max_guests" -le 64 ] || die "MS_DH_MAX_GUESTS=$max_guests: at most 64"
+[ $((port_base + max_guests)) -le 65535 ] || die "MS_DH_PORT_BASE=$port_base: ports past 65535"
 for c in $configs; do
     case $c in static|ksmtuned|ksm-max|memshare) ;; *) die "MS_DH_CONFIGS: unknown '$c' (static ksmtuned ksm-max memshare)" ;; esac
 done
+[ -n "$configs" ] || die "MS_DH_CONFIGS is empty"
+if [ -n "$oom_at" ]; then
+    [[ $oom_at =~ ^([a-z-]+):([0-9]+)$ ]] && [[ " $configs " == *" ${BASH_REMATCH[1]} "* ]] ||
+        die "MS_DH_TEST_OOM_AT='$oom_at': expected CONFIG:N with CONFIG one of MS_DH_CONFIGS ($configs)"
+fi
+
+# ---- how long: every configuration may run up to MAX_GUESTS steps; a step
+# is one more guest's boot under TCG (MS_DH_EST_BOOT_S, from the smoke
+# test's boots on an idle 2-core machine; it grows as more guests run) plus
+# the settle time, the load and about 15 s of measuring and starting
+nconf=$(wc -w <<< "$configs")
+step_est=$((est_boot + settle + load_s + 15))
+log "estimate: $nconf configurations x at most $max_guests steps x ~${step_est} s" \
+    "(boot ${est_boot} + settle $settle + load $load_s + 15) = at most ~$((nconf * max_guests * step_est / 60)) min," \
+    "less when a configuration stops early (each stops at the first step that fails)"
+[ "${MS_DH_ESTIMATE_ONLY:-0}" = 1 ] && exit 0
+
 [ "$(id -u)" = 0 ] || die "must run as root"
-for t in qemu-system-x86_64 qemu-img virsh libvirtd gnuplot flock "$py"; do
+for t in qemu-system-x86_64 qemu-img virsh libvirtd gnuplot flock nsenter "$py"; do
     command -v "$t" > /dev/null || die "$t not found (tools/install-deps.sh)"
 done
-case " $configs " in *" ksmtuned "*) [ -x /usr/sbin/ksmtuned ] || die "/usr/sbin/ksmtuned not found (tools/install-deps.sh)" ;; esac
+case " $configs " in *" ksmtuned "*)
+    [ -x /usr/sbin/ksmtuned ] && [ -x /usr/sbin/ksmctl ] || die "/usr/sbin/ksmtuned or ksmctl not found (Debian's ksmtuned package: tools/install-deps.sh)" ;;
+esac
+[ -w /sys/kernel/mm/ksm/run ] || die "/sys/kernel/mm/ksm/run: not writable (host KSM is needed)"
 # MS_DH_BUILT=1: BUILDDIR is built already (the smoke test, run by meson
 # test, which must not run ninja in its own build tree)
 if [ "${MS_DH_BUILT:-0}" != 1 ]; then
@@ -99,13 +132,22 @@ if [ "${MS_DH_BUILT:-0}" != 1 ]; then
         die "build failed (ninja -C $build tests/guest/debian/stamp)"
 fi
 [ -f "$build/tests/guest/debian/stamp" ] || die "no Debian guest in $build (ninja -C $build tests/guest/debian/stamp)"
-ctl=$build/tools/memsharectl
+export MS_HOOK=$build/hooks/memshare-hook MS_AGENT=$build/qmp-plugin/memshare-agent MS_CTL=$build/tools/memsharectl
 export MS_DEBIAN_DIR=$build/tests/guest/debian
 deb=$MS_DEBIAN_DIR
 
+# tap.sh, vmenv.sh, domain.sh and the lvt_* helpers: the same isolated
+# libvirtd, hook install and KSM lock as the libvirt tests
+source "$top/tests/lib/libvirt-test.sh"
+source "$top/tests/guest/debian/lib-debian.sh"
+source "$top/bench/lib/hostmem.sh"
+
 # ---- the budget: cgroup v2 memory.max where the memory controller is on v2,
 # else the v1 memory controller (a hybrid layout: v1 memory, an empty
-# unified hierarchy, as on this project's machines)
+# unified hierarchy, as on this project's machines). On v1 the budget is a
+# child of this script's own memory cgroup (use_hierarchy: its limit, if
+# any, still applies above ours); on v2 a child of the root (a v2 cgroup
+# with processes cannot hand the controller to a child).
 cg=
 cg_kind=
 if grep -qw memory /sys/fs/cgroup/cgroup.controllers 2> /dev/null; then
@@ -114,18 +156,24 @@ elif grep -qw memory /sys/fs/cgroup/unified/cgroup.controllers 2> /dev/null; the
     cg_kind=v2 cg_root=/sys/fs/cgroup/unified
 elif [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then
     cg_kind=v1 cg_root=/sys/fs/cgroup/memory
+    own=$(awk -F: '$2 == "memory" { print $3 }' /proc/self/cgroup)
+    [ -d "$cg_root$own" ] && cg_root=$cg_root${own%/}
 else
     die "no memory cgroup controller (neither v2 memory.max nor v1 memory.limit_in_bytes)"
 fi
-# cg_set_budget MIB: applies the limit (and no swap) and reads it back
+# cg_set_budget MIB: applies the limit and no swap, reads both back
 cg_set_budget() {
-    local b=$(($1 << 20)) got
+    local b=$(($1 << 20)) got swap
     if [ $cg_kind = v2 ]; then
         echo "$b" > "$cg/memory.max"
-        echo 0 > "$cg/memory.swap.max" 2> /dev/null || true
+        swap=none
+        if [ -f "$cg/memory.swap.max" ]; then
+            echo 0 > "$cg/memory.swap.max"; swap="memory.swap.max $(cat "$cg/memory.swap.max")"
+        fi
         got=$(cat "$cg/memory.max")
     else
-        # memsw >= mem at all times: raise memsw first when growing
+        # memsw >= mem at all times: lower mem first, then memsw to equal it
+        # (no swap), raising memsw first when growing
         if [ -f "$cg/memory.memsw.limit_in_bytes" ]; then
             echo "$b" > "$cg/memory.limit_in_bytes" 2> /dev/null || true
             echo "$b" > "$cg/memory.memsw.limit_in_bytes"
@@ -133,9 +181,10 @@ cg_set_budget() {
         echo "$b" > "$cg/memory.limit_in_bytes"
         echo 0 > "$cg/memory.swappiness"
         got=$(cat "$cg/memory.limit_in_bytes")
+        swap="swappiness $(cat "$cg/memory.swappiness"), memsw.limit_in_bytes $(cat "$cg/memory.memsw.limit_in_bytes" 2> /dev/null || echo absent)"
     fi
     [ "$got" = "$b" ] || die "budget not applied: asked $b bytes, $cg says $got"
-    log "budget: $cg ($cg_kind) limit read back $got bytes"
+    log "budget: $cg ($cg_kind) limit read back $got bytes; swap: $swap; host swap: $(($(awk '/^SwapTotal:/ {print $2}' /proc/meminfo) >> 10)) MiB"
 }
 cg_usage() {   # bytes charged now
     if [ $cg_kind = v2 ]; then cat "$cg/memory.current"; else cat "$cg/memory.usage_in_bytes"; fi
@@ -164,37 +213,56 @@ cg_remove() {
         [ -s "$cg/cgroup.procs" ] || break
         sleep 0.2
     done
-    # anything left (a straggler) goes back to the root before rmdir
+    # anything left (a straggler) goes back to the parent before rmdir
     for p in $(cat "$cg/cgroup.procs" 2> /dev/null); do echo "$p" > "$cg_root/cgroup.procs" 2> /dev/null || true; done
     rmdir "$cg" 2> /dev/null || log "could not remove $cg"
     cg=
 }
 
-# ---- host KSM, under the lock the KSM tests take
-ksm=/sys/kernel/mm/ksm
-exec 8> /tmp/memshare-ksm.lock
-flock 8
-ksm_saved="$(cat $ksm/run) $(cat $ksm/pages_to_scan) $(cat $ksm/sleep_millisecs)"
+# ---- host KSM: lvt_ksm_lock takes /tmp/memshare-ksm.lock and restores
+# run, pages_to_scan and sleep_millisecs at exit; advisor_mode (which
+# memshare's KSM tuner switches on where the kernel has it) is ours to restore
+lvt_ksm_lock
+ksm_p0=$(cat $ksm/pages_to_scan) ksm_s0=$(cat $ksm/sleep_millisecs)
+ksm_adv0=$(sed -n 's/.*\[\(.*\)\].*/\1/p' $ksm/advisor_mode 2> /dev/null)
 ksmtuned_pid=
-ksm_restore() {
-    [ -z "$ksmtuned_pid" ] || { kill "$ksmtuned_pid" 2> /dev/null || true; ksmtuned_pid=; }
-    read -r r p s <<< "$ksm_saved"
-    echo "$p" > $ksm/pages_to_scan; echo "$s" > $ksm/sleep_millisecs; echo "$r" > $ksm/run
-}
 # what ksmtuned computes from /etc/ksmtuned.conf's defaults (its own code)
 total_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
 kt_sleep=$((10 * 16 * 1024 * 1024 / total_kb)); [ $kt_sleep -le 10 ] && kt_sleep=10
 kt_thres=$((total_kb * 20 / 100)); [ $kt_thres -lt 2048 ] && kt_thres=2048
-ksm_set() {    # ksm_set CONFIG
+ksmtuned_stop() {
+    [ -n "$ksmtuned_pid" ] || return 0
+    # its loop first (it would start another sleep), then the sleep it waits on
+    local kids
+    kids=$(pgrep -P "$ksmtuned_pid" || true)
+    kill "$ksmtuned_pid" 2> /dev/null || true
+    [ -z "$kids" ] || kill $kids 2> /dev/null || true
+    ksmtuned_pid=
+    /usr/sbin/ksmctl stop || true   # ksm.service's ExecStop
+}
+# ksm_reset: host KSM as this run found it, not running, between configurations
+ksm_reset() {
+    ksmtuned_stop
     echo 0 > $ksm/run
+    echo "$ksm_p0" > $ksm/pages_to_scan; echo "$ksm_s0" > $ksm/sleep_millisecs
+    [ -z "$ksm_adv0" ] || echo "$ksm_adv0" > $ksm/advisor_mode
+}
+ksm_set() {    # ksm_set CONFIG (from ksm_reset's state)
     case $1 in
-        static) ;;
+        static|memshare) ;;   # memshare: its agents' [ksm] tune=always
         ksmtuned)
-            # its pidfile outside /run: a host ksmtuned, if any, keeps its own
-            PIDFILE=$tmp/ksmtuned.pid /usr/sbin/ksmtuned
-            for _ in $(seq 20); do [ -s "$tmp/ksmtuned.pid" ] && break; sleep 0.1; done
-            ksmtuned_pid=$(cat "$tmp/ksmtuned.pid") ;;
-        ksm-max|memshare)
+            # ksm.service, then ksmtuned.service (Type=forking) as Debian
+            # ships them; no systemd here, so the same commands by hand. The
+            # pidfile is ours (a host ksmtuned, if any, keeps its own); fd 9
+            # (the KSM lock) is not inherited; setsid: its own session
+            ( set -a; [ ! -f /etc/default/ksm ] || . /etc/default/ksm; exec /usr/sbin/ksmctl start ) 9>&- ||
+                die "ksmctl start failed"
+            PIDFILE=$tmp/ksmtuned.pid setsid /usr/sbin/ksmtuned < /dev/null > /dev/null 2>&1 9>&-
+            for _ in $(seq 50); do [ -s "$tmp/ksmtuned.pid" ] && break; sleep 0.1; done
+            ksmtuned_pid=$(cat "$tmp/ksmtuned.pid" 2> /dev/null) && kill -0 "$ksmtuned_pid" 2> /dev/null ||
+                die "ksmtuned did not start (no live pid in $tmp/ksmtuned.pid)"
+            log "ksmtuned: pid $ksmtuned_pid, KSM run=$(cat $ksm/run) after ksmctl start" ;;
+        ksm-max)
             echo 1250 > $ksm/pages_to_scan; echo $kt_sleep > $ksm/sleep_millisecs; echo 1 > $ksm/run ;;
     esac
 }
@@ -206,88 +274,73 @@ agent_ticks() {
 }
 hz=$(getconf CLK_TCK)
 
-# ---- the run directory, on disk (the overlays grow while guests boot)
+# ---- the run directory, on disk (the overlays grow while guests boot);
+# each configuration's isolated libvirtd lives in $tmp/CONFIG
 tmp=$(mktemp -d /var/tmp/ms-density-host.XXXXXX)
-source "$top/tests/lib/vmenv.sh"
-source "$top/tests/lib/domain.sh"
-source "$top/tests/guest/debian/lib-debian.sh"
-cleanup() {
+dh_cleanup() {
     set +e
-    [ -z "$VMENV_PID" ] || vmenv_stop
+    vmenv_stop
     cg_remove
-    ksm_restore
+    ksm_reset
     if [ "${MS_KEEP_TMP:-0}" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
 }
-trap cleanup EXIT
+# libvirt-test.sh's own EXIT trap (KSM restored, agent logs) runs last
+trap 'dh_cleanup; _lvt_on_exit' EXIT
 trap 'exit 130' INT TERM
 
 image=debian12-usr
 POLICY_MS=$(debian_policy "$image" dax \
-    "<memshare:tracking used-pages='on' period='5s'/><memshare:balloon mode='ksm-share' division='equal' period='5s'/>")
+    "<memshare:tracking used-pages='on' period='5s' free-page-reporting='required'/><memshare:balloon mode='ksm-share' division='equal' period='5s'/>")
 nfiles=$((ws * 64))
 stepsjson=$tmp/steps.jsonl
 : > "$stepsjson"
 serial() { tr -d '\r' < "$1" 2> /dev/null || true; }
+uuid_of() { printf '7d1e5a90-3c4b-4f6e-9a2d-%012d' "$1"; }
 
 # domain XML for guest I of CONFIG: the Debian guest of lib-debian.sh, plus
 # a virtio NIC on QEMU's user network with one host port forwarded (libvirt
 # 9.0's <interface type='user'> has no port forwarding with slirp: passed to
-# QEMU directly with <qemu:commandline>)
+# QEMU directly with <qemu:commandline>). Without memshare the balloon is
+# libvirt's default one (no free page reporting): what a domain has today.
 guest_xml() {
-    local c=$1 i=$2 n=g$2 disk initrd policy="" cur=$gmem
+    local c=$1 i=$2 n=g$2 disk initrd policy="" cur=$gmem balloon=nofpr
     if [ "$c" = memshare ]; then
-        disk=root-dax.img initrd=initrd.img policy=$POLICY_MS cur=$base
+        disk=root-dax.img initrd=initrd.img policy=$POLICY_MS cur=$base balloon=
     else
         # the guest as it is without memshare: /usr on its own disk,
         # debootstrap's initramfs
         disk=root-full.img initrd=initrd-stock.img
     fi
     qemu-img create -q -f qcow2 -b "$deb/$disk" -F raw "$tmp/$c-$n.qcow2"
-    debian_domain_xml "$n" "$(printf '7d1e5a90-3c4b-4f6e-9a2d-%012d' "$i")" "$gmem" "$cur" \
+    MS_DOMAIN_BALLOON=$balloon debian_domain_xml "$n" "$(uuid_of "$i")" "$gmem" "$cur" \
         "$tmp/$c-$n.serial" "$tmp/$c-$n.qcow2" "$initrd" "$policy" |
     sed "s|^<domain type='qemu'>|<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>|
          s|root=LABEL=ms-root ro|root=LABEL=ms-root ro ms.bench=density ms.ws=$ws|
          s|^</domain>|<qemu:commandline><qemu:arg value='-netdev'/><qemu:arg value='user,id=msnet0,hostfwd=tcp:127.0.0.1:$((port_base + i))-:80'/><qemu:arg value='-device'/><qemu:arg value='virtio-net-pci,netdev=msnet0,bus=pcie.0,addr=0x1e'/></qemu:commandline></domain>|"
 }
 
-V() { vmenv_exec virsh -q -c qemu:///system "$@"; }
-drop_cache() {   # written back first: dirty pages are not dropped
-    "$py" - "$@" <<'PY'
-import os, sys
-for p in sys.argv[1:]:
-    fd = os.open(p, os.O_RDONLY)
-    os.fdatasync(fd)
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    os.close(fd)
-PY
-}
-
 run_config() {   # run_config CONFIG: sets held[CONFIG], fail[CONFIG]
-    local c=$1 i n targets=() pid ready t0 k out ok why ksm0 ag0 u0
+    local c=$1 i n targets=() pid ready t0 why qpid oom_before boot_s fpr
     log "== $c"
-    vmenv_setup "$tmp/$c"
-    vmenv_install_hook "$build/hooks/memshare-hook"
-    vmenv_exec bash -c "cat > /etc/memshare/memshare.conf" <<CONF
-[agent]
-path=$build/qmp-plugin/memshare-agent
-launcher=detached
-log-dir=/var/log/memshare
-[sharing]
-# the benchmark's guests are one tenant's (docs/security.md)
-default-group=host
-CONF
-    vmenv_start_libvirtd || die "$c: libvirtd did not start"
+    vmenv_setup "$tmp/$c" || die "$c: cannot set up the isolated libvirtd"
+    LVT_RT=$tmp/$c/run-memshare/domains LVT_LOGS=$tmp/$c/log-memshare
     if [ "$c" = memshare ]; then
-        vmenv_exec env MEMSHARE_RUNTIME_DIR=/run/memshare "$ctl" image build --usr --from "$deb/usr" --name "$image" \
-            > "$tmp/$c-image.log" 2>&1 || { cat "$tmp/$c-image.log" >&2; die "$c: image build failed"; }
+        # the guests are one tenant's (docs/security.md); memshare's KSM
+        # tuner switches host KSM on (the advisor where the kernel has it)
+        lvt_install "$LVT_CONF_ONE_TENANT
+[ksm]
+tune=always" || die "$c: cannot install the memshare hook and memshare.conf"
+    fi
+    lvt_start >&2
+    if [ "$c" = memshare ]; then
+        lvt_image_build "$image" --usr --from "$deb/usr" >&2
     fi
     # what earlier configurations or the build left in the host page cache
     # is charged to no budget: each configuration starts from cold files
-    drop_cache "$deb"/root-full.img "$deb"/root-dax.img "$deb"/vmlinuz "$deb"/initrd*.img \
+    hostmem_drop_file_cache "$deb"/root-full.img "$deb"/root-dax.img "$deb"/vmlinuz "$deb"/initrd*.img \
         $(ls "$tmp/$c"/lib-memshare/images/blobs/*.img 2> /dev/null)
     cg=$cg_root/ms-density-host-$$-$c
     mkdir "$cg"
-    [ $cg_kind = v1 ] && echo 1 > "$cg/memory.use_hierarchy" 2> /dev/null || true
     cg_set_budget "$budget"
     pid=$(cat "$tmp/$c/run-libvirt/libvirtd.pid")
     echo "$pid" > "$cg/cgroup.procs"
@@ -296,12 +349,11 @@ CONF
     held[$c]=0 fail[$c]="reached MS_DH_MAX_GUESTS=$max_guests"
     for i in $(seq "$max_guests"); do
         n=g$i
-        if [ -n "$oom_at" ] && [ "$i" = "$oom_at" ]; then
+        if [ "$oom_at" = "$c:$i" ]; then
             local tight=$(( ($(cg_usage) >> 20) + 64 ))
             log "$c: MS_DH_TEST_OOM_AT=$oom_at: budget lowered to $tight MiB before $n"
             cg_set_budget "$tight"
         fi
-        local oom_before
         oom_before=$(cg_ooms)
         guest_xml "$c" "$i" > "$tmp/$c-$n.xml"
         V define "$tmp/$c-$n.xml" > /dev/null || die "$c: define $n failed"
@@ -314,6 +366,11 @@ CONF
         # every QEMU must be charged to the budget
         qpid=$(cat "$tmp/$c/run-libvirt/qemu/$n.pid")
         grep -qx "$qpid" "$cg/cgroup.procs" || die "$c: QEMU $qpid of $n is not in the budget $cg"
+        # libvirt 9.0 passes -device as JSON to QEMU 7.2
+        fpr=off
+        tr '\0' '\n' < "/proc/$qpid/cmdline" | grep -E 'virtio-balloon' |
+            grep -Eq '"free-page-reporting": ?true|free-page-reporting=on' && fpr=on
+        log "$c: $n QEMU $qpid in the budget; balloon: free-page-reporting=$fpr"
         targets+=("$n=127.0.0.1:$((port_base + i))")
         ready=0
         for _ in $(seq "$boot_wait"); do
@@ -322,20 +379,20 @@ CONF
             [ $((SECONDS % 10)) != 0 ] || [ "$(V domstate "$n" 2> /dev/null)" = running ] || break
             sleep 1
         done
-        local boot_s=$(($(date +%s) - t0))
+        boot_s=$(($(date +%s) - t0))
         if [ $ready = 0 ]; then
             why="$n not ready after ${boot_s} s (state $(V domstate "$n" 2> /dev/null || echo gone)): $(serial "$tmp/$c-$n.serial" | tail -2 | tr '\n' ' ')"
             [ "$(cg_ooms)" -gt "$oom_before" ] && why="OOM kill in the budget ($(($(cg_ooms) - oom_before))); $why"
             fail[$c]=$why; log "$c: $why"; record_fail "$c" "$i" "$why"; break
         fi
+        log "$c: $n ready after ${boot_s} s: $(serial "$tmp/$c-$n.serial" | grep -E '^MS-(USR |FAILED-UNITS)' | tr '\n' ' ')"
         sleep "$settle"
         step "$c" "$i" "$boot_s" "$oom_before" "${targets[@]}" || break
         held[$c]=$i
     done
     vmenv_stop
-    VMENV_PID=
     cg_remove
-    ksm_restore
+    ksm_reset
 }
 
 # record_fail CONFIG N WHY: a step that failed before its load (boot)
@@ -350,7 +407,7 @@ record_fail() {
 # guest N was added: its boot counts) fail it
 step() {
     local c=$1 i=$2 boot_s=$3 oom0=$4; shift 4
-    local ksm0 ag0 u anon file peak n st
+    local ksm0 ag0 u anon file peak n st t
     ksm0=$(ksmd_ticks) ag0=$(agent_ticks)
     "$py" "$here/loadgen.py" --rate "$rate" --seconds "$load_s" --timeout "$timeout_ms" \
         --files "$nfiles" "$@" > "$tmp/loadgen.json" || die "$c: loadgen failed"
@@ -364,10 +421,11 @@ step() {
     local rec
     rec=$("$py" - "$c" "$i" "$boot_s" "$u" "$peak" "$anon" "$file" "$oom0" "$(cg_ooms)" \
           "$ksm0" "$(ksmd_ticks)" "$ag0" "$(agent_ticks)" "$hz" "$load_s" "$p99_ms" "$dead" \
-          "$(cat $ksm/pages_sharing)" "$(cat $ksm/run)" "$tmp/loadgen.json" <<'PY'
-import json, sys
+          "$(cat $ksm/pages_sharing)" "$(cat $ksm/run)" "$tmp/loadgen.json" "$LVT_RT" \
+          "$(pgrep -c -f '^qemu-system.*-enable-kvm' || true)" <<'PY'
+import configparser, json, os, sys
 (c, i, boot, u, peak, anon, file, oom0, oom1, k0, k1, a0, a1, hz, secs, bound, dead,
- sharing, run, lgf) = sys.argv[1:]
+ sharing, run, lgf, rt, kt_qemus) = sys.argv[1:]
 r = json.load(open(lgf))
 hz, secs = int(hz), float(secs)
 why = []
@@ -387,14 +445,32 @@ for n, t in r["targets"].items():
         p99s.append(t["p99_ms"])
     if t["steal_pct"] is not None:
         steal.append(t["steal_pct"])
+    # memshare's own view of each guest (its agent's status file): what
+    # shows that every feature ran, not only that the policy was accepted
+    st = os.path.join(rt, "7d1e5a90-3c4b-4f6e-9a2d-%012d" % int(n[1:]), "status")
+    if os.path.exists(st):
+        kf = configparser.ConfigParser(interpolation=None, strict=False)
+        try:
+            kf.read(st)
+            g = lambda s, k: kf.get(s, k, fallback=None)
+            t["memshare"] = {"images_attached": g("images", "attached"),
+                             "tracking_used": g("tracking", "used"), "tracking_freed": g("tracking", "freed"),
+                             "balloon_target": g("balloon", "target"), "balloon_actual": g("balloon", "actual"),
+                             "balloon_host_saved": g("balloon", "host-saved"), "balloon_reason": g("balloon", "reason"),
+                             "ksmtune_leader": g("ksmtune", "leader"), "ksmtune_run": g("ksmtune", "run"),
+                             "ksm_merging_pages": g("ksm", "merging-pages")}
+        except configparser.Error as e:
+            t["memshare"] = {"error": f"{st}: {e}"}
 rec = {"config": c, "guests": int(i), "boot_s": int(boot),
        "budget_usage_mib": round(int(u) / 1048576, 1), "budget_peak_mib": round(int(peak) / 1048576, 1),
        "anon_mib": float(anon), "file_mib": float(file),
        "budget_oom_kills": int(oom1) - int(oom0),
        "ksmd_cpu_pct": round(100 * (int(k1) - int(k0)) / hz / secs, 1),
        "agent_cpu_pct": round(100 * (int(a1) - int(a0)) / hz / secs, 1),
-       "ksm_run": int(run), "ksm_pages_sharing": int(sharing),
-       "host_idle_pct": r["host_idle_pct"],
+       "ksm_run": int(run), "ksm_pages_sharing": int(sharing), "ksmtuned_qemus": int(kt_qemus or 0),
+       "host_idle_pct": r["host_idle_pct"], "loadgen_cpu_pct": r["loadgen_cpu_pct"],
+       "send_lag_ms_max": r["send_lag_ms_max"],
+       "achieved_rate_min": min((t["achieved_rate"] for t in r["targets"].values()), default=None),
        "p99_ms_worst": max(p99s) if p99s else None,
        "p50_ms_median": sorted(t["p50_ms"] for t in r["targets"].values() if t["p50_ms"] is not None)[len(p99s) // 2] if p99s else None,
        "steal_pct_max": max(steal) if steal else None,
@@ -403,7 +479,7 @@ print(json.dumps(rec))
 PY
 )
     echo "$rec" >> "$stepsjson"
-    "$py" -c 'import json,sys; r=json.loads(sys.argv[1]); print("# %s n=%d: %s; usage %s MiB (anon %s, file %s), p99 worst %s ms, host idle %s %%, steal max %s %%, ksmd %s %%, agents %s %%, KSM run=%d sharing=%d%s" % (r["config"], r["guests"], "held" if r["held"] else "FAILED", r["budget_usage_mib"], r["anon_mib"], r["file_mib"], r["p99_ms_worst"], r["host_idle_pct"], r["steal_pct_max"], r["ksmd_cpu_pct"], r["agent_cpu_pct"], r["ksm_run"], r["ksm_pages_sharing"], "" if r["held"] else ": " + r["why"]))' "$rec" >&2
+    "$py" -c 'import json,sys; r=json.loads(sys.argv[1]); print("# %s n=%d: %s; usage %s MiB (anon %s, file %s), p99 worst %s ms, host idle %s %%, loadgen CPU %s %% (rate achieved %s/s, send lag max %s ms), steal max %s %%, ksmd %s %%, agents %s %%, KSM run=%d sharing=%d%s" % (r["config"], r["guests"], "held" if r["held"] else "FAILED", r["budget_usage_mib"], r["anon_mib"], r["file_mib"], r["p99_ms_worst"], r["host_idle_pct"], r["loadgen_cpu_pct"], r["achieved_rate_min"], r["send_lag_ms_max"], r["steal_pct_max"], r["ksmd_cpu_pct"], r["agent_cpu_pct"], r["ksm_run"], r["ksm_pages_sharing"], "" if r["held"] else ": " + r["why"]))' "$rec" >&2
     if ! "$py" -c 'import json,sys; sys.exit(0 if json.loads(sys.argv[1])["held"] else 1)' "$rec"; then
         fail[$c]=$("$py" -c 'import json,sys; print(json.loads(sys.argv[1])["why"])' "$rec")
         return 1
@@ -450,35 +526,47 @@ L.append("Debian 12 guests (tests/guest/debian, systemd, nginx-light serving a w
 L.append("")
 L.append(f"Knobs: `{knobs}`.")
 L.append("")
-L.append("| configuration | guests held | stopped because | host memory per guest (MiB) | p99 at that count (worst guest, ms) | ksmd CPU | agents' CPU | host CPU idle | max guest steal |")
-L.append("|---|---|---|---|---|---|---|---|---|")
+L.append("| configuration | guests held | stopped because | host memory per guest (MiB) | p99 at that count (worst guest, ms) | ksmd CPU | agents' CPU | host CPU idle | max guest steal | loadgen CPU / rate achieved (min) |")
+L.append("|---|---|---|---|---|---|---|---|---|---|")
 for c in configs:
     s = at(c, held[c])
     h = held[c]
     hs = f"{'>= ' if h == int(max_guests) and 'MAX_GUESTS' in why[c] else ''}{h}"
     if s:
-        L.append(f"| {c} | **{hs}** | {why[c]} | {round(s['budget_usage_mib'] / h, 1)} | {fmt(s['p99_ms_worst'])} | {s['ksmd_cpu_pct']} % | {s['agent_cpu_pct']} % | {s['host_idle_pct']} % | {fmt(s['steal_pct_max'], ' %')} |")
+        L.append(f"| {c} | **{hs}** | {why[c]} | {round(s['budget_usage_mib'] / h, 1)} | {fmt(s['p99_ms_worst'])} | {s['ksmd_cpu_pct']} % | {s['agent_cpu_pct']} % | {s['host_idle_pct']} % | {fmt(s['steal_pct_max'], ' %')} | {s['loadgen_cpu_pct']} % / {fmt(s['achieved_rate_min'], '/s')} |")
     else:
-        L.append(f"| {c} | **0** | {why[c]} | n/a | n/a | n/a | n/a | n/a | n/a |")
+        L.append(f"| {c} | **0** | {why[c]} | n/a | n/a | n/a | n/a | n/a | n/a | n/a |")
 L.append("")
 if "static" in held and held["static"]:
     for c in configs:
         if c != "static":
             L.append(f"- {c} / static: **{held[c] / held['static']:.2f}x** guests")
     L.append("")
-L.append(f"ksmtuned (its defaults) switches KSM on only when the committed memory of `qemu-system.*-enable-kvm` processes plus {int(kt_thres) >> 10} MiB exceeds MemTotal ({int(total_kb) >> 10} MiB), "
-         f"or MemFree+Buffers+Cached falls below {int(kt_thres) >> 10} MiB: it looks at the whole host, not at a budget, and TCG QEMUs have no -enable-kvm. "
-         f"ksm-max and memshare run KSM at ksmtuned's top rate instead (pages_to_scan 1250, sleep_millisecs {kt_sleep}).")
-ks = [s for s in steps if s["config"] == "ksmtuned"]
+L.append(f"ksmtuned (its defaults) switches KSM on only when the committed memory (RSS) of processes matching `^qemu-system.*-enable-kvm` plus {int(kt_thres) >> 10} MiB exceeds MemTotal ({int(total_kb) >> 10} MiB), "
+         f"or MemFree+Buffers+Cached falls below {int(kt_thres) >> 10} MiB: it looks at the whole host, not at a budget; ksm.service's `ksmctl start` has KSM on at the kernel's default rate until ksmtuned's first check, 60 s later. "
+         f"ksm-max runs KSM at ksmtuned's top rate all along (pages_to_scan 1250, sleep_millisecs {kt_sleep}); memshare switches it on itself (`[ksm] tune=always`: the kernel's scan-time advisor where it has one).")
+ks = [s for s in steps if s["config"] == "ksmtuned" and s["ksm_run"] is not None]
 if ks:
-    L.append(f"In this run KSM was {'on' if any(s['ksm_run'] for s in ks) else 'never on'} during the ksmtuned steps.")
+    L.append(f"In this run KSM was {'on' if any(s['ksm_run'] for s in ks) else 'off'} at the end of the ksmtuned steps' load, "
+             f"and ksmtuned's QEMU pattern matched {max(s.get('ksmtuned_qemus') or 0 for s in ks)} of the running QEMUs (libvirt starts them without -enable-kvm).")
+L.append("")
+ms = [s for s in steps if s["config"] == "memshare" and s["targets"]]
+if ms:
+    last = ms[-1]
+    L.append(f"memshare's agents at its last loaded step ({last['guests']} guests), per guest: "
+             + "; ".join(f"{n}: image attached {t.get('memshare', {}).get('images_attached')}, used pages tracked {t.get('memshare', {}).get('tracking_used')}, "
+                         f"balloon target/actual {t.get('memshare', {}).get('balloon_target')}/{t.get('memshare', {}).get('balloon_actual')} ({t.get('memshare', {}).get('balloon_reason')}), "
+                         f"KSM tuner leader {t.get('memshare', {}).get('ksmtune_leader')}"
+                         for n, t in last["targets"].items()) + ".")
+    L.append("")
+L.append("CPU is not the limit of a step when host CPU idle stays well above 0, guest steal stays low, and the load generator kept its rate (rate achieved = MS_DH_RATE, send lag small against the p99 bound).")
 L.append("")
 L.append("Every step (budget usage = what the cgroup charged: guest RAM, QEMU, page cache of disks and image):")
 L.append("")
-L.append("| configuration | guests | boot (s) | budget usage (MiB) | anon / file (MiB) | p50 median / p99 worst (ms) | host idle | steal max | KSM sharing pages | held |")
-L.append("|---|---|---|---|---|---|---|---|---|---|")
+L.append("| configuration | guests | boot (s) | budget usage (MiB) | anon / file (MiB) | p50 median / p99 worst (ms) | host idle | steal max | loadgen CPU, send lag max | KSM sharing pages | held |")
+L.append("|---|---|---|---|---|---|---|---|---|---|---|")
 for s in steps:
-    L.append(f"| {s['config']} | {s['guests']} | {fmt(s['boot_s'])} | {s['budget_usage_mib']} | {fmt(s['anon_mib'])} / {fmt(s['file_mib'])} | {fmt(s['p50_ms_median'])} / {fmt(s['p99_ms_worst'])} | {fmt(s['host_idle_pct'], ' %')} | {fmt(s['steal_pct_max'], ' %')} | {fmt(s['ksm_pages_sharing'])} | {'yes' if s['held'] else 'no: ' + s['why']} |")
+    L.append(f"| {s['config']} | {s['guests']} | {fmt(s['boot_s'])} | {s['budget_usage_mib']} | {fmt(s['anon_mib'])} / {fmt(s['file_mib'])} | {fmt(s['p50_ms_median'])} / {fmt(s['p99_ms_worst'])} | {fmt(s['host_idle_pct'], ' %')} | {fmt(s['steal_pct_max'], ' %')} | {fmt(s.get('loadgen_cpu_pct'), ' %')}, {fmt(s.get('send_lag_ms_max'), ' ms')} | {fmt(s['ksm_pages_sharing'])} | {'yes' if s['held'] else 'no: ' + s['why']} |")
 L.append("")
 # the plot: guests on x, p99 (left) and budget usage (right), a line per configuration
 dat = os.path.join(tmp, "plot.dat")
