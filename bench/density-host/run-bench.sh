@@ -244,8 +244,9 @@ ksmtuned_stop() {
 ksm_reset() {
     ksmtuned_stop
     echo 0 > $ksm/run
-    echo "$ksm_p0" > $ksm/pages_to_scan; echo "$ksm_s0" > $ksm/sleep_millisecs
+    # the advisor first: while it runs the kernel refuses pages_to_scan (EINVAL)
     [ -z "$ksm_adv0" ] || echo "$ksm_adv0" > $ksm/advisor_mode
+    echo "$ksm_p0" > $ksm/pages_to_scan; echo "$ksm_s0" > $ksm/sleep_millisecs
 }
 ksm_set() {    # ksm_set CONFIG (from ksm_reset's state)
     case $1 in
@@ -374,7 +375,10 @@ tune=always" || die "$c: cannot install the memshare hook and memshare.conf"
         targets+=("$n=127.0.0.1:$((port_base + i))")
         ready=0
         for _ in $(seq "$boot_wait"); do
-            serial "$tmp/$c-$n.serial" | grep -q '^MS-DENSITY-READY' && { ready=1; break; }
+            # ready: nginx's files are made (density.sh) and systemd has
+            # finished the boot (report.sh: MS-USR, MS-FAILED-UNITS printed)
+            serial "$tmp/$c-$n.serial" | grep -q '^MS-DENSITY-READY' &&
+                serial "$tmp/$c-$n.serial" | grep -q '^MS-DEBIAN-DONE' && { ready=1; break; }
             serial "$tmp/$c-$n.serial" | grep -q '^MS-DENSITY-FAILED' && break
             [ $((SECONDS % 10)) != 0 ] || [ "$(V domstate "$n" 2> /dev/null)" = running ] || break
             sleep 1
