@@ -23,9 +23,10 @@ PKGS=(
     prometheus
     # memsharectl plot
     gnuplot-nox
-    # bench/density-host: the KSM baseline as Debian ships it (ksmtuned; the
-    # bench starts and stops it itself: no service is started at install,
-    # see below)
+    # bench/density-host: the KSM baseline as Debian ships it (systemd units
+    # only, no init script: nothing starts here without systemd as PID 1; on
+    # a systemd host apt starts ksmtuned.service, and the bench refuses to
+    # run while a ksmtuned is running)
     ksmtuned
     # sanitizers, fuzzing, memory checking (tools/test.sh, tools/fuzz.sh)
     clang valgrind
@@ -39,18 +40,7 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "install-deps: installing ${missing[*]}"
     apt-get update -qq
-    # Packages must not start their daemons here (no systemd PID 1 in a
-    # container, so invoke-rc.d would run the init scripts): a ksmtuned
-    # started at install would drive the host's KSM for everyone. Only
-    # when no policy-rc.d is there already.
-    prc=
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        prc=/usr/sbin/policy-rc.d
-        printf '#!/bin/sh\nexit 101\n' > "$prc"; chmod 755 "$prc"
-    fi
-    apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/dev/null ||
-        { [ -z "$prc" ] || rm -f "$prc"; exit 1; }
-    [ -z "$prc" ] || rm -f "$prc"
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # libvirt 9.0 resolves its default qemu user before reading qemu.conf: the
 # users must exist even though our isolated libvirtd runs QEMU as root.

@@ -46,7 +46,7 @@
 #     MS_DH_SETTLE_S     (20)   wait after a guest is ready before the load
 #     MS_DH_BOOT_WAIT_S  (600)  a guest not ready by then fails the step
 #     MS_DH_PORT_BASE    (18480) guest i listens on 127.0.0.1:PORT_BASE+i
-#     MS_DH_EST_BOOT_S   (150)  the duration estimate's boot time per guest
+#     MS_DH_EST_BOOT_S   (90)   the duration estimate's boot time per guest
 #     MS_DH_OUT          (bench/density-host/RESULTS.part.md)
 #     MS_DH_JSON         (OUT with .json) every step's figures
 #     MS_DH_PLOT         (bench/density-host/density-host.png)
@@ -78,7 +78,7 @@ max_guests=${MS_DH_MAX_GUESTS:-6}
 settle=${MS_DH_SETTLE_S:-20}
 boot_wait=${MS_DH_BOOT_WAIT_S:-600}
 port_base=${MS_DH_PORT_BASE:-18480}
-est_boot=${MS_DH_EST_BOOT_S:-150}
+est_boot=${MS_DH_EST_BOOT_S:-90}
 outfile=${MS_DH_OUT:-$here/RESULTS.part.md}
 jsonfile=${MS_DH_JSON:-${outfile%.md}.json}
 plotfile=${MS_DH_PLOT:-$here/density-host.png}
@@ -124,6 +124,10 @@ case " $configs " in *" ksmtuned "*)
     [ -x /usr/sbin/ksmtuned ] && [ -x /usr/sbin/ksmctl ] || die "/usr/sbin/ksmtuned or ksmctl not found (Debian's ksmtuned package: tools/install-deps.sh)" ;;
 esac
 [ -w /sys/kernel/mm/ksm/run ] || die "/sys/kernel/mm/ksm/run: not writable (host KSM is needed)"
+# a host ksmtuned (apt starts ksmtuned.service on a systemd host) would
+# change KSM under every configuration
+kt=$(pgrep -f '^/bin/bash /usr/sbin/ksmtuned' | tr '\n' ' ')
+[ -z "$kt" ] || die "a ksmtuned is running on the host (pid $kt): it would change KSM during the run (systemctl stop ksmtuned ksm)"
 # MS_DH_BUILT=1: BUILDDIR is built already (the smoke test, run by meson
 # test, which must not run ninja in its own build tree)
 if [ "${MS_DH_BUILT:-0}" != 1 ]; then
