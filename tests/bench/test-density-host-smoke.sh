@@ -11,7 +11,7 @@
 # kill in the budget (MS_DH_TEST_OOM_AT=static:2: the second static guest
 # boots into the usage plus 64 MiB) is detected and reported as the reason
 # the count stopped. Afterwards nothing is left: no budget cgroup, no QEMU,
-# no ksmtuned, host KSM as before. No timing is asserted. About 15-25
+# no ksmtuned, host KSM as before. No timing is asserted. About 10-25
 # minutes under TCG on 2 cores (7 Debian boots).
 #   env: MS_BUILD_ROOT (the built tree: Debian guest, hook, agent)
 #        MS_DH_SMOKE_CONFIGS (default: all four)
