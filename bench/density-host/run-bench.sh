@@ -126,7 +126,7 @@ esac
 [ -w /sys/kernel/mm/ksm/run ] || die "/sys/kernel/mm/ksm/run: not writable (host KSM is needed)"
 # a host ksmtuned (apt starts ksmtuned.service on a systemd host) would
 # change KSM under every configuration
-kt=$(pgrep -f '^/bin/bash /usr/sbin/ksmtuned' | tr '\n' ' ')
+kt=$(pgrep -f '^/bin/bash /usr/sbin/ksmtuned' | tr '\n' ' ' || true)
 [ -z "$kt" ] || die "a ksmtuned is running on the host (pid $kt): it would change KSM during the run (systemctl stop ksmtuned ksm)"
 # MS_DH_BUILT=1: BUILDDIR is built already (the smoke test, run by meson
 # test, which must not run ninja in its own build tree)
