@@ -228,7 +228,7 @@ cg_remove() {
 # memshare's KSM tuner switches on where the kernel has it) is ours to restore
 lvt_ksm_lock
 ksm_p0=$(cat $ksm/pages_to_scan) ksm_s0=$(cat $ksm/sleep_millisecs)
-ksm_adv0=$(sed -n 's/.*\[\(.*\)\].*/\1/p' $ksm/advisor_mode 2> /dev/null)
+ksm_adv0=$(sed -n 's/.*\[\(.*\)\].*/\1/p' $ksm/advisor_mode 2> /dev/null || true)   # none before 6.8
 ksmtuned_pid=
 # what ksmtuned computes from /etc/ksmtuned.conf's defaults (its own code)
 total_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
