@@ -67,8 +67,12 @@ check "the defaults print a duration estimate: $out" grep -Eq '^# estimate: 4 co
 # --- the benchmark, short
 cfgs=${MS_DH_SMOKE_CONFIGS:-static ksmtuned ksm-max memshare}
 ksm=/sys/kernel/mm/ksm
-adv() { sed -n 's/.*\[\(.*\)\].*/\1/p' $ksm/advisor_mode 2> /dev/null; }
-ksmv() { echo $(cat $ksm/run $ksm/pages_to_scan $ksm/sleep_millisecs) $(adv); }
+# read under the KSM lock: whoever holds it may have KSM changed until it
+# restores it at its exit
+ksmv() {
+    flock -w 1800 /tmp/memshare-ksm.lock bash -c \
+        'echo $(cat '$ksm'/run '$ksm'/pages_to_scan '$ksm'/sleep_millisecs) $(sed -n "s/.*\[\(.*\)\].*/\1/p" '$ksm'/advisor_mode 2> /dev/null)'
+}
 ksm_before=$(ksmv)
 # a base below <memory>: the memshare guests' balloons have room to move
 MS_DH_BUILT=1 MS_DH_CONFIGS=$cfgs MS_DH_MAX_GUESTS=2 MS_DH_TEST_OOM_AT=static:2 MS_DH_BUDGET_MIB=2560 \
