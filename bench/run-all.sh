@@ -66,7 +66,7 @@ out=bench/RESULTS.md.new
 # Benchmarks that write their own section (bench/NAME/RESULTS.part.md) are
 # run here too, unless BENCH_SKIP names them (e.g. BENCH_SKIP="density
 # balloon" to reuse the committed parts).
-for b in image density debian-usr balloon; do
+for b in image density debian-usr balloon density-host; do
     case " ${BENCH_SKIP:-} " in *" $b "*) continue ;; esac
     [ -f "bench/$b/run-bench.sh" ] || continue
     case $b in
@@ -82,11 +82,20 @@ for b in image density debian-usr balloon; do
         *) bash "bench/$b/run-bench.sh" "$build" ;;
     esac >&2 || echo "run-all: bench/$b failed; its committed RESULTS.part.md is kept" >&2
 done
-# each benchmark's default run first, then its variants (RESULTS.part-*.md)
+# each benchmark's default run first, then its variants (RESULTS.part-*.md);
+# the headline (bench/density-host, guests per host) goes first, right
+# after the machine lines
 for d in bench/*/; do
+    [ "$d" = bench/density-host/ ] && continue
     for part in "$d"RESULTS.part.md "$d"RESULTS.part-*.md; do
         [ -f "$part" ] && { cat "$part"; echo; } >> "$out"
     done
 done
-mv "$out" bench/RESULTS.md
+{
+    sed '/^## /,$d' "$out"
+    [ -f bench/density-host/RESULTS.part.md ] && { cat bench/density-host/RESULTS.part.md; echo; }
+    sed -n '/^## /,$p' "$out"
+} > "$out.2"
+rm "$out"
+mv "$out.2" bench/RESULTS.md
 echo "bench/RESULTS.md written"

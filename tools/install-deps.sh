@@ -23,6 +23,11 @@ PKGS=(
     prometheus
     # memsharectl plot
     gnuplot-nox
+    # bench/density-host: the KSM baseline as Debian ships it (systemd units
+    # only, no init script: nothing starts here without systemd as PID 1; on
+    # a systemd host apt starts ksmtuned.service, and the bench refuses to
+    # run while a ksmtuned is running)
+    ksmtuned
     # sanitizers, fuzzing, memory checking (tools/test.sh, tools/fuzz.sh)
     clang valgrind
 )

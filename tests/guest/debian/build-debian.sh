@@ -77,6 +77,23 @@ mkdir -p "$tree/etc/ms-test"
 install -m 0755 "$src/report.sh" "$tree/etc/ms-test/report.sh"
 install -m 0644 "$src/ms-report.service" "$tree/etc/systemd/system/ms-report.service"
 ln -sf ../ms-report.service "$tree/etc/systemd/system/multi-user.target.wants/ms-report.service"
+# The density benchmark's guest side (bench/density-host): a NIC by DHCP
+# (systemd-networkd; QEMU's user network), nginx-light serving a working
+# set, the guest's /proc counters over HTTP. All of it only with
+# ms.bench=density on the kernel command line: the other tests boot this
+# disk without a NIC, where a waiting network would only slow the boot.
+install -m 0755 "$src/density.sh" "$tree/etc/ms-test/density.sh"
+install -m 0644 "$src/ms-density.service" "$tree/etc/systemd/system/ms-density.service"
+ln -sf ../ms-density.service "$tree/etc/systemd/system/multi-user.target.wants/ms-density.service"
+mkdir -p "$tree/etc/systemd/network"
+printf '[Match]\nName=en*\n\n[Network]\nDHCP=ipv4\n' > "$tree/etc/systemd/network/10-ms-density.network"
+ln -sf /lib/systemd/system/systemd-networkd.service "$tree/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"
+for u in systemd-networkd nginx; do
+    mkdir -p "$tree/etc/systemd/system/$u.service.d"
+    printf '[Unit]\nConditionKernelCommandLine=ms.bench=density\n' > "$tree/etc/systemd/system/$u.service.d/ms-density.conf"
+done
+[ -e "$tree/etc/systemd/system/multi-user.target.wants/nginx.service" ] ||
+    ln -sf /lib/systemd/system/nginx.service "$tree/etc/systemd/system/multi-user.target.wants/nginx.service"
 # ttyS0 carries the markers the tests read; a login there would not only
 # interleave with them: systemd hangs the tty up when it starts the getty
 # and agetty resets it: marker lines went missing. To log in
