@@ -5,7 +5,8 @@
 # domain.sh.
 #   lvt_ksm_lock          SKIP (exit 0) without a writable host KSM; take
 #                         /tmp/memshare-ksm.lock (30 min at most, then bail);
-#                         KSM's run, pages_to_scan, sleep_millisecs restored
+#                         KSM's run, pages_to_scan, sleep_millisecs (and
+#                         advisor_mode, where the kernel has it) restored
 #                         at exit; sets ksm=/sys/kernel/mm/ksm. Call it
 #                         first: before lvt_setup.
 #   lvt_setup NAME [CONF] dir=$(mktemp -d ${LVT_TMP:-/tmp}/NAME.XXXXXX),
@@ -47,9 +48,12 @@ _lvt_ksm=/sys/kernel/mm/ksm
 _lvt_saved_ksm=
 
 _lvt_on_exit() {
-    local r p s f
+    local r p s a f
     if [ -n "$_lvt_saved_ksm" ]; then
-        read -r r p s <<< "$_lvt_saved_ksm"
+        read -r r p s a <<< "$_lvt_saved_ksm"
+        # advisor_mode first: while the kernel's advisor runs (6.8+,
+        # memshare's tuner turns it on) writes to pages_to_scan fail (EINVAL)
+        [ -z "$a" ] || echo "$a" > $_lvt_ksm/advisor_mode 2> /dev/null || true
         echo "$p" > $_lvt_ksm/pages_to_scan; echo "$s" > $_lvt_ksm/sleep_millisecs; echo "$r" > $_lvt_ksm/run
     fi
     if [ "$_tap_failed" -gt 0 ] && [ -n "$LVT_LOGS" ]; then
@@ -70,7 +74,7 @@ lvt_ksm_lock() {
     exec 9>/tmp/memshare-ksm.lock
     flock -w 1800 9 || bail "KSM lock /tmp/memshare-ksm.lock held for 30 min"
     ksm=$_lvt_ksm
-    _lvt_saved_ksm="$(cat $_lvt_ksm/run) $(cat $_lvt_ksm/pages_to_scan) $(cat $_lvt_ksm/sleep_millisecs)"
+    _lvt_saved_ksm="$(cat $_lvt_ksm/run) $(cat $_lvt_ksm/pages_to_scan) $(cat $_lvt_ksm/sleep_millisecs) $(sed -n 's/.*\[\(.*\)\].*/\1/p' $_lvt_ksm/advisor_mode 2> /dev/null)"
 }
 
 lvt_install() {
