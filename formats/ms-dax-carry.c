@@ -168,24 +168,46 @@ ms_dax_carry_parse(xmlNode *element, GError **error)
     return g_steal_pointer(&out);
 }
 
+/* A JSON string: quotes, backslashes and control characters escaped,
+ * UTF-8 as is. */
+static void
+ms_dax_carry_json_string(GString *out, const char *s)
+{
+    g_string_append_c(out, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            g_string_append_printf(out, "\\%c", *p);
+        else if (*p < 0x20)
+            g_string_append_printf(out, "\\u%04x", *p);
+        else
+            g_string_append_c(out, (char)*p);
+    }
+    g_string_append_c(out, '"');
+}
+
 void
 ms_dax_carry_qemu_args(const MsDaxCarry *c, const char *blob, char **object, char **device)
 {
-    g_auto(GStrv) parts = g_strsplit(blob, ",", -1);
-    g_autofree char *path = g_strjoinv(",,", parts);
-    /* share=on: the host page cache is the one copy every guest maps;
-     * readonly=on: QEMU opens and maps the file read-only (ms-images.c) */
-    *object = g_strdup_printf("memory-backend-file,id=ms-img%u,mem-path=%s,size=%" G_GUINT64_FORMAT
-                              ",share=on,readonly=on", c->index, path, c->size);
-    *device = g_strdup_printf("virtio-pmem-pci,id=ms-pmem%u,memdev=ms-img%u,bus=%s,addr=0x%x,memaddr=%"
-                              G_GUINT64_FORMAT, c->index, c->index, c->bus, c->addr, c->memaddr);
+    /* JSON, as libvirt 9.0 writes its own -device options: QEMU 7.2 creates
+     * the key=value -devices before all JSON ones, so a key=value device
+     * could not find its root port (observed: "Bus 'pci.3' not found") */
+    GString *o = g_string_new(NULL);
+    g_string_append_printf(o, "{\"qom-type\":\"memory-backend-file\",\"id\":\"ms-img%u\",\"mem-path\":", c->index);
+    ms_dax_carry_json_string(o, blob);
+    /* share: the host page cache is the one copy every guest maps;
+     * readonly: QEMU opens and maps the file read-only (ms-images.c) */
+    g_string_append_printf(o, ",\"size\":%" G_GUINT64_FORMAT ",\"share\":true,\"readonly\":true}", c->size);
+    *object = g_string_free(o, FALSE);
+    *device = g_strdup_printf("{\"driver\":\"virtio-pmem-pci\",\"id\":\"ms-pmem%u\",\"memdev\":\"ms-img%u\","
+                              "\"bus\":\"%s\",\"addr\":\"0x%x\",\"memaddr\":%" G_GUINT64_FORMAT "}",
+                              c->index, c->index, c->bus, c->addr, c->memaddr);
 }
 
 static gboolean
 ms_dax_carry_is_ours(const char *value)
 {
-    return g_str_has_prefix(value, "memory-backend-file,id=ms-img") ||
-           g_str_has_prefix(value, "virtio-pmem-pci,id=ms-pmem");
+    return g_str_has_prefix(value, "{\"qom-type\":\"memory-backend-file\",\"id\":\"ms-img") ||
+           g_str_has_prefix(value, "{\"driver\":\"virtio-pmem-pci\",\"id\":\"ms-pmem");
 }
 
 static xmlChar *

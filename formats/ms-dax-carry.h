@@ -45,14 +45,13 @@ GPtrArray *ms_dax_carry_parse(xmlNode *element, GError **error);
 
 /* The two QEMU options for entry C backed by BLOB (a path in this host's
  * store, never one from the metadata): "-object" OBJECT and "-device"
- * DEVICE values, commas in the path doubled as QEMU's option syntax
- * wants. The device sits on the same bus, devfn and guest address as on
+ * DEVICE values, in QEMU's JSON option syntax. The device sits on the same bus, devfn and guest address as on
  * the source, so its migration state and the guest's view match. */
 void ms_dax_carry_qemu_args(const MsDaxCarry *c, const char *blob, char **object, char **device);
 
 /* Replaces in DOC's <qemu:commandline> every -object/-device pair an
- * earlier migration added (values starting "memory-backend-file,id=ms-img"
- * or "virtio-pmem-pci,id=ms-pmem") with ARGS (alternating option, value),
+ * earlier migration added (the JSON values ms_dax_carry_qemu_args makes:
+ * a memory-backend-file ms-imgN, a virtio-pmem-pci ms-pmemN) with ARGS (alternating option, value),
  * keeping anything else; adds the element and the namespace when missing. */
 gboolean ms_dax_carry_apply(xmlDoc *doc, GPtrArray *args, GError **error);
 

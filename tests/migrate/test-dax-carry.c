@@ -56,10 +56,11 @@ test_roundtrip(void)
     g_assert_cmpuint(o->memaddr, ==, 4294967296);
 
     g_autofree char *obj = NULL, *dev = NULL;
-    ms_dax_carry_qemu_args(o, "/srv/a,b/blobs/sha256-" SHA ".img", &obj, &dev);
-    g_assert_cmpstr(obj, ==, "memory-backend-file,id=ms-img1,mem-path=/srv/a,,b/blobs/sha256-" SHA
-                    ".img,size=67108864,share=on,readonly=on");
-    g_assert_cmpstr(dev, ==, "virtio-pmem-pci,id=ms-pmem1,memdev=ms-img1,bus=pci.2,addr=0x0,memaddr=4294967296");
+    ms_dax_carry_qemu_args(o, "/srv/a,\"b/blobs/sha256-" SHA ".img", &obj, &dev);
+    g_assert_cmpstr(obj, ==, "{\"qom-type\":\"memory-backend-file\",\"id\":\"ms-img1\",\"mem-path\":"
+                    "\"/srv/a,\\\"b/blobs/sha256-" SHA ".img\",\"size\":67108864,\"share\":true,\"readonly\":true}");
+    g_assert_cmpstr(dev, ==, "{\"driver\":\"virtio-pmem-pci\",\"id\":\"ms-pmem1\",\"memdev\":\"ms-img1\","
+                    "\"bus\":\"pci.2\",\"addr\":\"0x0\",\"memaddr\":4294967296}");
 }
 
 /* each must fail, and the message must name what is wrong */
@@ -127,32 +128,34 @@ test_apply(void)
 {
     /* no qemu namespace yet: declared on <domain>, element added */
     xmlDoc *doc = parse("<domain type='qemu'><name>d</name></domain>");
-    g_autoptr(GPtrArray) a = two_args("memory-backend-file,id=ms-img0,mem-path=/b", "virtio-pmem-pci,id=ms-pmem0");
+    g_autoptr(GPtrArray) a = two_args("{\"qom-type\":\"memory-backend-file\",\"id\":\"ms-img0\",\"mem-path\":\"/b\"}",
+                                     "{\"driver\":\"virtio-pmem-pci\",\"id\":\"ms-pmem0\"}");
     g_autoptr(GError) error = NULL;
     g_assert_true(ms_dax_carry_apply(doc, a, &error));
     g_autofree char *s1 = dump(doc);
     g_assert_nonnull(strstr(s1, "xmlns:qemu=\"" MS_DAX_CARRY_QEMU_NS "\""));
-    g_assert_nonnull(strstr(s1, "<qemu:commandline><qemu:arg value=\"-object\"/><qemu:arg value=\"memory-backend-"
-                                "file,id=ms-img0,mem-path=/b\"/><qemu:arg value=\"-device\"/><qemu:arg value=\""
-                                "virtio-pmem-pci,id=ms-pmem0\"/></qemu:commandline>"));
+    g_assert_nonnull(strstr(s1, "<qemu:commandline><qemu:arg value=\"-object\"/><qemu:arg value=\"{&quot;qom-type&quot;:&quot;"
+                                "memory-backend-file&quot;,&quot;id&quot;:&quot;ms-img0&quot;,&quot;mem-path&quot;:&quot;"
+                                "/b&quot;}\"/><qemu:arg value=\"-device\"/><qemu:arg value=\"{&quot;driver&quot;:&quot;"
+                                "virtio-pmem-pci&quot;,&quot;id&quot;:&quot;ms-pmem0&quot;}\"/></qemu:commandline>"));
     xmlFreeDoc(doc);
 
     /* the way back: the other host's pair goes, the user's own -object
      * and -device stay, whatever prefix the namespace has */
     doc = parse("<domain xmlns:q='" MS_DAX_CARRY_QEMU_NS "'><q:commandline>"
-                "<q:arg value='-object'/><q:arg value='memory-backend-file,id=ms-img0,mem-path=/a'/>"
+                "<q:arg value='-object'/><q:arg value='{\"qom-type\":\"memory-backend-file\",\"id\":\"ms-img0\",\"mem-path\":\"/a\"}'/>"
                 "<q:arg value='-device'/><q:arg value='e1000,id=user0'/>"
-                "<q:arg value='-device'/><q:arg value='virtio-pmem-pci,id=ms-pmem0,bus=pci.1'/>"
+                "<q:arg value='-device'/><q:arg value='{\"driver\":\"virtio-pmem-pci\",\"id\":\"ms-pmem0\",\"bus\":\"pci.1\"}'/>"
                 "<q:arg value='-object'/><q:arg value='memory-backend-ram,id=user1,size=1M'/>"
                 "</q:commandline></domain>");
     g_assert_true(ms_dax_carry_apply(doc, a, &error));
     g_autofree char *s2 = dump(doc);
-    g_assert_null(strstr(s2, "mem-path=/a"));
-    g_assert_null(strstr(s2, "bus=pci.1"));
+    g_assert_null(strstr(s2, "/a&quot;"));
+    g_assert_null(strstr(s2, "pci.1"));
     g_assert_nonnull(strstr(s2, "<q:arg value=\"-device\"/><q:arg value=\"e1000,id=user0\"/>"
                                 "<q:arg value=\"-object\"/><q:arg value=\"memory-backend-ram,id=user1,size=1M\"/>"
-                                "<q:arg value=\"-object\"/><q:arg value=\"memory-backend-file,id=ms-img0,"
-                                "mem-path=/b\"/>"));
+                                "<q:arg value=\"-object\"/><q:arg value=\"{&quot;qom-type&quot;:&quot;memory-backend-"
+                                "file&quot;,&quot;id&quot;:&quot;ms-img0&quot;,&quot;mem-path&quot;:&quot;/b&quot;}\"/>"));
     g_assert_null(strstr(s2, "xmlns:qemu"));
     xmlFreeDoc(doc);
 }
