@@ -16,6 +16,7 @@
  * It never calls back into libvirt (libvirtd is waiting on us and holds the
  * domain's lock: a call back would deadlock). */
 #include "ms-config.h"
+#include "ms-dax-carry.h"
 #include "ms-error.h"
 #include "ms-export.h"
 #include "ms-status-keys.h"
@@ -591,17 +592,6 @@ ms_hook_migrate_check_images(const MsHookConfig *cfg, const MsPolicy *policy, xm
     g_autoptr(GPtrArray) here = g_ptr_array_new_with_free_func(g_free);
     for (guint i = 0; policy->images && i < policy->images->len; i++) {
         const MsSharedImage *img = g_ptr_array_index(policy->images, i);
-        if (img->mode == MS_IMAGE_DAX) {
-            /* The agent hot-plugs DAX images over QMP (memory-backend-file +
-             * virtio-pmem-pci), outside libvirt's XML: the destination QEMU
-             * libvirt starts would lack the RAM block and the migration
-             * would fail inside QEMU after the transfer began. */
-            g_set_error(error, MS_ERROR, MS_ERROR_FAILED,
-                        "<shared-image name='%s' mode='dax'>: cannot migrate to host '%s': DAX images are "
-                        "attached over QMP, outside the domain XML libvirt migrates (docs/migration.md)",
-                        img->name, host);
-            return FALSE;
-        }
         g_autoptr(GError) local = NULL;
         g_autoptr(MsImageManifest) m = ms_image_store_lookup(cfg->image_store, img->name, NULL, &local);
         if (m == NULL) {
@@ -632,6 +622,23 @@ ms_hook_migrate_check_images(const MsHookConfig *cfg, const MsPolicy *policy, xm
         return FALSE;
     }
     return TRUE;
+}
+
+/* The one <metadata> child ELEMENT in namespace NS of the incoming XML, or
+ * NULL (none, or several: libvirt keeps one per namespace). */
+static xmlNode *
+ms_hook_metadata_element(xmlDoc *doc, const char *ns, const char *element)
+{
+    if (doc == NULL)
+        return NULL;
+    g_autoptr(xmlXPathContext) ctx = xmlXPathNewContext(doc);
+    if (ctx == NULL || xmlXPathRegisterNs(ctx, BAD_CAST "m", BAD_CAST ns) != 0)
+        return NULL;
+    g_autofree char *path = g_strdup_printf("/domain/metadata/m:%s", element);
+    g_autoptr(xmlXPathObject) obj = xmlXPathEvalExpression(BAD_CAST path, ctx);
+    if (obj == NULL || obj->nodesetval == NULL || obj->nodesetval->nodeNr != 1)
+        return NULL;
+    return obj->nodesetval->nodeTab[0];
 }
 
 /* The incoming XML's <currentMemory> is the balloon's size on the source,
@@ -671,15 +678,9 @@ ms_hook_migrate_boot_memory(const MsPolicy *policy, GKeyFile *stats, const char 
 static void
 ms_hook_migrate_handover(const MsPolicy *policy, xmlDoc *doc)
 {
-    if (doc == NULL)
-        return;
-    g_autoptr(xmlXPathContext) ctx = xmlXPathNewContext(doc);
-    if (ctx == NULL || xmlXPathRegisterNs(ctx, BAD_CAST "s", BAD_CAST MS_EXPORT_STATS_NS) != 0)
-        return;
-    g_autoptr(xmlXPathObject) obj = xmlXPathEvalExpression(BAD_CAST "/domain/metadata/s:stats", ctx);
-    if (obj == NULL || obj->nodesetval == NULL || obj->nodesetval->nodeNr != 1)
+    xmlNode *stats = ms_hook_metadata_element(doc, MS_EXPORT_STATS_NS, "stats");
+    if (stats == NULL)
         return;   /* no agent ran long enough on the source: nothing to carry */
-    xmlNode *stats = obj->nodesetval->nodeTab[0];
     g_autoptr(GKeyFile) kf = g_key_file_new();
     for (xmlNode *g = stats->children; g; g = g->next) {
         if (g->type != XML_ELEMENT_NODE)
@@ -713,8 +714,90 @@ ms_hook_migrate_handover(const MsPolicy *policy, xmlDoc *doc)
                     policy->domain.name, error->message);
 }
 
+/* A dax image the source agent attached lives in the source QEMU only
+ * (QMP hot-plug, outside libvirt's XML), so the agent publishes where it
+ * put it (the <migration> metadata element, formats/ms-dax-carry.h). For
+ * each, the incoming QEMU gets the same backend and device on its command
+ * line (ARGS: option, value, ...): same ids, root port, devfn and guest
+ * address, so the device's migration state loads and the guest keeps its
+ * mount. The file is this host's own store blob of the carried digest:
+ * nothing from the metadata becomes a path. Without a placement the
+ * destination would silently lack the memory the guest maps (observed:
+ * QEMU completes such a migration), so that is refused. */
+static gboolean
+ms_hook_migrate_dax(const MsHookConfig *cfg, const MsPolicy *policy, xmlDoc *doc, GPtrArray *args,
+                    GError **error)
+{
+    const char *host = g_get_host_name();
+    g_autoptr(GPtrArray) carried = NULL;
+    for (guint i = 0; policy->images && i < policy->images->len; i++) {
+        const MsSharedImage *img = g_ptr_array_index(policy->images, i);
+        if (img->mode != MS_IMAGE_DAX)
+            continue;
+        if (carried == NULL) {
+            xmlNode *el = ms_hook_metadata_element(doc, MS_DAX_CARRY_NS, "migration");
+            carried = el ? ms_dax_carry_parse(el, error) : g_ptr_array_new();
+            if (carried == NULL)
+                return FALSE;
+        }
+        const MsDaxCarry *c = NULL;
+        for (guint j = 0; j < carried->len && c == NULL; j++)
+            if (((const MsDaxCarry *)g_ptr_array_index(carried, j))->index == i)
+                c = g_ptr_array_index(carried, j);
+        if (c == NULL || !g_str_equal(c->name, img->name)) {
+            g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND,
+                        "<shared-image name='%s' mode='dax'>: the source published no placement for it (its agent "
+                        "has not attached it yet, or could not); host '%s' cannot give the incoming QEMU the "
+                        "device the guest maps", img->name, host);
+            return FALSE;
+        }
+        g_autofree char *blob = NULL;
+        g_autoptr(GError) local = NULL;
+        g_autoptr(MsImageManifest) m = ms_image_store_lookup(cfg->image_store, img->name, &blob, &local);
+        if (m == NULL) {
+            g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND,
+                        "<shared-image name='%s'>: not in the image store '%s' of host '%s': %s",
+                        img->name, cfg->image_store, host, local->message);
+            return FALSE;
+        }
+        if (!g_str_equal(m->sha256, c->sha256) || m->size != c->size) {
+            g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
+                        "shared image digest mismatch: the domain maps sha256 %s (%" G_GUINT64_FORMAT " bytes) as "
+                        "'%s', host '%s' has sha256 %s (%" G_GUINT64_FORMAT " bytes)",
+                        c->sha256, c->size, img->name, host, m->sha256, m->size);
+            return FALSE;
+        }
+        char *object = NULL, *device = NULL;
+        ms_dax_carry_qemu_args(c, blob, &object, &device);
+        g_ptr_array_add(args, g_strdup("-object"));
+        g_ptr_array_add(args, object);
+        g_ptr_array_add(args, g_strdup("-device"));
+        g_ptr_array_add(args, device);
+    }
+    return TRUE;
+}
+
+/* libvirt takes a non-empty stdout of the `migrate` op as the domain XML
+ * for the incoming QEMU (it checks ABI stability against the original). */
+static gboolean
+ms_hook_migrate_print_xml(xmlDoc *doc, GPtrArray *args, GError **error)
+{
+    if (!ms_dax_carry_apply(doc, args, error))
+        return FALSE;
+    xmlChar *buf = NULL;
+    int len = 0;
+    xmlDocDumpMemory(doc, &buf, &len);
+    gboolean ok = buf != NULL && fwrite(buf, 1, (size_t)len, stdout) == (size_t)len && fflush(stdout) == 0;
+    xmlFree(buf);
+    if (!ok)
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot write the domain XML to libvirt: %s",
+                    g_strerror(errno));
+    return ok;
+}
+
 /* op `migrate`: refuse (exit 1, libvirt aborts the migration and the
- * domain keeps running on the source) when the images are not here. */
+ * domain keeps running on the source) when the images are not here; give
+ * the incoming QEMU the dax images' backends and devices (stdout). */
 static int
 ms_hook_migrate_incoming(const MsHookConfig *cfg, const MsPolicy *policy, MsOnError on_error,
                          const char *xml, gsize len)
@@ -730,7 +813,20 @@ ms_hook_migrate_incoming(const MsHookConfig *cfg, const MsPolicy *policy, MsOnEr
         ms_hook_msg(policy->domain.name, "domain '%s': %s; migrating anyway (on-error='ignore')",
                     policy->domain.name, error->message);
     }
+    /* a dax image cannot be "ignored": the guest has it mounted, and a
+     * destination QEMU without it gives the guest unassigned memory */
+    g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func(g_free);
+    if (!ms_hook_migrate_dax(cfg, policy, doc, args, &error)) {
+        ms_hook_msg(policy->domain.name, "domain '%s': migration refused: %s", policy->domain.name,
+                    error->message);
+        return 1;
+    }
     ms_hook_migrate_handover(policy, doc);
+    if (args->len > 0 && !ms_hook_migrate_print_xml(doc, args, &error)) {
+        ms_hook_msg(policy->domain.name, "domain '%s': migration refused: %s", policy->domain.name,
+                    error->message);
+        return 1;
+    }
     return 0;
 }
 

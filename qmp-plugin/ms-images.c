@@ -16,12 +16,17 @@
  * idempotent: an agent that restarts finds its devices by id and does not
  * attach twice; if the name was rebuilt meanwhile, it keeps (and lists) the
  * older blob the guest maps, which the guest leaves at its next start.
+ * A dax image's placement (root port, devfn, guest address) goes into the
+ * live metadata for live migration (formats/ms-dax-carry.h); on the
+ * destination the hook has put the same backend and device on QEMU's
+ * command line, and the agent adopts them like an earlier agent's.
  * Every period it checks the attached blobs: one modified in place (the
  * guest sees the changed bytes), removed, or replaced under its name is
  * reported with the image, the domain and both digests; the guest runs on.
  * Nothing is detached at stop: the guest may have the image mounted, and
  * the devices go away with QEMU. */
 #include "ms-images.h"
+#include "ms-dax-carry.h"
 #include "ms-status-keys.h"
 #include "ms-error.h"
 #include "ms-image-build.h"
@@ -64,6 +69,7 @@ typedef struct {
 typedef struct {
     GPtrArray *slots;      /* MsImageSlot* */
     char *store;
+    gboolean dax_unpublished;  /* the placement metadata is to be (re)written */
 } MsImages;
 
 static void
@@ -340,19 +346,26 @@ ms_images_qmp(const MsAgentEnv *env, const char *cmd, JsonBuilder *args, GError 
     return ms_qmp_client_execute(env->qmp, cmd, root ? json_node_get_object(root) : NULL, error);
 }
 
-/* Is /objects/ID there, backed by PATH? (an earlier agent attached it) */
-static gboolean
-ms_images_object_has_path(const MsAgentEnv *env, const char *id, const char *path, gboolean *exists)
+static JsonNode *
+ms_images_qom_get(const MsAgentEnv *env, const char *path, const char *property, GError **error)
 {
     g_autoptr(JsonBuilder) b = json_builder_new();
     json_builder_begin_object(b);
     json_builder_set_member_name(b, "path");
-    g_autofree char *qom = g_strdup_printf("/objects/%s", id);
-    json_builder_add_string_value(b, qom);
+    json_builder_add_string_value(b, path);
     json_builder_set_member_name(b, "property");
-    json_builder_add_string_value(b, "mem-path");
+    json_builder_add_string_value(b, property);
     json_builder_end_object(b);
-    g_autoptr(JsonNode) r = ms_images_qmp(env, "qom-get", b, NULL);
+    return ms_images_qmp(env, "qom-get", b, error);
+}
+
+/* Is /objects/ID there, backed by PATH? (an earlier agent attached it, or
+ * the hook put it on the command line of an incoming migration's QEMU) */
+static gboolean
+ms_images_object_has_path(const MsAgentEnv *env, const char *id, const char *path, gboolean *exists)
+{
+    g_autofree char *qom = g_strdup_printf("/objects/%s", id);
+    g_autoptr(JsonNode) r = ms_images_qom_get(env, qom, "mem-path", NULL);
     *exists = r != NULL;
     return r && JSON_NODE_HOLDS_VALUE(r) && json_node_get_value_type(r) == G_TYPE_STRING &&
            g_strcmp0(json_node_get_string(r), path) == 0;
@@ -695,6 +708,89 @@ ms_images_attach_blk_qmp(const MsAgentEnv *env, MsImages *m, MsImageSlot *s, GEr
     return TRUE;
 }
 
+/* ---- DAX placement for live migration -----------------------------------
+ * Where a dax image sits in this QEMU (root port, devfn, guest address),
+ * published in the domain's live metadata (formats/ms-dax-carry.h) so
+ * that a destination's hook can give the incoming QEMU the same backend
+ * and device. It describes QEMU, not the agent: it stays when the agent
+ * exits, as the device does. docs/migration.md. */
+
+static gboolean
+ms_images_qom_u64(const MsAgentEnv *env, const char *path, const char *property, guint64 *out, GError **error)
+{
+    g_autoptr(JsonNode) r = ms_images_qom_get(env, path, property, error);
+    if (r == NULL)
+        return FALSE;
+    if (!JSON_NODE_HOLDS_VALUE(r) || json_node_get_value_type(r) != G_TYPE_INT64 || json_node_get_int(r) < 0) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "qom-get %s %s: not an unsigned integer", path, property);
+        return FALSE;
+    }
+    *out = (guint64)json_node_get_int(r);
+    return TRUE;
+}
+
+static MsDaxCarry *
+ms_images_dax_placement(const MsAgentEnv *env, const MsImageSlot *s, GError **error)
+{
+    g_autofree char *dev = g_strdup_printf("/machine/peripheral/ms-pmem%u", s->index);
+    g_autoptr(JsonNode) bus = ms_images_qom_get(env, dev, "parent_bus", error);
+    if (bus == NULL)
+        return NULL;
+    /* "/machine/peripheral/pci.1/pci.1": the bus is named after its port */
+    const char *bus_path = JSON_NODE_HOLDS_VALUE(bus) && json_node_get_value_type(bus) == G_TYPE_STRING
+                               ? json_node_get_string(bus) : NULL;
+    const char *slash = bus_path ? strrchr(bus_path, '/') : NULL;
+    if (slash == NULL || slash[1] == '\0') {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "qom-get %s parent_bus: not a QOM path", dev);
+        return NULL;
+    }
+    g_autoptr(MsDaxCarry) c = g_new0(MsDaxCarry, 1);
+    guint64 addr;
+    if (!ms_images_qom_u64(env, dev, "addr", &addr, error) ||
+        !ms_images_qom_u64(env, dev, "memaddr", &c->memaddr, error))
+        return NULL;
+    c->name = g_strdup(s->name);
+    c->sha256 = g_strdup(s->sha256);
+    c->size = s->size;
+    c->index = s->index;
+    c->bus = g_strdup(slash + 1);
+    c->addr = (guint)addr;
+    return g_steal_pointer(&c);
+}
+
+static void
+ms_images_publish_dax(MsImages *m, const MsAgentEnv *env)
+{
+    virDomainPtr dom = env->libvirt_domain;
+    m->dax_unpublished = FALSE;
+    if (dom == NULL)
+        return;   /* a bare QEMU: nothing migrates it through libvirt */
+    g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func((GDestroyNotify)ms_dax_carry_free);
+    for (guint i = 0; i < m->slots->len; i++) {
+        MsImageSlot *s = g_ptr_array_index(m->slots, i);
+        if (s->mode != MS_IMAGE_DAX || !s->attached)
+            continue;
+        g_autoptr(GError) error = NULL;
+        MsDaxCarry *c = ms_images_dax_placement(env, s, &error);
+        if (c == NULL) {
+            g_warning("image '%s': cannot read where its device sits (%s); the domain cannot migrate yet",
+                      s->name, error->message);
+            m->dax_unpublished = TRUE;
+            return;
+        }
+        g_ptr_array_add(entries, c);
+    }
+    if (entries->len == 0)
+        return;
+    g_autofree char *xml = ms_dax_carry_format(entries);
+    if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, xml, MS_DAX_CARRY_KEY, MS_DAX_CARRY_NS,
+                             VIR_DOMAIN_AFFECT_LIVE) < 0) {
+        g_warning("cannot publish the dax images' placement in the live metadata: %s; the domain cannot "
+                  "migrate yet", virGetLastErrorMessage());
+        m->dax_unpublished = TRUE;
+    }
+}
+
 static gpointer
 ms_images_create(const MsAgentEnv *env, GError **error)
 {
@@ -852,6 +948,8 @@ ms_images_tick(gpointer self, const MsAgentEnv *env, GKeyFile *status, GError **
     g_key_file_set_string(status, MS_STATUS_IMAGES, MS_STATUS_IMAGES_NAMES, joined);
     if (changed)
         ms_images_write_runtime(m, env);
+    if (changed || m->dax_unpublished)
+        ms_images_publish_dax(m, env);
     if (failed) {
         g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%u of %u shared images not attached", failed,
                     m->slots->len);

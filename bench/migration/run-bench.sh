@@ -24,8 +24,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build}
 mode=${2:-}
-source tests/lib/vmenv.sh
-source tests/lib/domain.sh
+source tests/lib/libvirt-test.sh
 mem=${MS_BENCH_MEM_MIB:-2048}
 touch=${MS_BENCH_TOUCH_MIB:-1200}
 settle=${MS_BENCH_SETTLE:-30}
@@ -36,21 +35,8 @@ for f in "$MS_GUEST_KERNEL" "$MS_GUEST_INITRD" "$hook" "$agent"; do
     [ -e "$f" ] || { echo "missing $f (ninja -C $build first)" >&2; exit 1; }
 done
 
-top=$(mktemp -d /tmp/ms-bench-mig.XXXXXX)
-vmenv_pair_trap
-vmenv_pair_setup "$top" || { echo "cannot set up the two test hosts" >&2; exit 1; }
-for h in a b; do
-    vmenv_on $h vmenv_install_hook "$hook"
-    vmenv_on $h vmenv_exec bash -c "cat > /etc/memshare/memshare.conf" <<CONF
-[agent]
-path=$agent
-launcher=detached
-log-dir=/var/log/memshare
-CONF
-    vmenv_on $h vmenv_start_libvirtd || { echo "libvirtd on host $h did not start" >&2; exit 1; }
-done
-V() { local h=$1; shift; vmenv_on "$h" vmenv_exec virsh -q -c qemu:///system "$@"; }
-NS=https://memshare.dev/xmlns/policy/1.0
+MS_HOOK=$hook MS_AGENT=$agent lvt_pair_setup ms-bench-mig
+top=$dir
 policy="<memshare:policy xmlns:memshare='$NS'><memshare:tracking used-pages='on' period='2s'/><memshare:stats period='2s'/></memshare:policy>"
 export MS_GUEST_CMDLINE="ms.size=$touch ms.hold=5"
 

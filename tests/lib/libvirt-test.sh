@@ -27,6 +27,15 @@
 #   lvt_image_build NAME ARGS...   memsharectl image build ... --name NAME in
 #                         the namespace, its output as TAP comments; bail on failure
 #   lvt_image_sha NAME    the sha256 of store image NAME (its manifest)
+#   lvt_pair_setup NAME [CONF]   two test hosts a and b instead of one
+#                         (vmenv_pair_*): dir as above, vmenv_pair_trap +
+#                         vmenv_pair_setup, then on each host lvt_install CONF
+#                         (unless LVT_HOOK=none) and libvirtd; V and Vq then
+#                         take the host first (V a list), and
+#                         lvt_pair_migrate FROM TO DOMAIN [VIRSH-OPTIONS]
+#                         migrates live, peer to peer, data over the veth
+#   lvt_pair_rt HOST UUID, lvt_pair_agent_pid HOST UUID,
+#   lvt_pair_agent_alive HOST UUID   the domain's runtime dir and agent on HOST
 # Variables: dir (the run directory), NS (the policy XML namespace), and
 # LVT_RT / LVT_LOGS (the agents' runtime and log directories under $dir).
 # At exit, when a check failed, the tail of every agent log is printed as
@@ -125,3 +134,28 @@ lvt_image_build() {
 lvt_image_sha() {
     sed -n 's/.*"sha256" *: *"\([0-9a-f]*\)".*/\1/p' "$dir/lib-memshare/images/names/$1.json"
 }
+
+lvt_pair_setup() {
+    local name=$1 conf=${2:-} h
+    dir=$(mktemp -d "${LVT_TMP:-/tmp}/$name.XXXXXX") || bail "mktemp in ${LVT_TMP:-/tmp}"
+    vmenv_pair_trap
+    vmenv_pair_setup "$dir" || bail "cannot set up the two test hosts"
+    for h in a b; do
+        if [ "${LVT_HOOK:-}" != none ]; then
+            vmenv_on $h lvt_install "$conf" || bail "cannot install the memshare hook on host $h"
+        fi
+        vmenv_on $h vmenv_start_libvirtd || bail "libvirtd on host $h did not start"
+    done
+    V() { local h=$1; shift; vmenv_on "$h" vmenv_exec virsh -q -c qemu:///system "$@"; }
+}
+
+lvt_pair_migrate() {
+    local from=$1 to=$2 domain=$3 uri addr; shift 3
+    uri=VMENV_URI_$to; addr=VMENV_ADDR_$to
+    vmenv_on "$from" vmenv_exec timeout 600 virsh -q -c qemu:///system migrate --live --p2p "$@" "$domain" \
+        "${!uri}" --migrateuri "tcp://${!addr}"
+}
+
+lvt_pair_rt() { echo "$dir/$1/run-memshare/domains/$2"; }
+lvt_pair_agent_pid() { cat "$(lvt_pair_rt "$1" "$2")/agent.pid" 2>/dev/null; }
+lvt_pair_agent_alive() { local p; p=$(lvt_pair_agent_pid "$1" "$2") && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }

@@ -10,18 +10,13 @@
 #   env: MS_GUEST_KERNEL, MS_GUEST_INITRD
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-source "$here/../lib/tap.sh"
-source "$here/../lib/vmenv.sh"
-source "$here/../lib/domain.sh"
+source "$here/../lib/libvirt-test.sh"
 
-top=$(mktemp -d /tmp/ms-mig.XXXXXX)
-vmenv_pair_trap
-vmenv_pair_setup "$top" || bail "cannot set up the two test hosts"
-vmenv_on a vmenv_start_libvirtd || bail "libvirtd on host a did not start"
-vmenv_on b vmenv_start_libvirtd || bail "libvirtd on host b did not start"
+LVT_HOOK=none lvt_pair_setup ms-mig
+top=$dir
 # VA/VB: virsh on host a/b against its own daemon
-VA() { vmenv_on a vmenv_exec virsh -q -c qemu:///system "$@"; }
-VB() { vmenv_on b vmenv_exec virsh -q -c qemu:///system "$@"; }
+VA() { V a "$@"; }
+VB() { V b "$@"; }
 
 # --- the two hosts ----------------------------------------------------------------
 hb=$(vmenv_on a vmenv_exec virsh -q -c "$VMENV_URI_b" hostname 2>&1)
@@ -56,8 +51,7 @@ alive_after() { # FILE N: the guest printed a round > N there
     local r; r=$(rounds "$1" | tail -n1); [ -n "$r" ] && [ "$r" -gt "$2" ]; }
 
 # --- a -> b, peer to peer, migration data over the veth -----------------------------
-out=$(vmenv_on a vmenv_exec timeout 600 virsh -q -c qemu:///system migrate --live --p2p mig1 \
-      "$VMENV_URI_b" --migrateuri "tcp://$VMENV_ADDR_b" 2>&1); rc=$?
+out=$(lvt_pair_migrate a b mig1 2>&1); rc=$?
 [ -n "$out" ] && sed 's/^/# virsh migrate: /' <<< "$out"
 check "virsh migrate --live --p2p a -> b succeeds" test "$rc" = 0
 check "mig1 runs on host b" grep -qx running <<< "$(VB domstate mig1 2>&1)"

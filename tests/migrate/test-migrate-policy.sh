@@ -21,41 +21,24 @@
 #   env: MS_HOOK, MS_AGENT, MS_CTL, MS_GUEST_KERNEL, MS_GUEST_INITRD
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-source "$here/../lib/tap.sh"
-source "$here/../lib/vmenv.sh"
-source "$here/../lib/domain.sh"
+source "$here/../lib/libvirt-test.sh"
 
-top=$(mktemp -d /tmp/ms-mig.XXXXXX)
-vmenv_pair_trap
-vmenv_pair_setup "$top" || bail "cannot set up the two test hosts"
-for h in a b; do
-    vmenv_on $h vmenv_install_hook "$MS_HOOK" || bail "install the hook on host $h"
-    vmenv_on $h vmenv_exec bash -c "cat > /etc/memshare/memshare.conf" <<CONF
-[agent]
-path=$MS_AGENT
-launcher=detached
-log-dir=/var/log/memshare
-CONF
-    vmenv_on $h vmenv_start_libvirtd || bail "libvirtd on host $h did not start"
-done
-V() { local h=$1; shift; vmenv_on "$h" vmenv_exec virsh -q -c qemu:///system "$@"; }
-NS=https://memshare.dev/xmlns/policy/1.0
+lvt_pair_setup ms-mig
+top=$dir
 STATS_NS=https://memshare.dev/xmlns/stats/1.0
 U=6b1c7f52-3b0e-4c55-8f6e-2a9d0c4e5f81
-rt() { echo "$top/$1/run-memshare/domains/$U"; }
-agent_pid() { cat "$(rt "$1")/agent.pid" 2>/dev/null; }
-agent_alive() { local p; p=$(agent_pid "$1") && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+rt() { lvt_pair_rt "$1" $U; }
+agent_pid() { lvt_pair_agent_pid "$1" $U; }
+agent_alive() { lvt_pair_agent_alive "$1" $U; }
 status_val() { sed -n "s/^$2=//p" "$(rt "$1")/status" 2>/dev/null | head -n1; }
 used_at_least() { local u; u=$(status_val "$1" used); [ -n "$u" ] && [ "$u" -ge "$2" ]; }
 # history_rows HOST: data lines of the history file
 history_rows() { grep -v '^#' "$(rt "$1")/history" 2>/dev/null; }
 rows_at_least() { [ "$(history_rows "$1" | wc -l)" -ge "$2" ]; }
 stats_elem() { V "$1" metadata mig2 "$STATS_NS" 2>/dev/null; }
-migrate() { # FROM TO: live, peer to peer, data over the veth
-    local from=$1 to=$2 uri addr out rc
-    uri=VMENV_URI_$to; addr=VMENV_ADDR_$to
-    out=$(vmenv_on "$from" vmenv_exec timeout 600 virsh -q -c qemu:///system migrate --live --p2p mig2 \
-          "${!uri}" --migrateuri "tcp://${!addr}" 2>&1); rc=$?
+migrate() { # FROM TO
+    local out rc
+    out=$(lvt_pair_migrate "$1" "$2" mig2 2>&1); rc=$?
     [ -n "$out" ] && sed 's/^/# virsh migrate: /' <<< "$out"
     return $rc
 }
