@@ -327,9 +327,23 @@ static gboolean
 ms_hook_verify_images(const MsHookConfig *cfg, const MsPolicy *policy, GError **error)
 {
     g_autofree char *stamps = g_build_filename(ms_runtime_dir(), "verified", NULL);
+    if (policy->images == NULL || policy->images->len == 0)
+        return TRUE;
+    /* The domain's sharing group gets its own copy of each image (made
+     * here, as root, on the group's first use: the agent's unit sees the
+     * store read-only). An unresolvable group is refused by the KSM-group
+     * check below; here it attaches nothing. */
+    g_autoptr(GKeyFile) kf = ms_config_load(error);
+    MsSharingDefault def;
+    if (kf == NULL || !ms_sharing_default_from_config(kf, ms_config_path(), &def, error))
+        return FALSE;
+    g_autofree char *group = ms_sharing_resolve(policy->sharing.group, policy->domain.uuid,
+                                                policy->domain.nova_project, def, NULL, error);
+    if (group == NULL)
+        return FALSE;
     for (guint i = 0; policy->images && i < policy->images->len; i++) {
         const MsSharedImage *img = g_ptr_array_index(policy->images, i);
-        if (!ms_image_store_verify_cached(cfg->image_store, img->name, stamps, error)) {
+        if (!ms_image_store_verify_group_cached(cfg->image_store, img->name, group, TRUE, stamps, error)) {
             g_prefix_error(error, "<shared-image name='%s'>: ", img->name);
             return FALSE;
         }

@@ -827,7 +827,7 @@ ms_images_update_group(MsImages *m, GKeyFile *status)
         m->group_noted = g_strdup(pending);
     }
     if (m->group)
-        g_key_file_set_string(status, "images", "group", m->group);
+        g_key_file_set_string(status, MS_STATUS_IMAGES, MS_STATUS_IMAGES_GROUP, m->group);
 }
 
 /* The group's image figures (memshare.sharing.group-image-*): the
@@ -861,9 +861,9 @@ ms_images_group_figures(MsImages *m, GKeyFile *status)
         }
         close(fd);
     }
-    g_key_file_set_uint64(status, "images", "group-copies", copies);
-    g_key_file_set_uint64(status, "images", "group-bytes", bytes);
-    g_key_file_set_uint64(status, "images", "group-cached", MIN(cached, bytes));
+    g_key_file_set_uint64(status, MS_STATUS_IMAGES, MS_STATUS_IMAGES_GROUP_COPIES, copies);
+    g_key_file_set_uint64(status, MS_STATUS_IMAGES, MS_STATUS_IMAGES_GROUP_BYTES, bytes);
+    g_key_file_set_uint64(status, MS_STATUS_IMAGES, MS_STATUS_IMAGES_GROUP_CACHED, MIN(cached, bytes));
 }
 
 static gboolean
