@@ -815,8 +815,8 @@ ms_images_check_attached(MsImages *m, MsImageSlot *s, const MsAgentEnv *env, GKe
 static void
 ms_images_update_group(MsImages *m, GKeyFile *status)
 {
-    g_autofree char *group = g_key_file_get_string(status, "sharing", "group", NULL);
-    g_autofree char *pending = g_key_file_get_string(status, "sharing", "pending", NULL);
+    g_autofree char *group = g_key_file_get_string(status, MS_STATUS_SHARING, MS_STATUS_SHARING_GROUP, NULL);
+    g_autofree char *pending = g_key_file_get_string(status, MS_STATUS_SHARING, MS_STATUS_SHARING_PENDING, NULL);
     if (m->group == NULL && group && ms_image_store_group_is_valid(group))
         m->group = g_strdup(group);
     if (m->group && pending && g_strcmp0(pending, m->group) != 0 && g_strcmp0(m->group_noted, pending) != 0) {
