@@ -7,6 +7,7 @@
  * blob under its final name is always complete and never changes. */
 #include "ms-image-store.h"
 #include "ms-error.h"
+#include "ms-policy.h"
 #include "ms-sharing.h"
 #include "ms-util.h"
 
@@ -43,15 +44,7 @@ ms_image_manifest_free(MsImageManifest *m)
 gboolean
 ms_image_name_is_valid(const char *name)
 {
-    if (name == NULL)
-        return FALSE;
-    gsize n = strlen(name);
-    if (n == 0 || n > MS_IMAGE_NAME_LEN_MAX || !g_ascii_isalnum(name[0]))
-        return FALSE;
-    for (gsize i = 0; i < n; i++)
-        if (!g_ascii_isalnum(name[i]) && name[i] != '.' && name[i] != '_' && name[i] != '-')
-            return FALSE;
-    return TRUE;
+    return ms_policy_image_name_is_valid(name);
 }
 
 static gboolean
@@ -389,8 +382,15 @@ ms_store_open_blob(int store_fd, const char *store, const MsImageManifest *m, ch
     return fd;
 }
 
-MsImageManifest *
-ms_image_store_lookup(const char *store, const char *name, char **blob_path, GError **error)
+static int ms_store_group_copy_fd(int store_fd, const char *store, const MsImageManifest *m, const char *group,
+                                  gboolean create, char **path_out, gboolean *created, GError **error);
+
+/* What every look-up of one image starts with: the store, NAME's manifest
+ * and GROUP's copy of its blob (NULL or "host": blobs/ itself; made if
+ * CREATE), read-only in *FD (the caller closes it), its path in *PATH. */
+static MsImageManifest *
+ms_store_open_image(const char *store, const char *name, const char *group, gboolean create, int *fd,
+                    char **path, gboolean *created, GError **error)
 {
     g_auto(MsFd) store_fd = ms_store_open(store, FALSE, error);
     if (store_fd < 0)
@@ -398,13 +398,15 @@ ms_image_store_lookup(const char *store, const char *name, char **blob_path, GEr
     g_autoptr(MsImageManifest) m = ms_store_read_manifest(store_fd, store, name, error);
     if (m == NULL)
         return NULL;
-    g_autofree char *bpath = NULL;
-    g_auto(MsFd) fd = ms_store_open_blob(store_fd, store, m, &bpath, error);
-    if (fd < 0)
-        return NULL;
-    if (blob_path)
-        *blob_path = g_steal_pointer(&bpath);
-    return g_steal_pointer(&m);
+    *fd = ms_store_group_copy_fd(store_fd, store, m, group, create, path, created, error);
+    return *fd < 0 ? NULL : g_steal_pointer(&m);
+}
+
+MsImageManifest *
+ms_image_store_lookup(const char *store, const char *name, char **blob_path, GError **error)
+{
+    g_auto(MsFd) fd = -1;
+    return ms_store_open_image(store, name, NULL, FALSE, &fd, blob_path, NULL, error);
 }
 
 static char *
@@ -458,18 +460,7 @@ ms_store_verify_fd_cached(const MsImageManifest *m, int fd, const char *bpath, c
 gboolean
 ms_image_store_verify_cached(const char *store, const char *name, const char *stamp_dir, GError **error)
 {
-    g_auto(MsFd) store_fd = ms_store_open(store, FALSE, error);
-    if (store_fd < 0)
-        return FALSE;
-    g_autoptr(MsImageManifest) m = ms_store_read_manifest(store_fd, store, name, error);
-    if (m == NULL)
-        return FALSE;
-    g_autofree char *bpath = NULL;
-    g_auto(MsFd) fd = ms_store_open_blob(store_fd, store, m, &bpath, error);
-    if (fd < 0)
-        return FALSE;
-    g_autofree char *sfile = g_strdup_printf("sha256-%s", m->sha256);
-    return ms_store_verify_fd_cached(m, fd, bpath, stamp_dir, sfile, error);
+    return ms_image_store_verify_group_cached(store, name, NULL, FALSE, stamp_dir, error);
 }
 
 gboolean
@@ -499,15 +490,10 @@ ms_image_store_check_mount(const char *store, const char *name, const char *moun
 gboolean
 ms_image_store_verify(const char *store, const char *name, GError **error)
 {
-    g_auto(MsFd) store_fd = ms_store_open(store, FALSE, error);
-    if (store_fd < 0)
-        return FALSE;
-    g_autoptr(MsImageManifest) m = ms_store_read_manifest(store_fd, store, name, error);
-    if (m == NULL)
-        return FALSE;
     g_autofree char *bpath = NULL;
-    g_auto(MsFd) fd = ms_store_open_blob(store_fd, store, m, &bpath, error);
-    if (fd < 0)
+    g_auto(MsFd) fd = -1;
+    g_autoptr(MsImageManifest) m = ms_store_open_image(store, name, NULL, FALSE, &fd, &bpath, NULL, error);
+    if (m == NULL)
         return FALSE;
     char sha[65];
     guint64 size = 0;
@@ -914,31 +900,18 @@ MsImageManifest *
 ms_image_store_lookup_group(const char *store, const char *name, const char *group, gboolean create,
                             char **blob_path, gboolean *created, GError **error)
 {
-    g_auto(MsFd) store_fd = ms_store_open(store, FALSE, error);
-    if (store_fd < 0)
-        return NULL;
-    g_autoptr(MsImageManifest) m = ms_store_read_manifest(store_fd, store, name, error);
-    if (m == NULL)
-        return NULL;
-    g_auto(MsFd) fd = ms_store_group_copy_fd(store_fd, store, m, group, create, blob_path, created, error);
-    if (fd < 0)
-        return NULL;
-    return g_steal_pointer(&m);
+    g_auto(MsFd) fd = -1;
+    return ms_store_open_image(store, name, group, create, &fd, blob_path, created, error);
 }
 
 gboolean
 ms_image_store_verify_group_cached(const char *store, const char *name, const char *group, gboolean create,
                                    const char *stamp_dir, GError **error)
 {
-    g_auto(MsFd) store_fd = ms_store_open(store, FALSE, error);
-    if (store_fd < 0)
-        return FALSE;
-    g_autoptr(MsImageManifest) m = ms_store_read_manifest(store_fd, store, name, error);
-    if (m == NULL)
-        return FALSE;
     g_autofree char *path = NULL;
-    g_auto(MsFd) fd = ms_store_group_copy_fd(store_fd, store, m, group, create, &path, NULL, error);
-    if (fd < 0)
+    g_auto(MsFd) fd = -1;
+    g_autoptr(MsImageManifest) m = ms_store_open_image(store, name, group, create, &fd, &path, NULL, error);
+    if (m == NULL)
         return FALSE;
     g_autofree char *sfile = ms_store_is_host_group(group) ? g_strdup_printf("sha256-%s", m->sha256)
                                                            : g_strdup_printf("%s@sha256-%s", group, m->sha256);

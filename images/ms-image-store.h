@@ -21,10 +21,11 @@
 #include <glib.h>
 
 #include "ms-image-build.h"
+#include "ms-policy.h"
 
 G_BEGIN_DECLS
 
-#define MS_IMAGE_NAME_LEN_MAX 64
+#define MS_IMAGE_NAME_LEN_MAX MS_POLICY_IMAGE_NAME_MAX
 #define MS_IMAGE_MANIFEST_MAX (1024 * 1024)
 
 typedef struct {
@@ -45,7 +46,8 @@ typedef struct {
 void ms_image_manifest_free(MsImageManifest *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MsImageManifest, ms_image_manifest_free)
 
-/* [A-Za-z0-9][A-Za-z0-9._-]{0,63}: the same rule as the policy parser. */
+/* [A-Za-z0-9][A-Za-z0-9._-]{0,63}: ms_policy_image_name_is_valid, the
+ * policy parser's own rule. */
 gboolean ms_image_name_is_valid(const char *name);
 
 /* The store directory (see above); the caller frees it. */
