@@ -358,8 +358,25 @@ ms_store_read_manifest(int store_fd, const char *store, const char *name, GError
     return g_steal_pointer(&m);
 }
 
-/* Opens the blob of M read-only, refusing symlinks and anything but a
- * regular file. */
+/* Opens BNAME in the directory DIRFD read-only (PATH for messages),
+ * refusing symlinks and anything but a regular file: a blob, or a group's
+ * copy of one. */
+static int
+ms_store_open_regular(int dirfd, const char *bname, const char *path, GError **error)
+{
+    int fd = ms_store_openat(dirfd, bname, O_RDONLY, path, error);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "%s: not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Opens the blob of M read-only (ms_store_open_regular). */
 static int
 ms_store_open_blob(int store_fd, const char *store, const MsImageManifest *m, char **path, GError **error)
 {
@@ -368,15 +385,9 @@ ms_store_open_blob(int store_fd, const char *store, const MsImageManifest *m, ch
     g_auto(MsFd) blobs_fd = ms_store_openat(store_fd, "blobs", O_RDONLY | O_DIRECTORY, bpath, error);
     if (blobs_fd < 0)
         return -1;
-    int fd = ms_store_openat(blobs_fd, bname, O_RDONLY, bpath, error);
+    int fd = ms_store_open_regular(blobs_fd, bname, bpath, error);
     if (fd < 0)
         return -1;
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "%s: not a regular file", bpath);
-        close(fd);
-        return -1;
-    }
     if (path)
         *path = g_steal_pointer(&bpath);
     return fd;
@@ -692,22 +703,6 @@ ms_store_open_group_dir(int store_fd, const char *store, const char *group, gboo
     return ms_store_openat(gfd, group, O_RDONLY | O_DIRECTORY, path, error);
 }
 
-/* An existing copy BNAME in the group directory GFD, read-only. */
-static int
-ms_store_open_copy(int gfd, const char *bname, const char *path, GError **error)
-{
-    int fd = ms_store_openat(gfd, bname, O_RDONLY, path, error);
-    if (fd < 0)
-        return -1;
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "%s: not a regular file", path);
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /* Copies SIZE bytes of SRC to DST: a reflink (FICLONE) where the file
  * system has them (btrfs, XFS with reflink=1: no data blocks are copied,
  * but DST is its own inode with its own page cache, which is all a group
@@ -855,7 +850,7 @@ ms_store_group_copy_fd(int store_fd, const char *store, const MsImageManifest *m
     {
         g_auto(MsFd) gfd = ms_store_open_group_dir(store_fd, store, group, FALSE, &local);
         if (gfd >= 0)
-            fd = ms_store_open_copy(gfd, bname, path, &local);
+            fd = ms_store_open_regular(gfd, bname, path, &local);
     }
     if (fd < 0 && !g_error_matches(local, MS_ERROR, MS_ERROR_NOT_FOUND)) {
         g_propagate_error(error, g_steal_pointer(&local));
@@ -876,7 +871,7 @@ ms_store_group_copy_fd(int store_fd, const char *store, const MsImageManifest *m
             return -1;
         g_clear_error(&local);
         /* another start of the group may have made it meanwhile */
-        fd = ms_store_open_copy(gfd, bname, path, &local);
+        fd = ms_store_open_regular(gfd, bname, path, &local);
         if (fd < 0 && !g_error_matches(local, MS_ERROR, MS_ERROR_NOT_FOUND)) {
             g_propagate_error(error, g_steal_pointer(&local));
             return -1;
@@ -886,7 +881,7 @@ ms_store_group_copy_fd(int store_fd, const char *store, const MsImageManifest *m
                 return -1;
             if (created)
                 *created = TRUE;
-            fd = ms_store_open_copy(gfd, bname, path, error);
+            fd = ms_store_open_regular(gfd, bname, path, error);
             if (fd < 0)
                 return -1;
         }
