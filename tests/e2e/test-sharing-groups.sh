@@ -48,7 +48,7 @@ U3=6b1c7f52-3b0e-4c55-8f6e-2a9d0c4e5fc3
 rt=$dir/run-memshare/domains
 MiB=$((1 << 20)); BASE_KIB=$((384 * 1024))
 policy() { # policy GROUP
-    echo "<memshare:policy xmlns:memshare='$NS'><memshare:sharing group='$1'/><memshare:balloon mode='ksm-share' period='1s' hysteresis='4MiB' max-step='128MiB'/><memshare:stats period='1s'/></memshare:policy>"
+    echo "<memshare:policy xmlns:memshare='$NS'><memshare:sharing group='$1'/><memshare:balloon mode='ksm-share' period='1s' hysteresis='4MiB' max-step='128MiB'/><memshare:stats period='1s'/><memshare:shared-image name='tools' mode='dax'/></memshare:policy>"
 }
 nosharepages() { sed 's#<vcpu>#<memoryBacking><nosharepages/></memoryBacking>\n  <vcpu>#'; }
 export MS_GUEST_CMDLINE="ms.fill=64"
