@@ -21,7 +21,10 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-export MEMSHARE_RUNTIME_DIR=$tmp/run MEMSHARE_CONFIG=$tmp/none.conf MEMSHARE_IMAGE_STORE=$tmp/store
+export MEMSHARE_RUNTIME_DIR=$tmp/run MEMSHARE_CONFIG=$tmp/memshare.conf MEMSHARE_IMAGE_STORE=$tmp/store
+# one sharing group for the host: the guests map blobs/ itself (per-group
+# copies: test-image-store, e2e/test-sharing-groups)
+printf '[sharing]\ndefault-group=host\n' > "$tmp/memshare.conf"
 qmp() {   # qmp SOCKET JSON...: one reply per command, on stdout (a second
           # monitor: QEMU serves one client per QMP socket, the agent has the first)
     python3 - "$@" <<'PY'
