@@ -114,7 +114,7 @@ perms=$(grep "sha256-$sha.img" /proc/$qemu_g1/maps | awk '{print $2}' | sort -u 
 check "QEMU maps the blob shared and read-only only (maps: $perms)" test "$perms" = "r--s "
 rt=$MEMSHARE_RUNTIME_DIR/domains/$U1
 check "runtime 'images' lists both, with digest and mode" \
-    bash -c "grep -qx 'usr $sha dax' '$rt/images' && grep -qx 'usr2 $sha_u2 blk' '$rt/images'"
+    bash -c "grep -qx 'usr $sha dax host' '$rt/images' && grep -qx 'usr2 $sha_u2 blk host' '$rt/images'"
 check "status reports 2 attached, bytes" wait_for 5 bash -c "grep -q '^attached=2' '$rt/status' && grep -q '^bytes=$bytes' '$rt/status'"
 
 # an agent that restarts does not attach twice
