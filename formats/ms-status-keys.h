@@ -121,6 +121,11 @@
 #define MS_STATUS_IMAGES_ATTACHED "attached"
 #define MS_STATUS_IMAGES_BYTES "bytes"
 #define MS_STATUS_IMAGES_NAMES "names"
+/* the domain's sharing group's image copies (docs/images.md "Sharing groups") */
+#define MS_STATUS_IMAGES_GROUP "group"
+#define MS_STATUS_IMAGES_GROUP_COPIES "group-copies"
+#define MS_STATUS_IMAGES_GROUP_BYTES "group-bytes"
+#define MS_STATUS_IMAGES_GROUP_CACHED "group-cached"
 
 /* [images] NAME.SUFFIX, one set per image the policy names */
 #define MS_STATUS_IMAGE_MODE ".mode"

@@ -318,6 +318,20 @@ ms_hook_launch(const MsHookConfig *cfg, const MsPolicy *policy, GError **error)
                                   ms_hook_qemu_pid(policy->domain.name), error);
 }
 
+/* The sharing group POLICY's domain belongs to on this host (its policy,
+ * else memshare.conf's [sharing] default-group): whose image copies it
+ * maps (docs/security.md). */
+static char *
+ms_hook_domain_group(const MsPolicy *policy, GError **error)
+{
+    g_autoptr(GKeyFile) kf = ms_config_load(error);
+    MsSharingDefault def;
+    if (kf == NULL || !ms_sharing_default_from_config(kf, ms_config_path(), &def, error))
+        return NULL;
+    return ms_sharing_resolve(policy->sharing.group, policy->domain.uuid, policy->domain.nova_project, def,
+                              NULL, error);
+}
+
 /* Every shared image's blob must match its manifest's digest before the
  * domain may start: the parser only checked that the name exists. Hashing
  * a large /usr image at every start would delay it, so a verified stamp
@@ -328,9 +342,18 @@ static gboolean
 ms_hook_verify_images(const MsHookConfig *cfg, const MsPolicy *policy, GError **error)
 {
     g_autofree char *stamps = g_build_filename(ms_runtime_dir(), "verified", NULL);
+    if (policy->images == NULL || policy->images->len == 0)
+        return TRUE;
+    /* The domain's sharing group gets its own copy of each image (made
+     * here, as root, on the group's first use: the agent's unit sees the
+     * store read-only). An unresolvable group is refused by the KSM-group
+     * check below; here it attaches nothing. */
+    g_autofree char *group = ms_hook_domain_group(policy, error);
+    if (group == NULL)
+        return FALSE;
     for (guint i = 0; policy->images && i < policy->images->len; i++) {
         const MsSharedImage *img = g_ptr_array_index(policy->images, i);
-        if (!ms_image_store_verify_cached(cfg->image_store, img->name, stamps, error)) {
+        if (!ms_image_store_verify_group_cached(cfg->image_store, img->name, group, TRUE, stamps, error)) {
             g_prefix_error(error, "<shared-image name='%s'>: ", img->name);
             return FALSE;
         }
@@ -519,16 +542,20 @@ ms_hook_stop_agent(const MsHookConfig *cfg, const char *uuid, gboolean final)
  * <stats> element included). Nothing can be read from the source host
  * here: the XML is all we have (docs/migration.md). */
 
-/* The sha256 of an image-store blob path (".../blobs/sha256-HEX.img"), or
- * NULL for any other path. The store is content-addressed, so the path the
- * source's QEMU has open names the content. */
+/* The sha256 of an image-store blob path (".../blobs/sha256-HEX.img", or a
+ * sharing group's copy ".../groups/GROUP/sha256-HEX.img"), or NULL for any
+ * other path. The store is content-addressed, so the path the source's QEMU
+ * has open names the content. */
 static char *
 ms_hook_blob_digest(const char *path)
 {
     g_autofree char *base = g_path_get_basename(path);
     g_autofree char *dir = g_path_get_dirname(path);
     g_autofree char *parent = g_path_get_basename(dir);
-    if (!g_str_equal(parent, "blobs") || !g_str_has_prefix(base, "sha256-") ||
+    g_autofree char *updir = g_path_get_dirname(dir);
+    g_autofree char *grandparent = g_path_get_basename(updir);
+    gboolean in_store = g_str_equal(parent, "blobs") || g_str_equal(grandparent, "groups");
+    if (!in_store || !g_str_has_prefix(base, "sha256-") ||
         !g_str_has_suffix(base, ".img") || strlen(base) != 7 + 64 + 4)
         return NULL;
     for (const char *p = base + 7; p < base + 7 + 64; p++)
@@ -730,6 +757,7 @@ ms_hook_migrate_dax(const MsHookConfig *cfg, const MsPolicy *policy, xmlDoc *doc
 {
     const char *host = g_get_host_name();
     g_autoptr(GPtrArray) carried = NULL;
+    g_autofree char *group = NULL;
     for (guint i = 0; policy->images && i < policy->images->len; i++) {
         const MsSharedImage *img = g_ptr_array_index(policy->images, i);
         if (img->mode != MS_IMAGE_DAX)
@@ -751,13 +779,19 @@ ms_hook_migrate_dax(const MsHookConfig *cfg, const MsPolicy *policy, xmlDoc *doc
                         "device the guest maps", img->name, host);
             return FALSE;
         }
+        /* The domain's group's own copy on this host (made now if it is the
+         * group's first use here: `prepare`, which makes copies too, runs
+         * after this op), as at a start: the group rule holds across hosts */
+        if (group == NULL && (group = ms_hook_domain_group(policy, error)) == NULL)
+            return FALSE;
         g_autofree char *blob = NULL;
         g_autoptr(GError) local = NULL;
-        g_autoptr(MsImageManifest) m = ms_image_store_lookup(cfg->image_store, img->name, &blob, &local);
+        g_autoptr(MsImageManifest) m =
+            ms_image_store_lookup_group(cfg->image_store, img->name, group, TRUE, &blob, NULL, &local);
         if (m == NULL) {
             g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND,
-                        "<shared-image name='%s'>: not in the image store '%s' of host '%s': %s",
-                        img->name, cfg->image_store, host, local->message);
+                        "<shared-image name='%s'>: not in the image store '%s' of host '%s' (sharing group '%s'): %s",
+                        img->name, cfg->image_store, host, group, local->message);
             return FALSE;
         }
         if (!g_str_equal(m->sha256, c->sha256) || m->size != c->size) {

@@ -1365,7 +1365,7 @@ ms_build_fs(MsBuild *b, MsSrcDir root_src, const char *path, guint64 blocks, gui
 /* Which pages of FD's first LEN bytes are in the page cache (mincore of a
  * mapping that faults nothing in), or NULL when that cannot be told
  * (mmap refused, e.g. an empty file). */
-static guint8 *
+guint8 *
 ms_image_residency(int fd, guint64 len, gsize *npages)
 {
     long psz = sysconf(_SC_PAGESIZE);
@@ -1390,7 +1390,7 @@ ms_image_residency(int fd, guint64 len, gsize *npages)
  * that were not resident before are dropped, and the kernel never drops a
  * page someone maps, so what the guests (DAX) or QEMU's reads (blk) use
  * stays. */
-static void
+void
 ms_image_drop_new_pages(int fd, const guint8 *before, gsize npages)
 {
     long psz = sysconf(_SC_PAGESIZE);

@@ -74,6 +74,13 @@ gboolean ms_image_build(const char *source, const char *path,
 /* sha256 (lowercase hex) and size of everything FD holds from offset 0. */
 gboolean ms_image_sha256_fd(int fd, char out[65], guint64 *size, const char *what, GError **error);
 
+/* Which of FD's first LEN bytes' pages are in the page cache (mincore
+ * vector, *NPAGES entries), or NULL when that cannot be told. */
+guint8 *ms_image_residency(int fd, guint64 len, gsize *npages);
+/* Drops from the page cache the pages of FD that BEFORE (a residency
+ * vector) says were not there: reading a blob leaves the cache as found. */
+void ms_image_drop_new_pages(int fd, const guint8 *before, gsize npages);
+
 /* Normalizes one entry of the path list ("./a//b/" -> "a/b"); refuses
  * absolute-looking "..", empty and over-long paths. */
 char *ms_image_path_normalize(const char *path, GError **error);

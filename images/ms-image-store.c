@@ -7,6 +7,8 @@
  * blob under its final name is always complete and never changes. */
 #include "ms-image-store.h"
 #include "ms-error.h"
+#include "ms-policy.h"
+#include "ms-sharing.h"
 #include "ms-util.h"
 
 #include <dirent.h>
@@ -15,7 +17,9 @@
 #include <stdio.h>
 #include <stdint.h>
 #include <string.h>
+#include <linux/fs.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,15 +44,7 @@ ms_image_manifest_free(MsImageManifest *m)
 gboolean
 ms_image_name_is_valid(const char *name)
 {
-    if (name == NULL)
-        return FALSE;
-    gsize n = strlen(name);
-    if (n == 0 || n > MS_IMAGE_NAME_LEN_MAX || !g_ascii_isalnum(name[0]))
-        return FALSE;
-    for (gsize i = 0; i < n; i++)
-        if (!g_ascii_isalnum(name[i]) && name[i] != '.' && name[i] != '_' && name[i] != '-')
-            return FALSE;
-    return TRUE;
+    return ms_policy_image_name_is_valid(name);
 }
 
 static gboolean
@@ -60,6 +56,12 @@ ms_is_sha256_hex(const char *s)
         if (!g_ascii_isdigit(*p) && !(*p >= 'a' && *p <= 'f'))
             return FALSE;
     return TRUE;
+}
+
+static gboolean
+ms_store_is_host_group(const char *group)
+{
+    return group == NULL || strcmp(group, MS_IMAGE_GROUP_HOST) == 0;
 }
 
 char *
@@ -356,8 +358,25 @@ ms_store_read_manifest(int store_fd, const char *store, const char *name, GError
     return g_steal_pointer(&m);
 }
 
-/* Opens the blob of M read-only, refusing symlinks and anything but a
- * regular file. */
+/* Opens BNAME in the directory DIRFD read-only (PATH for messages),
+ * refusing symlinks and anything but a regular file: a blob, or a group's
+ * copy of one. */
+static int
+ms_store_open_regular(int dirfd, const char *bname, const char *path, GError **error)
+{
+    int fd = ms_store_openat(dirfd, bname, O_RDONLY, path, error);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "%s: not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Opens the blob of M read-only (ms_store_open_regular). */
 static int
 ms_store_open_blob(int store_fd, const char *store, const MsImageManifest *m, char **path, GError **error)
 {
@@ -366,22 +385,23 @@ ms_store_open_blob(int store_fd, const char *store, const MsImageManifest *m, ch
     g_auto(MsFd) blobs_fd = ms_store_openat(store_fd, "blobs", O_RDONLY | O_DIRECTORY, bpath, error);
     if (blobs_fd < 0)
         return -1;
-    int fd = ms_store_openat(blobs_fd, bname, O_RDONLY, bpath, error);
+    int fd = ms_store_open_regular(blobs_fd, bname, bpath, error);
     if (fd < 0)
         return -1;
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "%s: not a regular file", bpath);
-        close(fd);
-        return -1;
-    }
     if (path)
         *path = g_steal_pointer(&bpath);
     return fd;
 }
 
-MsImageManifest *
-ms_image_store_lookup(const char *store, const char *name, char **blob_path, GError **error)
+static int ms_store_group_copy_fd(int store_fd, const char *store, const MsImageManifest *m, const char *group,
+                                  gboolean create, char **path_out, gboolean *created, GError **error);
+
+/* What every look-up of one image starts with: the store, NAME's manifest
+ * and GROUP's copy of its blob (NULL or "host": blobs/ itself; made if
+ * CREATE), read-only in *FD (the caller closes it), its path in *PATH. */
+static MsImageManifest *
+ms_store_open_image(const char *store, const char *name, const char *group, gboolean create, int *fd,
+                    char **path, gboolean *created, GError **error)
 {
     g_auto(MsFd) store_fd = ms_store_open(store, FALSE, error);
     if (store_fd < 0)
@@ -389,13 +409,15 @@ ms_image_store_lookup(const char *store, const char *name, char **blob_path, GEr
     g_autoptr(MsImageManifest) m = ms_store_read_manifest(store_fd, store, name, error);
     if (m == NULL)
         return NULL;
-    g_autofree char *bpath = NULL;
-    g_auto(MsFd) fd = ms_store_open_blob(store_fd, store, m, &bpath, error);
-    if (fd < 0)
-        return NULL;
-    if (blob_path)
-        *blob_path = g_steal_pointer(&bpath);
-    return g_steal_pointer(&m);
+    *fd = ms_store_group_copy_fd(store_fd, store, m, group, create, path, created, error);
+    return *fd < 0 ? NULL : g_steal_pointer(&m);
+}
+
+MsImageManifest *
+ms_image_store_lookup(const char *store, const char *name, char **blob_path, GError **error)
+{
+    g_auto(MsFd) fd = -1;
+    return ms_store_open_image(store, name, NULL, FALSE, &fd, blob_path, NULL, error);
 }
 
 static char *
@@ -406,32 +428,24 @@ ms_blob_stamp(const struct stat *st)
                            (intmax_t)st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
 }
 
-gboolean
-ms_image_store_verify_cached(const char *store, const char *name, const char *stamp_dir, GError **error)
+/* The check behind verify_cached: FD is the blob (or a group's copy) of
+ * M at BPATH; SFILE the stamp's name in STAMP_DIR. */
+static gboolean
+ms_store_verify_fd_cached(const MsImageManifest *m, int fd, const char *bpath, const char *stamp_dir,
+                          const char *sfile, GError **error)
 {
-    g_auto(MsFd) store_fd = ms_store_open(store, FALSE, error);
-    if (store_fd < 0)
-        return FALSE;
-    g_autoptr(MsImageManifest) m = ms_store_read_manifest(store_fd, store, name, error);
-    if (m == NULL)
-        return FALSE;
-    g_autofree char *bpath = NULL;
-    g_auto(MsFd) fd = ms_store_open_blob(store_fd, store, m, &bpath, error);
-    if (fd < 0)
-        return FALSE;
     struct stat st;
     if (fstat(fd, &st) < 0) {
-        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "image '%s': cannot stat %s: %s", name, bpath,
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "image '%s': cannot stat %s: %s", m->name, bpath,
                     g_strerror(errno));
         return FALSE;
     }
     if (st.st_mode & 0222) {
         g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "image '%s': %s is writable (mode %04o, must be 0444)",
-                    name, bpath, (unsigned)(st.st_mode & 07777));
+                    m->name, bpath, (unsigned)(st.st_mode & 07777));
         return FALSE;
     }
     g_autofree char *stamp = ms_blob_stamp(&st);
-    g_autofree char *sfile = g_strdup_printf("sha256-%s", m->sha256);
     g_autofree char *spath = g_build_filename(stamp_dir, sfile, NULL);
     g_autofree char *old = NULL;
     if (ms_file_read_bounded(spath, 256, &old, NULL, NULL) && g_str_equal(old, stamp))
@@ -444,7 +458,7 @@ ms_image_store_verify_cached(const char *store, const char *name, const char *st
     if (strcmp(sha, m->sha256) != 0 || size != m->size) {
         g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
                     "image '%s': %s has sha256 %s (%" G_GUINT64_FORMAT " bytes), the manifest says %s (%"
-                    G_GUINT64_FORMAT " bytes)", name, bpath, sha, size, m->sha256, m->size);
+                    G_GUINT64_FORMAT " bytes)", m->name, bpath, sha, size, m->sha256, m->size);
         unlink(spath);
         return FALSE;
     }
@@ -452,6 +466,12 @@ ms_image_store_verify_cached(const char *store, const char *name, const char *st
     if (g_mkdir_with_parents(stamp_dir, 0700) == 0)
         (void)ms_file_write_atomic(spath, stamp, -1, 0600, NULL);
     return TRUE;
+}
+
+gboolean
+ms_image_store_verify_cached(const char *store, const char *name, const char *stamp_dir, GError **error)
+{
+    return ms_image_store_verify_group_cached(store, name, NULL, FALSE, stamp_dir, error);
 }
 
 gboolean
@@ -481,15 +501,10 @@ ms_image_store_check_mount(const char *store, const char *name, const char *moun
 gboolean
 ms_image_store_verify(const char *store, const char *name, GError **error)
 {
-    g_auto(MsFd) store_fd = ms_store_open(store, FALSE, error);
-    if (store_fd < 0)
-        return FALSE;
-    g_autoptr(MsImageManifest) m = ms_store_read_manifest(store_fd, store, name, error);
-    if (m == NULL)
-        return FALSE;
     g_autofree char *bpath = NULL;
-    g_auto(MsFd) fd = ms_store_open_blob(store_fd, store, m, &bpath, error);
-    if (fd < 0)
+    g_auto(MsFd) fd = -1;
+    g_autoptr(MsImageManifest) m = ms_store_open_image(store, name, NULL, FALSE, &fd, &bpath, NULL, error);
+    if (m == NULL)
         return FALSE;
     char sha[65];
     guint64 size = 0;
@@ -520,16 +535,18 @@ ms_image_store_verify_uses(const char *store, const char *name, GPtrArray *notes
 {
     g_autoptr(MsImageManifest) m = ms_image_store_lookup(store, name, NULL, NULL);
     g_autoptr(GPtrArray) uses = ms_image_store_uses();
-    /* digest -> its problem ("" when fine): each blob is hashed once */
+    /* group/digest -> its problem ("" when fine): each file is hashed once */
     g_autoptr(GHashTable) checked = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     guint n = 0;
     for (guint i = 0; i < uses->len; i++) {
         MsImageUse *u = g_ptr_array_index(uses, i);
         if (strcmp(u->name, name) != 0)
             continue;
-        const char *why = g_hash_table_lookup(checked, u->sha256);
+        /* a group's copy is its own file: checked on its own */
+        g_autofree char *key = g_strdup_printf("%s/%s", u->group, u->sha256);
+        const char *why = g_hash_table_lookup(checked, key);
         if (why == NULL) {
-            g_autofree char *bpath = g_strdup_printf("%s/blobs/sha256-%s.img", store, u->sha256);
+            g_autofree char *bpath = ms_image_store_group_blob_path(store, u->group, u->sha256);
             int fd = open(bpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
             char sha[65] = "";
             if (fd < 0) {
@@ -552,13 +569,17 @@ ms_image_store_verify_uses(const char *store, const char *name, GPtrArray *notes
                     why = g_strdup("");
                 close(fd);
             }
-            g_hash_table_insert(checked, g_strdup(u->sha256), (char *)why);
+            g_hash_table_insert(checked, g_strdup(key), (char *)why);
         }
         if (*why) {
             n++;
             if (problems)
-                g_ptr_array_add(problems, g_strdup_printf("image '%s': domain '%s' maps sha256 %s, but %s",
-                                                          name, u->domain, u->sha256, why));
+                g_ptr_array_add(problems, g_strdup_printf("image '%s': domain '%s' maps sha256 %s%s%s%s, but %s",
+                                                          name, u->domain, u->sha256,
+                                                          ms_store_is_host_group(u->group) ? "" : " (the copy of "
+                                                          "sharing group '",
+                                                          ms_store_is_host_group(u->group) ? "" : u->group,
+                                                          ms_store_is_host_group(u->group) ? "" : "')", why));
         } else if (m && strcmp(m->sha256, u->sha256) != 0 && notes) {
             g_ptr_array_add(notes, g_strdup_printf("domain '%s' still maps the older build sha256 %s (OK); "
                                                    "the name now points to %s, which it gets when restarted",
@@ -629,6 +650,419 @@ ms_image_store_list(const char *store, GPtrArray **problems, GError **error)
 }
 
 /* ------------------------------------------------------------------ */
+/* per-group copies                                                    */
+
+gboolean
+ms_image_store_group_is_valid(const char *group)
+{
+    return group != NULL && strlen(group) <= MS_SHARING_GROUP_MAX && ms_sharing_group_is_valid(group);
+}
+
+char *
+ms_image_store_group_blob_path(const char *store, const char *group, const char *sha256)
+{
+    g_autofree char *bname = g_strdup_printf("sha256-%s.img", sha256);
+    if (ms_store_is_host_group(group))
+        return g_build_filename(store, "blobs", bname, NULL);
+    return g_build_filename(store, "groups", group, bname, NULL);
+}
+
+static gboolean
+ms_store_check_group(const char *group, GError **error)
+{
+    if (ms_image_store_group_is_valid(group))
+        return TRUE;
+    g_autofree char *pg = ms_printable(group ? group : "");
+    g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
+                "'%s' is not a sharing group (a group name, domain:UUID, nova:PROJECT or host)", pg);
+    return FALSE;
+}
+
+/* Opens STORE/groups/GROUP (creating both if asked), never through a
+ * symlink. */
+static int
+ms_store_open_group_dir(int store_fd, const char *store, const char *group, gboolean create, GError **error)
+{
+    if (!ms_store_check_group(group, error))
+        return -1;
+    g_autofree char *gpath = g_build_filename(store, "groups", NULL);
+    g_autofree char *path = g_build_filename(store, "groups", group, NULL);
+    if (create && mkdirat(store_fd, "groups", 0755) < 0 && errno != EEXIST) {
+        int e = errno;
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%s: cannot create: %s", gpath, g_strerror(e));
+        return -1;
+    }
+    g_auto(MsFd) gfd = ms_store_openat(store_fd, "groups", O_RDONLY | O_DIRECTORY, gpath, error);
+    if (gfd < 0)
+        return -1;
+    if (create && mkdirat(gfd, group, 0755) < 0 && errno != EEXIST) {
+        int e = errno;
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%s: cannot create: %s", path, g_strerror(e));
+        return -1;
+    }
+    return ms_store_openat(gfd, group, O_RDONLY | O_DIRECTORY, path, error);
+}
+
+/* Copies SIZE bytes of SRC to DST: a reflink (FICLONE) where the file
+ * system has them (btrfs, XFS with reflink=1: no data blocks are copied,
+ * but DST is its own inode with its own page cache, which is all a group
+ * needs), else copy_file_range, else read and write. */
+static gboolean
+ms_store_copy_data(int src, int dst, guint64 size, const char *what, gboolean *reflinked, GError **error)
+{
+    *reflinked = ioctl(dst, FICLONE, src) == 0;
+    if (*reflinked)
+        return TRUE;
+    loff_t in = 0, out = 0;
+    gboolean plain = FALSE;
+    while ((guint64)in < size && !plain) {
+        ssize_t r = copy_file_range(src, &in, dst, &out, MIN(size - (guint64)in, (guint64)1 << 30), 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && in == 0 && (errno == ENOSYS || errno == EXDEV || errno == EOPNOTSUPP || errno == EINVAL)) {
+            plain = TRUE;
+            break;
+        }
+        if (r < 0) {
+            int e = errno;
+            g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%s: cannot copy: %s", what, g_strerror(e));
+            return FALSE;
+        }
+        if (r == 0)
+            break;   /* the source is shorter: the digest check says so */
+    }
+    if (!plain)
+        return TRUE;
+    g_autofree char *buf = g_malloc(1 << 20);
+    for (guint64 off = 0;;) {
+        ssize_t r = pread(src, buf, 1 << 20, off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%s: cannot read the blob: %s", what, g_strerror(e));
+            return FALSE;
+        }
+        if (r == 0)
+            return TRUE;
+        for (ssize_t w = 0; w < r;) {
+            ssize_t n = pwrite(dst, buf + w, r - w, off + w);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0) {
+                int e = errno;
+                g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%s: cannot write: %s", what, g_strerror(e));
+                return FALSE;
+            }
+            w += n;
+        }
+        off += r;
+    }
+}
+
+/* Makes GROUP's copy of M's blob in GFD (the store is locked). The copy
+ * is written to a temp name, synced, hashed and compared with the
+ * manifest, made 0444 and renamed: a copy under its final name is always
+ * complete and right. The page cache is left as found: the blob's pages
+ * the copy read are dropped again unless they were there, and the copy's
+ * are dropped (no guest maps it yet). */
+static gboolean
+ms_store_make_copy(int store_fd, const char *store, const MsImageManifest *m, int gfd, const char *group,
+                   GError **error)
+{
+    g_autofree char *srcpath = NULL;
+    g_auto(MsFd) src = ms_store_open_blob(store_fd, store, m, &srcpath, error);
+    if (src < 0)
+        return FALSE;
+    g_autofree char *bname = g_strdup_printf("sha256-%s.img", m->sha256);
+    g_autofree char *tmpname = g_strdup_printf(".tmp-%s-%d.img", m->sha256, (int)getpid());
+    g_autofree char *path = g_build_filename(store, "groups", group, bname, NULL);
+    g_autofree char *tmp = g_build_filename(store, "groups", group, tmpname, NULL);
+    (void)unlinkat(gfd, tmpname, 0);   /* of a crashed predecessor with our pid */
+    g_auto(MsFd) dst = openat(gfd, tmpname, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (dst < 0) {
+        int e = errno;
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "image '%s': cannot create %s: %s%s", m->name, tmp,
+                    g_strerror(e), e == EROFS || e == EACCES || e == EPERM
+                                       ? " (group copies are made by the hook at prepare, as root)" : "");
+        return FALSE;
+    }
+    gsize npages = 0;
+    g_autofree guint8 *resident = ms_image_residency(src, m->size, &npages);
+    gboolean reflinked = FALSE;
+    gboolean ok = ms_store_copy_data(src, dst, m->size, tmp, &reflinked, error);
+    if (resident)
+        ms_image_drop_new_pages(src, resident, npages);
+    if (ok && fsync(dst) < 0) {
+        int e = errno;
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%s: fsync: %s", tmp, g_strerror(e));
+        ok = FALSE;
+    }
+    char sha[65];
+    guint64 size = 0;
+    if (ok)
+        ok = ms_image_sha256_fd(dst, sha, &size, tmp, error);
+    if (ok && (strcmp(sha, m->sha256) != 0 || size != m->size)) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
+                    "image '%s': the copy for group '%s' has sha256 %s (%" G_GUINT64_FORMAT " bytes), the "
+                    "manifest says %s (%" G_GUINT64_FORMAT " bytes): the blob %s changed behind the store's "
+                    "back (memsharectl image verify %s)", m->name, group, sha, size, m->sha256, m->size,
+                    srcpath, m->name);
+        ok = FALSE;
+    }
+    if (ok)
+        (void)posix_fadvise(dst, 0, 0, POSIX_FADV_DONTNEED);
+    if (ok && (fchmod(dst, 0444) < 0 || renameat(gfd, tmpname, gfd, bname) < 0)) {
+        int e = errno;
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%s: %s", path, g_strerror(e));
+        ok = FALSE;
+    }
+    if (!ok) {
+        (void)unlinkat(gfd, tmpname, 0);
+        return FALSE;
+    }
+    fsync(gfd);
+    g_message("image '%s': made the copy for sharing group '%s' (%s, %" G_GUINT64_FORMAT " MiB): %s", m->name,
+              group, reflinked ? "a reflink: no data copied" : "a full copy", m->size >> 20, path);
+    return TRUE;
+}
+
+/* GROUP's copy of M's blob, read-only (made if CREATE and missing). */
+static int
+ms_store_group_copy_fd(int store_fd, const char *store, const MsImageManifest *m, const char *group,
+                       gboolean create, char **path_out, gboolean *created, GError **error)
+{
+    if (created)
+        *created = FALSE;
+    if (ms_store_is_host_group(group))
+        return ms_store_open_blob(store_fd, store, m, path_out, error);
+    if (!ms_store_check_group(group, error))
+        return -1;
+    /* the store's own blob must be there: it is the source and the
+     * proof that the name has that content */
+    g_auto(MsFd) blob = ms_store_open_blob(store_fd, store, m, NULL, error);
+    if (blob < 0)
+        return -1;
+    g_autofree char *bname = g_strdup_printf("sha256-%s.img", m->sha256);
+    g_autofree char *path = ms_image_store_group_blob_path(store, group, m->sha256);
+    g_autoptr(GError) local = NULL;
+    int fd = -1;
+    {
+        g_auto(MsFd) gfd = ms_store_open_group_dir(store_fd, store, group, FALSE, &local);
+        if (gfd >= 0)
+            fd = ms_store_open_regular(gfd, bname, path, &local);
+    }
+    if (fd < 0 && !g_error_matches(local, MS_ERROR, MS_ERROR_NOT_FOUND)) {
+        g_propagate_error(error, g_steal_pointer(&local));
+        return -1;
+    }
+    if (fd < 0 && !create) {
+        g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND,
+                    "image '%s': sharing group '%s' has no copy of it (%s): the hook makes it at prepare "
+                    "when a domain of the group starts", m->name, group, path);
+        return -1;
+    }
+    if (fd < 0) {
+        g_auto(MsFd) lock = ms_store_lock(store_fd, store, error);
+        if (lock < 0)
+            return -1;
+        g_auto(MsFd) gfd = ms_store_open_group_dir(store_fd, store, group, TRUE, error);
+        if (gfd < 0)
+            return -1;
+        g_clear_error(&local);
+        /* another start of the group may have made it meanwhile */
+        fd = ms_store_open_regular(gfd, bname, path, &local);
+        if (fd < 0 && !g_error_matches(local, MS_ERROR, MS_ERROR_NOT_FOUND)) {
+            g_propagate_error(error, g_steal_pointer(&local));
+            return -1;
+        }
+        if (fd < 0) {
+            if (!ms_store_make_copy(store_fd, store, m, gfd, group, error))
+                return -1;
+            if (created)
+                *created = TRUE;
+            fd = ms_store_open_regular(gfd, bname, path, error);
+            if (fd < 0)
+                return -1;
+        }
+    }
+    if (path_out)
+        *path_out = g_steal_pointer(&path);
+    return fd;
+}
+
+MsImageManifest *
+ms_image_store_lookup_group(const char *store, const char *name, const char *group, gboolean create,
+                            char **blob_path, gboolean *created, GError **error)
+{
+    g_auto(MsFd) fd = -1;
+    return ms_store_open_image(store, name, group, create, &fd, blob_path, created, error);
+}
+
+gboolean
+ms_image_store_verify_group_cached(const char *store, const char *name, const char *group, gboolean create,
+                                   const char *stamp_dir, GError **error)
+{
+    g_autofree char *path = NULL;
+    g_auto(MsFd) fd = -1;
+    g_autoptr(MsImageManifest) m = ms_store_open_image(store, name, group, create, &fd, &path, NULL, error);
+    if (m == NULL)
+        return FALSE;
+    g_autofree char *sfile = ms_store_is_host_group(group) ? g_strdup_printf("sha256-%s", m->sha256)
+                                                           : g_strdup_printf("%s@sha256-%s", group, m->sha256);
+    return ms_store_verify_fd_cached(m, fd, path, stamp_dir, sfile, error);
+}
+
+void
+ms_image_copy_free(MsImageCopy *c)
+{
+    if (c == NULL)
+        return;
+    g_free(c->group);
+    g_free(c->sha256);
+    g_free(c->path);
+    g_free(c);
+}
+
+static gboolean
+ms_is_blob_name(const char *e)
+{
+    if (!g_str_has_prefix(e, "sha256-") || !g_str_has_suffix(e, ".img") || strlen(e) != 7 + 64 + 4)
+        return FALSE;
+    g_autofree char *hex = g_strndup(e + 7, 64);
+    return ms_is_sha256_hex(hex);
+}
+
+static int
+ms_copy_cmp(gconstpointer a, gconstpointer b)
+{
+    const MsImageCopy *x = *(MsImageCopy *const *)a, *y = *(MsImageCopy *const *)b;
+    int c = strcmp(x->sha256, y->sha256);
+    return c ? c : strcmp(x->group, y->group);
+}
+
+static void
+ms_add_problem(GPtrArray **problems, char *msg)
+{
+    if (problems == NULL) {
+        g_free(msg);
+        return;
+    }
+    if (*problems == NULL)
+        *problems = g_ptr_array_new_with_free_func(g_free);
+    g_ptr_array_add(*problems, msg);
+}
+
+GPtrArray *
+ms_image_store_group_copies(const char *store, GPtrArray **problems, GError **error)
+{
+    g_auto(MsFd) store_fd = ms_store_open(store, FALSE, error);
+    if (store_fd < 0)
+        return NULL;
+    g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func((GDestroyNotify)ms_image_copy_free);
+    g_autofree char *gpath = g_build_filename(store, "groups", NULL);
+    g_autoptr(GError) local = NULL;
+    int gfd = ms_store_openat(store_fd, "groups", O_RDONLY | O_DIRECTORY, gpath, &local);
+    if (gfd < 0) {
+        if (g_error_matches(local, MS_ERROR, MS_ERROR_NOT_FOUND))
+            return g_steal_pointer(&out);
+        g_propagate_error(error, g_steal_pointer(&local));
+        return NULL;
+    }
+    DIR *d = fdopendir(gfd);
+    if (d == NULL) {
+        close(gfd);
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%s: cannot read", gpath);
+        return NULL;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *g = de->d_name;
+        if (strcmp(g, ".") == 0 || strcmp(g, "..") == 0)
+            continue;
+        g_autofree char *dpath = g_build_filename(gpath, g, NULL);
+        if (!ms_image_store_group_is_valid(g)) {
+            ms_add_problem(problems, g_strdup_printf("%s: not a sharing group's directory (ignored)", dpath));
+            continue;
+        }
+        g_autoptr(GError) derr = NULL;
+        int cfd = ms_store_openat(dirfd(d), g, O_RDONLY | O_DIRECTORY, dpath, &derr);
+        if (cfd < 0) {
+            ms_add_problem(problems, g_strdup(derr->message));
+            continue;
+        }
+        DIR *cd = fdopendir(cfd);
+        if (cd == NULL) {
+            close(cfd);
+            continue;
+        }
+        struct dirent *ce;
+        while ((ce = readdir(cd)) != NULL) {
+            if (!ms_is_blob_name(ce->d_name))
+                continue;
+            struct stat st;
+            g_autofree char *cpath = g_build_filename(dpath, ce->d_name, NULL);
+            if (fstatat(dirfd(cd), ce->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
+                ms_add_problem(problems, g_strdup_printf("%s: not a regular file (ignored)", cpath));
+                continue;
+            }
+            MsImageCopy *c = g_new0(MsImageCopy, 1);
+            c->group = g_strdup(g);
+            c->sha256 = g_strndup(ce->d_name + 7, 64);
+            c->path = g_steal_pointer(&cpath);
+            c->size = st.st_size;
+            c->inode = st.st_ino;
+            g_ptr_array_add(out, c);
+        }
+        closedir(cd);
+    }
+    closedir(d);
+    g_ptr_array_sort(out, ms_copy_cmp);
+    return g_steal_pointer(&out);
+}
+
+guint
+ms_image_store_verify_copies(const char *store, const char *name, GPtrArray *notes, GPtrArray *problems)
+{
+    g_autoptr(MsImageManifest) m = ms_image_store_lookup(store, name, NULL, NULL);
+    g_autoptr(GPtrArray) copies = m ? ms_image_store_group_copies(store, NULL, NULL) : NULL;
+    guint n = 0;
+    for (guint i = 0; copies && i < copies->len; i++) {
+        MsImageCopy *c = g_ptr_array_index(copies, i);
+        if (strcmp(c->sha256, m->sha256) != 0)
+            continue;
+        g_autoptr(GError) error = NULL;
+        g_auto(MsFd) fd = open(c->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        char sha[65] = "";
+        guint64 size = 0;
+        struct stat st;
+        char *why = NULL;
+        if (fd < 0)
+            why = g_strdup_printf("cannot open %s: %s", c->path, g_strerror(errno));
+        else if (!ms_image_sha256_fd(fd, sha, &size, c->path, &error))
+            why = g_strdup(error->message);
+        else if (strcmp(sha, m->sha256) != 0 || size != m->size)
+            why = g_strdup_printf("%s has sha256 %s (%" G_GUINT64_FORMAT " bytes), the manifest says %s: the "
+                                  "copy changed behind the store's back; stop the group's domains, delete it "
+                                  "(the next start makes it again)", c->path, sha, size, m->sha256);
+        else if (fstat(fd, &st) == 0 && (st.st_mode & 0222))
+            why = g_strdup_printf("%s is writable (mode %04o, must be 0444)", c->path,
+                                  (unsigned)(st.st_mode & 07777));
+        if (why) {
+            n++;
+            if (problems)
+                g_ptr_array_add(problems, g_strdup_printf("image '%s': the copy of sharing group '%s': %s", name,
+                                                          c->group, why));
+            g_free(why);
+        } else if (notes) {
+            g_ptr_array_add(notes, g_strdup_printf("copy of sharing group '%s': OK (%s, inode %" G_GUINT64_FORMAT
+                                                   ")", c->group, c->path, c->inode));
+        }
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------------ */
 /* what running domains use                                            */
 
 /* A domain directory counts while its agent runs. Without an agent.pid we
@@ -653,6 +1087,7 @@ ms_image_use_free(MsImageUse *u)
     g_free(u->name);
     g_free(u->sha256);
     g_free(u->mode);
+    g_free(u->group);
     g_free(u);
 }
 
@@ -696,6 +1131,14 @@ ms_image_store_uses(void)
             u->name = g_strdup(f[0]);
             u->sha256 = g_strdup(f[1]);
             u->mode = g_strdup(f[2] ? f[2] : "");
+            /* an agent from before group copies attached blobs/ itself */
+            const char *g = f[2] && f[3] ? f[3] : MS_IMAGE_GROUP_HOST;
+            if (!ms_image_store_group_is_valid(g)) {
+                g_debug("%s: line %u: '%s' is not a sharing group", file, i + 1, g);
+                ms_image_use_free(u);
+                continue;
+            }
+            u->group = g_strdup(g);
             g_ptr_array_add(out, u);
         }
     }
@@ -740,6 +1183,106 @@ ms_image_store_in_use(GHashTable **names, GHashTable **digests)
 
 /* ------------------------------------------------------------------ */
 /* writers                                                             */
+
+/* Groups of the domains the hook has recorded (RUNTIME/domains/UUID/
+ * sharing, from prepare to release) that are still live: their copies of
+ * current images stay, so that a copy the hook made at prepare is there
+ * when the agent attaches it a moment later. */
+static GHashTable *
+ms_store_live_groups(void)
+{
+    GHashTable *out = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_autofree char *root = g_build_filename(ms_runtime_dir(), "domains", NULL);
+    g_autoptr(GDir) dir = g_dir_open(root, 0, NULL);
+    const char *ent;
+    while (dir && (ent = g_dir_read_name(dir)) != NULL) {
+        g_autofree char *ddir = g_build_filename(root, ent, NULL);
+        g_autofree char *file = g_build_filename(ddir, "sharing", NULL);
+        g_autofree char *buf = NULL, *name = NULL, *group = NULL;
+        gsize len = 0;
+        gboolean merging;
+        if (!ms_file_read_bounded(file, MS_SHARING_RECORD_MAX, &buf, &len, NULL) ||
+            !ms_sharing_record_parse(buf, len, file, &name, &group, &merging, NULL) || !ms_domain_dir_live(ddir))
+            continue;
+        g_hash_table_add(out, g_steal_pointer(&group));
+    }
+    return out;
+}
+
+/* Removes the group copies nobody needs: a copy stays while a running
+ * domain of its group maps it (its agent's runtime file lists the group
+ * and the digest), or while a recorded domain of its group runs and the
+ * copy is of a digest a manifest names (CURRENT: "sha256-HEX.img"). Temp
+ * files of an interrupted copy go; empty group directories too. What is
+ * not a valid group's directory or a copy's name is left alone. Returns
+ * the number of copies removed; REPORT (if given) gets a line per copy
+ * removed. */
+static int
+ms_store_gc_groups_locked(int store_fd, const char *store, GHashTable *current, GPtrArray *report)
+{
+    g_autofree char *gpath = g_build_filename(store, "groups", NULL);
+    int gfd = openat(store_fd, "groups", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (gfd < 0) {
+        if (errno != ENOENT)
+            g_warning("%s: %s", gpath, g_strerror(errno));
+        return errno == ENOENT ? 0 : -1;
+    }
+    DIR *d = fdopendir(gfd);
+    if (d == NULL) {
+        close(gfd);
+        return -1;
+    }
+    g_autoptr(GHashTable) live = ms_store_live_groups();
+    g_autoptr(GHashTable) used = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_autoptr(GPtrArray) uses = ms_image_store_uses();
+    for (guint i = 0; i < uses->len; i++) {
+        MsImageUse *u = g_ptr_array_index(uses, i);
+        g_hash_table_add(used, g_strdup_printf("%s/sha256-%s.img", u->group, u->sha256));
+    }
+    int removed = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *g = de->d_name;
+        if (!ms_image_store_group_is_valid(g))
+            continue;
+        int cfd = openat(dirfd(d), g, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (cfd < 0)
+            continue;   /* a symlink or a file: not ours to touch */
+        DIR *cd = fdopendir(cfd);
+        if (cd == NULL) {
+            close(cfd);
+            continue;
+        }
+        struct dirent *ce;
+        while ((ce = readdir(cd)) != NULL) {
+            const char *e = ce->d_name;
+            gboolean temp = g_str_has_prefix(e, ".tmp-");
+            if (!temp && !ms_is_blob_name(e))
+                continue;
+            if (!temp) {
+                g_autofree char *key = g_strdup_printf("%s/%s", g, e);
+                if (g_hash_table_contains(used, key) ||
+                    (g_hash_table_contains(live, g) && g_hash_table_contains(current, e)))
+                    continue;
+            }
+            if (unlinkat(dirfd(cd), e, 0) < 0) {
+                g_warning("%s/%s/%s: cannot remove: %s", gpath, g, e, g_strerror(errno));
+                continue;
+            }
+            if (temp)
+                continue;
+            removed++;
+            if (report)
+                g_ptr_array_add(report, g_strdup_printf("%s/%s/%s: removed, no running domain of sharing "
+                                                        "group '%s' maps it", gpath, g, e, g));
+        }
+        closedir(cd);
+        /* the last copy gone: the directory too (ENOTEMPTY otherwise) */
+        (void)unlinkat(dirfd(d), g, AT_REMOVEDIR);
+    }
+    closedir(d);
+    return removed;
+}
 
 static int
 ms_store_gc_locked(int store_fd, const char *store, GPtrArray *kept, GError **error)
@@ -809,7 +1352,8 @@ ms_store_gc_locked(int store_fd, const char *store, GPtrArray *kept, GError **er
             g_warning("%s/%s: cannot remove: %s", bdir, e, g_strerror(errno));
     }
     closedir(d);
-    return removed;
+    int r = ms_store_gc_groups_locked(store_fd, store, keep, kept);
+    return r < 0 ? removed : removed + r;
 }
 
 int

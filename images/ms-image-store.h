@@ -1,8 +1,14 @@
 /* images/ms-image-store.h: the content-addressed image store.
  *
  *   STORE/blobs/sha256-HEX.img   the images, mode 0444, never rewritten
+ *   STORE/groups/GROUP/sha256-HEX.img
+ *                                a sharing group's own copy of a blob (same
+ *                                bytes, its own inode, so its own page-cache
+ *                                pages: docs/security.md); group "host" uses
+ *                                blobs/ itself
  *   STORE/names/NAME.json        one manifest per name, written atomically
- *   STORE/.lock                  flock: one writer (add, remove, gc) at a time
+ *   STORE/.lock                  flock: one writer (add, remove, gc, a
+ *                                group copy) at a time
  *
  * STORE is $MEMSHARE_IMAGE_STORE, else [images] store= of memshare.conf, else
  * /var/lib/memshare/images. Names are resolved only inside the store, never
@@ -15,10 +21,11 @@
 #include <glib.h>
 
 #include "ms-image-build.h"
+#include "ms-policy.h"
 
 G_BEGIN_DECLS
 
-#define MS_IMAGE_NAME_LEN_MAX 64
+#define MS_IMAGE_NAME_LEN_MAX MS_POLICY_IMAGE_NAME_MAX
 #define MS_IMAGE_MANIFEST_MAX (1024 * 1024)
 
 typedef struct {
@@ -39,7 +46,8 @@ typedef struct {
 void ms_image_manifest_free(MsImageManifest *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MsImageManifest, ms_image_manifest_free)
 
-/* [A-Za-z0-9][A-Za-z0-9._-]{0,63}: the same rule as the policy parser. */
+/* [A-Za-z0-9][A-Za-z0-9._-]{0,63}: ms_policy_image_name_is_valid, the
+ * policy parser's own rule. */
 gboolean ms_image_name_is_valid(const char *name);
 
 /* The store directory (see above); the caller frees it. */
@@ -100,13 +108,16 @@ GPtrArray *ms_image_store_list(const char *store, GPtrArray **problems, GError *
  * blobs' digests. Either may be NULL. */
 void ms_image_store_in_use(GHashTable **names, GHashTable **digests);
 
-/* One image attached to a running domain, from its agent's runtime file. */
+/* One image attached to a running domain, from its agent's runtime file
+ * ("NAME SHA256 MODE GROUP"; a line without GROUP is of an agent that
+ * attached blobs/ itself: group "host"). */
 typedef struct {
     char *uuid;
     char *domain;    /* the name from the agent's status file, else the UUID */
     char *name;
     char *sha256;    /* what the domain maps: after a rebuild, an older digest */
     char *mode;
+    char *group;     /* whose copy it maps */
 } MsImageUse;
 
 void ms_image_use_free(MsImageUse *u);
@@ -126,5 +137,59 @@ int ms_image_store_gc(const char *store, GError **error);
 /* As ms_image_store_gc; *KEPT (char*, if given) says which blobs no
  * manifest references were kept and which running domain uses each. */
 int ms_image_store_gc_report(const char *store, GPtrArray **kept, GError **error);
+
+/* ------------------------------------------------------------------ */
+/* per-group copies (docs/images.md, "One copy per sharing group")      */
+
+/* The group whose copy is STORE/blobs/ itself: every domain of it trusts
+ * every other ([sharing] default-group=host, memshare before groups). */
+#define MS_IMAGE_GROUP_HOST "host"
+
+/* A resolved sharing group (ms_sharing_group_is_valid, at most
+ * MS_SHARING_GROUP_MAX): the same rule the hook's records follow. A valid
+ * group has no '/', does not start with '.', and so is one safe path
+ * component below STORE/groups/. */
+gboolean ms_image_store_group_is_valid(const char *group);
+
+/* Path of GROUP's copy of the blob SHA256 (group "host": the blob itself). */
+char *ms_image_store_group_blob_path(const char *store, const char *group, const char *sha256);
+
+/* As ms_image_store_lookup, for GROUP: *blob_path is GROUP's copy of the
+ * blob. A missing copy is made when CREATE is set (under the store's lock:
+ * a reflink where the file system has them, FICLONE, else a plain copy;
+ * hashed and compared with the manifest before it takes its name, mode
+ * 0444), else it is MS_ERROR_NOT_FOUND. *created (if given) says whether
+ * this call made it. Every component is opened with O_NOFOLLOW: a planted
+ * symlink (groups/b -> groups/a) is refused, never followed. */
+MsImageManifest *ms_image_store_lookup_group(const char *store, const char *name, const char *group,
+                                             gboolean create, char **blob_path, gboolean *created,
+                                             GError **error);
+
+/* As ms_image_store_verify_cached, for GROUP's copy (made if CREATE and
+ * missing). The stamp is per group and digest. */
+gboolean ms_image_store_verify_group_cached(const char *store, const char *name, const char *group,
+                                            gboolean create, const char *stamp_dir, GError **error);
+
+/* One group copy in STORE/groups/. */
+typedef struct {
+    char *group;
+    char *sha256;
+    char *path;
+    guint64 size;
+    guint64 inode;
+} MsImageCopy;
+
+void ms_image_copy_free(MsImageCopy *c);
+
+/* Every group copy (MsImageCopy*), sorted by digest, then group. An
+ * entry that is not a directory of a valid group or a copy's name is
+ * skipped (with a line in *problems, if given). No groups/: empty. */
+GPtrArray *ms_image_store_group_copies(const char *store, GPtrArray **problems, GError **error);
+
+/* Hashes every group copy of image NAME's current digest and compares it
+ * with the manifest (a writable copy is a problem too). NOTES get one
+ * line per copy that is fine, PROBLEMS one per copy that is not. Returns
+ * the number of problems. */
+guint ms_image_store_verify_copies(const char *store, const char *name, GPtrArray *notes, GPtrArray *problems);
 
 G_END_DECLS

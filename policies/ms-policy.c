@@ -423,12 +423,14 @@ parse_tracking(ParseCtx *ctx, const xmlNode *node, GError **error)
 
 /* Image names become file names inside the store: one conservative
  * character set, no leading dot, so no traversal, no hidden files, no
- * option-looking names. The store applies the same rule. */
-static gboolean
-image_name_is_valid(const char *name)
+ * option-looking names. The store (ms_image_name_is_valid) calls this. */
+gboolean
+ms_policy_image_name_is_valid(const char *name)
 {
+    if (name == NULL)
+        return FALSE;
     gsize n = strlen(name);
-    if (n == 0 || n > 64 || !g_ascii_isalnum(name[0]))
+    if (n == 0 || n > MS_POLICY_IMAGE_NAME_MAX || !g_ascii_isalnum(name[0]))
         return FALSE;
     for (gsize i = 0; i < n; i++)
         if (!g_ascii_isalnum(name[i]) && name[i] != '.' && name[i] != '_' && name[i] != '-')
@@ -482,7 +484,7 @@ parse_shared_image(ParseCtx *ctx, const xmlNode *node, GError **error)
         set_error(error, ctx, MS_POLICY_ERROR_INVALID, "<shared-image>: missing attribute name");
         return FALSE;
     }
-    if (!image_name_is_valid(name)) {
+    if (!ms_policy_image_name_is_valid(name)) {
         g_autofree char *w = where_attr("shared-image", "name", name);
         set_error(error, ctx, MS_POLICY_ERROR_INVALID,
                   "%s: not a valid image name (1 to 64 of A-Z a-z 0-9 . _ -, starting with a "

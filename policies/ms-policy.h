@@ -148,6 +148,11 @@ gboolean ms_policy_parse_domain_xml(const char *xml, gssize len,
  * when the policy does not set them; values above <memory> are clamped. */
 void ms_policy_rebase(MsPolicy *policy, guint64 current_memory_kib);
 
+/* <shared-image name=>: [A-Za-z0-9][A-Za-z0-9._-]{0,63}, the one rule for
+ * image names (the store's file names obey it too). FALSE for NULL. */
+#define MS_POLICY_IMAGE_NAME_MAX 64
+gboolean ms_policy_image_name_is_valid(const char *name);
+
 /* Parses a standalone <memshare:policy> document (memsharectl policy
  * validate FILE) without domain cross-checks. */
 gboolean ms_policy_parse_standalone(const char *xml, gssize len,

@@ -10,8 +10,11 @@
  *   blk: a <disk> with <readonly/><shareable/> through virDomainAttachDevice
  *        when the agent talks to libvirt (so it stays in libvirt's live XML),
  *        blockdev-add + device_add virtio-blk-pci for a bare QEMU.
- * It records what is attached in RUNTIME_DIR/images ("NAME SHA256 MODE" per
- * line), which `memsharectl image remove` reads to refuse removing an image
+ * The blob is the domain's sharing group's own copy (STORE/groups/GROUP/,
+ * blobs/ for group host; docs/security.md): the group it started in, never
+ * another group's, whatever the policy says later.
+ * It records what is attached in RUNTIME_DIR/images ("NAME SHA256 MODE
+ * GROUP" per line), which `memsharectl image remove` reads to refuse removing an image
  * in use, and reports in the status file's [images] group. Attaching is
  * idempotent: an agent that restarts finds its devices by id and does not
  * attach twice; if the name was rebuilt meanwhile, it keeps (and lists) the
@@ -70,6 +73,10 @@ typedef struct {
     GPtrArray *slots;      /* MsImageSlot* */
     char *store;
     gboolean dax_unpublished;  /* the placement metadata is to be (re)written */
+    /* the sharing group whose copies the domain maps: the one it started
+     * in ([sharing] group of the status), fixed at the first attach */
+    char *group;
+    char *group_noted;     /* the pending group already logged */
 } MsImages;
 
 static void
@@ -98,6 +105,8 @@ ms_images_free(gpointer p)
         return;
     g_clear_pointer(&m->slots, g_ptr_array_unref);
     g_free(m->store);
+    g_free(m->group);
+    g_free(m->group_noted);
     g_free(m);
 }
 
@@ -225,7 +234,18 @@ static gboolean
 ms_images_resolve(MsImages *m, MsImageSlot *s, GError **error)
 {
     g_autofree char *blob = NULL;
-    g_autoptr(MsImageManifest) man = ms_image_store_lookup(m->store, s->name, &blob, error);
+    if (m->group == NULL) {
+        /* without a group there is no copy that is surely this domain's */
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
+                    "the domain's sharing group is unknown (memshare.sharing.error): no image is attached "
+                    "without one");
+        return FALSE;
+    }
+    /* The group's own copy (images/ms-image-store.c): the hook made it at
+     * prepare; a bare QEMU's agent, which runs as root without the unit's
+     * read-only store, makes it itself. */
+    g_autoptr(MsImageManifest) man = ms_image_store_lookup_group(m->store, s->name, m->group, TRUE, &blob,
+                                                                 NULL, error);
     if (man == NULL)
         return FALSE;
     /* a warning, not a refusal: the domain is fine, its guest may not boot
@@ -467,7 +487,10 @@ ms_images_adopt_path(MsImages *m, MsImageSlot *s, const char *path)
 {
     g_autofree char *dir = g_path_get_dirname(path);
     g_autofree char *base = g_path_get_basename(path);
-    g_autofree char *blobs = g_build_filename(m->store, "blobs", NULL);
+    /* only a build in this group's own copies (blobs/ for group host):
+     * another group's copy is never taken for ours */
+    g_autofree char *probe = ms_image_store_group_blob_path(m->store, m->group, "x");
+    g_autofree char *blobs = g_path_get_dirname(probe);
     if (strcmp(dir, blobs) != 0 || strlen(base) != 7 + 64 + 4 || !g_str_has_prefix(base, "sha256-") ||
         !g_str_has_suffix(base, ".img"))
         return FALSE;
@@ -547,7 +570,8 @@ ms_images_attach_dax(const MsAgentEnv *env, MsImages *m, MsImageSlot *s, GError 
         return TRUE;
     if (exists) {
         g_set_error(error, MS_ERROR, MS_ERROR_FAILED,
-                    "QEMU object %s exists but maps another file (the policy changed while running)", obj);
+                    "QEMU object %s exists but maps another file than sharing group '%s''s copy of the image "
+                    "(the policy changed while running); refused, the domain runs on", obj, m->group);
         return FALSE;
     }
     if (s->size == 0 || s->size % MS_IMAGES_DAX_ALIGN != 0) {
@@ -624,7 +648,8 @@ ms_images_attach_blk_libvirt(const MsAgentEnv *env, MsImages *m, MsImageSlot *s,
         if (ms_images_adopt_path(m, s, earlier))
             return TRUE;
         g_set_error(error, MS_ERROR, MS_ERROR_FAILED,
-                    "disk ua-ms-blk%u exists but maps %s (the policy changed while running)", s->index, earlier);
+                    "disk ua-ms-blk%u exists but maps %s, not sharing group '%s''s copy of the image (the policy "
+                    "changed while running); refused, the domain runs on", s->index, earlier, m->group);
         return FALSE;
     }
     if (target[0] == '\0') {
@@ -670,7 +695,8 @@ ms_images_attach_blk_qmp(const MsAgentEnv *env, MsImages *m, MsImageSlot *s, GEr
             if (g_strcmp0(file, s->blob) == 0 || ms_images_adopt_path(m, s, file))
                 return TRUE;
             g_set_error(error, MS_ERROR, MS_ERROR_FAILED,
-                        "block node %s exists but maps %s (the policy changed while running)", node, file);
+                        "block node %s exists but maps %s, not sharing group '%s''s copy of the image (the "
+                        "policy changed while running); refused, the domain runs on", node, file, m->group);
             return FALSE;
         }
     }
@@ -818,8 +844,8 @@ ms_images_write_runtime(MsImages *m, const MsAgentEnv *env)
     for (guint i = 0; i < m->slots->len; i++) {
         MsImageSlot *sl = g_ptr_array_index(m->slots, i);
         if (sl->attached)
-            g_string_append_printf(s, "%s %s %s\n", sl->name, sl->sha256,
-                                   sl->mode == MS_IMAGE_DAX ? "dax" : "blk");
+            g_string_append_printf(s, "%s %s %s %s\n", sl->name, sl->sha256,
+                                   sl->mode == MS_IMAGE_DAX ? "dax" : "blk", m->group);
     }
     g_autofree char *path = g_build_filename(env->runtime_dir, "images", NULL);
     g_autoptr(GError) error = NULL;
@@ -878,10 +904,69 @@ ms_images_check_attached(MsImages *m, MsImageSlot *s, const MsAgentEnv *env, GKe
     }
 }
 
+/* The group whose copies the domain maps. Fixed at the first tick with a
+ * group: the hook checked and recorded that one at prepare, and a policy
+ * edited to name another group (even one whose copy exists) changes
+ * nothing until the next start, as for KSM (memshare.sharing.pending). */
+static void
+ms_images_update_group(MsImages *m, GKeyFile *status)
+{
+    g_autofree char *group = g_key_file_get_string(status, MS_STATUS_SHARING, MS_STATUS_SHARING_GROUP, NULL);
+    g_autofree char *pending = g_key_file_get_string(status, MS_STATUS_SHARING, MS_STATUS_SHARING_PENDING, NULL);
+    if (m->group == NULL && group && ms_image_store_group_is_valid(group))
+        m->group = g_strdup(group);
+    if (m->group && pending && g_strcmp0(pending, m->group) != 0 && g_strcmp0(m->group_noted, pending) != 0) {
+        g_warning("images: the policy now names sharing group '%s', but the domain is in group '%s' until it "
+                  "restarts: it maps only group '%s''s copies (%s), never another group's", pending, m->group,
+                  m->group, strcmp(m->group, MS_IMAGE_GROUP_HOST) == 0 ? "the store's blobs" : "groups/GROUP/");
+        g_free(m->group_noted);
+        m->group_noted = g_strdup(pending);
+    }
+    if (m->group)
+        g_key_file_set_string(status, MS_STATUS_IMAGES, MS_STATUS_IMAGES_GROUP, m->group);
+}
+
+/* The group's image figures (memshare.sharing.group-image-*): the
+ * distinct copies the running domains of the group map, their size, and
+ * how much of them is in the host's page cache (mincore: what the group's
+ * images cost the host now). */
+static void
+ms_images_group_figures(MsImages *m, GKeyFile *status)
+{
+    if (m->group == NULL)
+        return;
+    g_autoptr(GPtrArray) uses = ms_image_store_uses();
+    g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    guint64 bytes = 0, cached = 0, copies = 0;
+    for (guint i = 0; i < uses->len; i++) {
+        MsImageUse *u = g_ptr_array_index(uses, i);
+        if (strcmp(u->group, m->group) != 0 || !g_hash_table_add(seen, g_strdup(u->sha256)))
+            continue;
+        g_autofree char *path = ms_image_store_group_blob_path(m->store, u->group, u->sha256);
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0)
+            continue;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+            copies++;
+            bytes += st.st_size;
+            gsize n = 0;
+            g_autofree guint8 *vec = ms_image_residency(fd, st.st_size, &n);
+            for (gsize j = 0; vec && j < n; j++)
+                cached += (vec[j] & 1) ? (guint64)sysconf(_SC_PAGESIZE) : 0;
+        }
+        close(fd);
+    }
+    g_key_file_set_uint64(status, MS_STATUS_IMAGES, MS_STATUS_IMAGES_GROUP_COPIES, copies);
+    g_key_file_set_uint64(status, MS_STATUS_IMAGES, MS_STATUS_IMAGES_GROUP_BYTES, bytes);
+    g_key_file_set_uint64(status, MS_STATUS_IMAGES, MS_STATUS_IMAGES_GROUP_CACHED, MIN(cached, bytes));
+}
+
 static gboolean
 ms_images_tick(gpointer self, const MsAgentEnv *env, GKeyFile *status, GError **error)
 {
     MsImages *m = self;
+    ms_images_update_group(m, status);
     guint attached = 0, failed = 0;
     guint64 bytes = 0;
     gboolean changed = FALSE;
@@ -950,6 +1035,7 @@ ms_images_tick(gpointer self, const MsAgentEnv *env, GKeyFile *status, GError **
         ms_images_write_runtime(m, env);
     if (changed || m->dax_unpublished)
         ms_images_publish_dax(m, env);
+    ms_images_group_figures(m, status);
     if (failed) {
         g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%u of %u shared images not attached", failed,
                     m->slots->len);

@@ -274,6 +274,7 @@ cmd_list(const char *sp, int argc, char **argv)
     }
     g_print("%-24s %10s %8s %-12s %s\n", "NAME", "SIZE", "FILES", "SHA256", "ADDED");
     g_autoptr(GPtrArray) uses = ms_image_store_uses();
+    g_autoptr(GPtrArray) copies = ms_image_store_group_copies(sp, &problems, NULL);
     for (guint i = 0; i < all->len; i++) {
         MsImageManifest *m = g_ptr_array_index(all, i);
         g_autofree char *h = human(m->size);
@@ -289,12 +290,27 @@ cmd_list(const char *sp, int argc, char **argv)
         }
         g_print("%-24s %10s %8" G_GUINT64_FORMAT " %.12s %s\n", m->name, h, m->files, m->sha256,
                 added ? added : "-");
+        /* the sharing groups' own copies of this build (docs/images.md) */
+        for (guint j = 0; copies && j < copies->len; j++) {
+            MsImageCopy *c = g_ptr_array_index(copies, j);
+            if (strcmp(c->sha256, m->sha256) != 0)
+                continue;
+            g_autoptr(GString) who = g_string_new(NULL);
+            for (guint k = 0; k < uses->len; k++) {
+                MsImageUse *u = g_ptr_array_index(uses, k);
+                if (strcmp(u->sha256, c->sha256) == 0 && strcmp(u->group, c->group) == 0)
+                    g_string_append_printf(who, "%s'%s' (%s)", who->len ? ", " : "", u->domain, u->mode);
+            }
+            g_print("  group %s copy %.12s inode %" G_GUINT64_FORMAT " %s%s\n", c->group, c->sha256, c->inode,
+                    who->len ? "in use by " : "unused (image gc removes it unless a domain of the group runs)",
+                    who->str);
+        }
         /* after an update: the builds running guests still map */
         for (guint j = 0; j < uses->len; j++) {
             MsImageUse *u = g_ptr_array_index(uses, j);
             if (strcmp(u->name, m->name) == 0 && strcmp(u->sha256, m->sha256) != 0)
-                g_print("  older %.12s in use by domain '%s' (%s) until it restarts\n", u->sha256, u->domain,
-                        u->mode);
+                g_print("  older %.12s in use by domain '%s' (%s, group %s) until it restarts\n", u->sha256,
+                        u->domain, u->mode, u->group);
         }
     }
     for (guint i = 0; problems && i < problems->len; i++)
@@ -337,6 +353,7 @@ cmd_verify(const char *sp, int argc, char **argv)
         g_autoptr(GPtrArray) notes = g_ptr_array_new_with_free_func(g_free);
         g_autoptr(GPtrArray) problems = g_ptr_array_new_with_free_func(g_free);
         ms_image_store_verify_uses(sp, argv[i], notes, problems);
+        ms_image_store_verify_copies(sp, argv[i], notes, problems);
         for (guint j = 0; j < notes->len; j++)
             g_print("%s: %s\n", argv[i], (char *)g_ptr_array_index(notes, j));
         for (guint j = 0; j < problems->len; j++)
@@ -403,8 +420,8 @@ ms_ctl_image(int argc, char **argv)
     const char *sub = argv[1];
     static const StoreCmd cmds[] = {
         { "list", "",
-          "Lists the images: name, size, files, the current sha256, and older\n"
-          "digests that running domains still map.",
+          "Lists the images: name, size, files, the current sha256, the sharing\n"
+          "groups' own copies, and older digests that running domains still map.",
           0, 0, NULL, cmd_list },
         { "info", "NAME",
           "Prints the manifest of image NAME.",

@@ -13,7 +13,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/tap.sh"
 source "$here/../lib/qemu.sh"
 qemu_test_tmp ms-attach
-export MEMSHARE_RUNTIME_DIR=$tmp/run MEMSHARE_CONFIG=$tmp/none.conf MEMSHARE_IMAGE_STORE=$tmp/store
+export MEMSHARE_RUNTIME_DIR=$tmp/run MEMSHARE_CONFIG=$tmp/memshare.conf MEMSHARE_IMAGE_STORE=$tmp/store
+# one sharing group for the host: the guests map blobs/ itself (per-group
+# copies: test-image-store, e2e/test-sharing-groups)
+printf '[sharing]\ndefault-group=host\n' > "$tmp/memshare.conf"
 
 # The store, filled the way users fill it (memsharectl image build).
 mkdir -p "$tmp/src/bin" "$tmp/src2/bin" "$tmp/src3"
@@ -72,7 +75,7 @@ perms=$(grep "sha256-$sha.img" /proc/$qemu_g1/maps | awk '{print $2}' | sort -u 
 check "QEMU maps the blob shared and read-only only (maps: $perms)" test "$perms" = "r--s "
 rt=$MEMSHARE_RUNTIME_DIR/domains/$U1
 check "runtime 'images' lists both, with digest and mode" \
-    bash -c "grep -qx 'usr $sha dax' '$rt/images' && grep -qx 'usr2 $sha_u2 blk' '$rt/images'"
+    bash -c "grep -qx 'usr $sha dax host' '$rt/images' && grep -qx 'usr2 $sha_u2 blk host' '$rt/images'"
 check "status reports 2 attached, bytes" wait_for 5 bash -c "grep -q '^attached=2' '$rt/status' && grep -q '^bytes=$bytes' '$rt/status'"
 
 # an agent that restarts does not attach twice

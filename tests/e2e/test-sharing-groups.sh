@@ -12,6 +12,14 @@
 #   a hostile group name is refused at `virsh start` by the parser;
 #   a live change of g1's group is pending until it restarts;
 #   with g1 gone, tenant-b may merge.
+# Images (docs/images.md "One copy per sharing group"): both policies name
+# image 'tools' (dax); the hook makes each group its own copy at prepare:
+#   groups/tenant-a/ and groups/tenant-b/ hold different inodes (stat), both
+#     other than blobs/; each QEMU maps only its group's copy;
+#   `image list` shows both copies in use, domstats the group figures;
+#   g1's live move to tenant-c maps nothing of tenant-c (no copy is made);
+#   `image gc` keeps copies a running domain of the group maps and removes
+#     them once none does.
 #   env: MS_HOOK, MS_AGENT, MS_CTL, MS_GUEST_KERNEL, MS_GUEST_INITRD
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,13 +31,27 @@ lvt_setup ms-groups '[balloon]
 host-reserve=256MiB'
 lvt_start
 
+src=$dir/tree
+mkdir -p "$src/bin"
+printf '#!/bin/sh\necho hello\n' > "$src/bin/hello"; chmod 755 "$src/bin/hello"
+head -c $((4 << 20)) /dev/urandom > "$src/bin/data"
+lvt_image_build tools --from "$src"
+sha=$(lvt_image_sha tools)
+store=$dir/lib-memshare/images
+copy() { echo "$store/groups/$1/sha256-$sha.img"; }
+# the same copy as QEMU sees it: libvirtd's namespace has the store at its
+# real place (tests/lib/vmenv.sh)
+qcopy() { echo "/var/lib/memshare/images/groups/$1/sha256-$sha.img"; }
+# room for the hot-plugged pmem device
+export MS_DOMAIN_SLOTS=2 MS_DOMAIN_MAXMEM_MIB=2048 MS_DOMAIN_ROOT_PORTS=4
+
 U1=6b1c7f52-3b0e-4c55-8f6e-2a9d0c4e5fa1
 U2=6b1c7f52-3b0e-4c55-8f6e-2a9d0c4e5fb2
 U3=6b1c7f52-3b0e-4c55-8f6e-2a9d0c4e5fc3
 rt=$dir/run-memshare/domains
 MiB=$((1 << 20)); BASE_KIB=$((384 * 1024))
 policy() { # policy GROUP
-    echo "<memshare:policy xmlns:memshare='$NS'><memshare:sharing group='$1'/><memshare:balloon mode='ksm-share' period='1s' hysteresis='4MiB' max-step='128MiB'/><memshare:stats period='1s'/></memshare:policy>"
+    echo "<memshare:policy xmlns:memshare='$NS'><memshare:sharing group='$1'/><memshare:balloon mode='ksm-share' period='1s' hysteresis='4MiB' max-step='128MiB'/><memshare:stats period='1s'/><memshare:shared-image name='tools' mode='dax'/></memshare:policy>"
 }
 nosharepages() { sed 's#<vcpu>#<memoryBacking><nosharepages/></memoryBacking>\n  <vcpu>#'; }
 export MS_GUEST_CMDLINE="ms.fill=64"
@@ -107,6 +129,36 @@ check "domstats: g1 in tenant-a, merging" \
 check "domstats: g2 in tenant-b, not merging, no saving" \
     grep -Pzq "Domain: 'g2'\n  memshare.sharing.group=tenant-b\n  memshare.sharing.source=policy\n  memshare.sharing.merging=no\n  memshare.sharing.group-ksm-saved=0\n" <<< "$ds"
 
+# --- images: one copy per group ------------------------------------------------------
+ctl() { MEMSHARE_RUNTIME_DIR=$dir/run-memshare MEMSHARE_IMAGE_STORE=$store "$MS_CTL" "$@"; }
+maps() { grep -o "/[^ ]*sha256-$sha.img" "/proc/$1/maps" 2>/dev/null | sort -u; }
+p1=$(qemu_pid g1)
+check "tenant-a's copy exists" test -f "$(copy tenant-a)"
+check "tenant-b's copy exists" test -f "$(copy tenant-b)"
+ia=$(stat -c %i "$(copy tenant-a)"); ib=$(stat -c %i "$(copy tenant-b)"); ih=$(stat -c %i "$store/blobs/sha256-$sha.img")
+echo "# inodes: blobs/ $ih, tenant-a $ia, tenant-b $ib"
+check "the two groups' copies are different inodes" test "$ia" != "$ib"
+check "...and neither is the store's blob" test "$ia" != "$ih" -a "$ib" != "$ih"
+check "copies are read-only (0444)" test "$(stat -c %a "$(copy tenant-a)")" = 444 -a "$(stat -c %a "$(copy tenant-b)")" = 444
+check "g1: the agent attached the image" wait_for 60 status_is $U1 images attached 1
+check "g2: the agent attached the image" wait_for 60 status_is $U2 images attached 1
+check "g1's QEMU maps only tenant-a's copy" test "$(maps $p1)" = "$(qcopy tenant-a)"
+check "g2's QEMU maps only tenant-b's copy" test "$(maps $p2)" = "$(qcopy tenant-b)"
+out=$(ctl image list 2>&1)
+echo "$out" | sed 's/^/# /'
+check "image list: tenant-a's copy in use by g1" grep -q "^  group tenant-a copy ${sha:0:12} inode $ia in use by 'g1' (dax)" <<< "$out"
+check "image list: tenant-b's copy in use by g2" grep -q "^  group tenant-b copy ${sha:0:12} inode $ib in use by 'g2' (dax)" <<< "$out"
+size=$(stat -c %s "$store/blobs/sha256-$sha.img")
+ds=$(ctl domstats --sharing g1 g2 2>&1)
+echo "$ds" | sed 's/^/# /'
+for g in g1 g2; do
+    check "domstats: $g's group maps one image copy of $size bytes" \
+        grep -Pzq "Domain: '$g'\n(  memshare\.sharing\.[^\n]*\n)*  memshare\.sharing\.group-image-copies=1\n  memshare\.sharing\.group-image-bytes=$size\n" <<< "$ds"
+done
+out=$(ctl image gc 2>&1); echo "$out" | sed 's/^/# gc: /'
+check "image gc keeps the copies running domains of their groups map" \
+    test -f "$(copy tenant-a)" -a -f "$(copy tenant-b)"
+
 # --- a live change of the group waits for the next start ------------------------------
 V metadata g1 "$NS" --key memshare --live --set \
     "<policy><sharing group='tenant-c'/><balloon mode='ksm-share' period='1s' hysteresis='4MiB' max-step='128MiB'/><stats period='1s'/></policy>" \
@@ -114,10 +166,23 @@ V metadata g1 "$NS" --key memshare --live --set \
 check "g1 moved to tenant-c live: shown as pending" wait_for 15 status_is $U1 sharing pending tenant-c
 check "...while it stays in tenant-a, the group it started in" status_is $U1 sharing group tenant-a
 check "...source 'start'" status_is $U1 sharing source start
+V metadata g1 "$NS" --key memshare --live --set \
+    "<policy><sharing group='tenant-b'/><balloon mode='ksm-share' period='1s' hysteresis='4MiB' max-step='128MiB'/><stats period='1s'/><shared-image name='tools' mode='dax'/></policy>" \
+    >/dev/null
+check "g1 edited to name tenant-b: pending" wait_for 15 status_is $U1 sharing pending tenant-b
+sleep 3   # a few agent ticks with the edited policy
+check "...g1's QEMU still maps only tenant-a's copy, never tenant-b's" test "$(maps $p1)" = "$(qcopy tenant-a)"
+check "...the agent says why, naming both groups" \
+    grep -q "the policy now names sharing group 'tenant-b', but the domain is in group 'tenant-a'" "$LVT_LOGS"/*.log
+check "no copy was made for tenant-c" test ! -e "$store/groups/tenant-c"
 
 # --- g1 gone: tenant-b may merge ------------------------------------------------------
 V destroy g2 >/dev/null; V destroy g1 >/dev/null
 check "g1 released: its record is gone" wait_for 10 test ! -e "$rt/$U1"
+out=$(ctl image gc 2>&1); echo "$out" | sed 's/^/# gc: /'
+check "image gc removes the copies no running domain of their group maps" \
+    test ! -e "$(copy tenant-a)" -a ! -e "$(copy tenant-b)"
+check "...and keeps the store's blob (the manifest names it)" test -f "$store/blobs/sha256-$sha.img"
 V define "$dir/g2-merging.xml" >/dev/null
 check "with no tenant-a domain left, g2 starts merging" Vq start g2
 V destroy g2 >/dev/null

@@ -560,6 +560,117 @@ test_uses(Fixture *f, gconstpointer data)
     g_assert_cmpuint(notes->len, ==, 0);
 }
 
+/* Per-group copies: same digest, another inode; made once; a planted
+ * symlink to another group's directory and hostile group names refused;
+ * gc keeps a copy a running domain of the group maps and removes the rest;
+ * verify catches a changed copy. */
+static void
+test_group_copies(Fixture *f, gconstpointer data)
+{
+    g_autoptr(MsImageManifest) m = add_ok(f, "usr");
+    g_autoptr(GError) error = NULL;
+    g_autofree char *pa = NULL, *pb = NULL, *ph = NULL, *pa2 = NULL;
+    gboolean created = FALSE;
+    g_autoptr(MsImageManifest) ma = ms_image_store_lookup_group(f->store, "usr", "tenant-a", FALSE, &pa, NULL,
+                                                                &error);
+    g_assert_null(ma);
+    g_assert_error(error, MS_ERROR, MS_ERROR_NOT_FOUND);
+    g_assert_nonnull(strstr(error->message, "sharing group 'tenant-a' has no copy"));
+    g_clear_error(&error);
+    ma = ms_image_store_lookup_group(f->store, "usr", "tenant-a", TRUE, &pa, &created, &error);
+    g_assert_no_error(error);
+    g_assert_true(created);
+    g_autoptr(MsImageManifest) mb = ms_image_store_lookup_group(f->store, "usr", "tenant-b", TRUE, &pb, NULL,
+                                                                &error);
+    g_assert_no_error(error);
+    g_autoptr(MsImageManifest) mh = ms_image_store_lookup_group(f->store, "usr", "host", FALSE, &ph, NULL, &error);
+    g_assert_no_error(error);
+    g_autofree char *want_a = g_strdup_printf("%s/groups/tenant-a/sha256-%s.img", f->store, m->sha256);
+    g_assert_cmpstr(pa, ==, want_a);
+    g_autofree char *want_h = g_strdup_printf("%s/blobs/sha256-%s.img", f->store, m->sha256);
+    g_assert_cmpstr(ph, ==, want_h);
+    struct stat sa, sb, sh;
+    g_assert_cmpint(stat(pa, &sa), ==, 0);
+    g_assert_cmpint(stat(pb, &sb), ==, 0);
+    g_assert_cmpint(stat(ph, &sh), ==, 0);
+    g_assert_cmpuint(sa.st_ino, !=, sb.st_ino);
+    g_assert_cmpuint(sa.st_ino, !=, sh.st_ino);
+    g_assert_cmpuint(sa.st_size, ==, m->size);
+    g_assert_cmpuint(sa.st_mode & 07777, ==, 0444);
+    /* made once: the second lookup finds it */
+    g_autoptr(MsImageManifest) ma2 = ms_image_store_lookup_group(f->store, "usr", "tenant-a", TRUE, &pa2,
+                                                                 &created, &error);
+    g_assert_no_error(error);
+    g_assert_false(created);
+    g_autofree char *stamps = g_build_filename(f->store, "..", "stamps", NULL);
+    g_assert_true(ms_image_store_verify_group_cached(f->store, "usr", "tenant-a", FALSE, stamps, &error));
+    g_assert_no_error(error);
+
+    /* hostile groups: never a path */
+    const char *bad[] = { "../blobs", "a/b", "", ".hidden", "x:y" };
+    for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autoptr(MsImageManifest) x = ms_image_store_lookup_group(f->store, "usr", bad[i], TRUE, NULL, NULL,
+                                                                   &error);
+        g_assert_null(x);
+        g_assert_error(error, MS_ERROR, MS_ERROR_INVALID);
+        g_assert_nonnull(strstr(error->message, "is not a sharing group"));
+        g_clear_error(&error);
+    }
+    g_autofree char *longg = g_strnfill(10000, 'a');
+    g_assert_null(ms_image_store_lookup_group(f->store, "usr", longg, TRUE, NULL, NULL, &error));
+    g_assert_error(error, MS_ERROR, MS_ERROR_INVALID);
+    g_clear_error(&error);
+
+    /* groups/evil -> groups/tenant-a: refused, not followed */
+    g_autofree char *evil = g_build_filename(f->store, "groups", "evil", NULL);
+    g_assert_cmpint(symlink("tenant-a", evil), ==, 0);
+    g_assert_null(ms_image_store_lookup_group(f->store, "usr", "evil", TRUE, NULL, NULL, &error));
+    g_assert_nonnull(error);
+    g_assert_nonnull(strstr(error->message, "symbolic link"));
+    g_clear_error(&error);
+    g_assert_cmpint(unlink(evil), ==, 0);
+
+    g_autoptr(GPtrArray) copies = ms_image_store_group_copies(f->store, NULL, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(copies->len, ==, 2);
+
+    /* a running domain of tenant-a maps its copy; tenant-b has nobody */
+    g_autofree char *d1 = g_build_filename(rundir, "domains", "0d3c1a62-5f4e-4b8a-9c71-2f8e6d5a4b01", NULL);
+    g_assert_cmpint(g_mkdir_with_parents(d1, 0755), ==, 0);
+    g_autofree char *img = g_build_filename(d1, "images", NULL);
+    g_autofree char *line = g_strdup_printf("usr %s dax tenant-a\n", m->sha256);
+    g_assert_true(g_file_set_contents(img, line, -1, NULL));
+    g_autoptr(GPtrArray) uses = ms_image_store_uses();
+    g_assert_cmpuint(uses->len, ==, 1);
+    g_assert_cmpstr(((MsImageUse *)g_ptr_array_index(uses, 0))->group, ==, "tenant-a");
+    g_autoptr(GPtrArray) report = NULL;
+    g_assert_cmpint(ms_image_store_gc_report(f->store, &report, &error), ==, 1);
+    g_assert_no_error(error);
+    g_assert_true(g_file_test(pa, G_FILE_TEST_EXISTS));
+    g_assert_false(g_file_test(pb, G_FILE_TEST_EXISTS));
+    g_autofree char *bdir = g_build_filename(f->store, "groups", "tenant-b", NULL);
+    g_assert_false(g_file_test(bdir, G_FILE_TEST_EXISTS));
+    g_assert_cmpuint(report->len, ==, 1);
+    g_assert_nonnull(strstr(g_ptr_array_index(report, 0), "no running domain of sharing group 'tenant-b'"));
+
+    /* verify: the copy is checked on its own */
+    g_autoptr(GPtrArray) notes = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) problems = g_ptr_array_new_with_free_func(g_free);
+    g_assert_cmpuint(ms_image_store_verify_copies(f->store, "usr", notes, problems), ==, 0);
+    g_assert_cmpuint(notes->len, ==, 1);
+    g_assert_cmpint(chmod(pa, 0644), ==, 0);
+    int fd = open(pa, O_WRONLY);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(pwrite(fd, "X", 1, 2048), ==, 1);
+    close(fd);
+    g_assert_cmpint(chmod(pa, 0444), ==, 0);
+    g_assert_cmpuint(ms_image_store_verify_copies(f->store, "usr", notes, problems), ==, 1);
+    g_assert_nonnull(strstr(g_ptr_array_index(problems, 0), "the copy of sharing group 'tenant-a'"));
+    /* the canonical blob is untouched by a write to a copy */
+    g_assert_true(ms_image_store_verify(f->store, "usr", &error));
+    g_assert_no_error(error);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -576,6 +687,7 @@ main(int argc, char **argv)
     g_test_add_func("/image/store/names", test_names);
     g_test_add("/image/store/usr-mark", Fixture, NULL, fixture_setup, test_usr_mark, fixture_teardown);
     g_test_add("/image/store/uses", Fixture, NULL, fixture_setup, test_uses, fixture_teardown);
+    g_test_add("/image/store/group-copies", Fixture, NULL, fixture_setup, test_group_copies, fixture_teardown);
     g_test_add_func("/image/store/default-path", test_default_path);
     g_test_add_func("/image/store/missing-store", test_missing_store);
     g_test_add_func("/image/store/manifest-files", test_manifest_files);

@@ -15,7 +15,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/tap.sh"
 source "$here/../lib/qemu.sh"
 qemu_test_tmp ms-imgupd
-export MEMSHARE_RUNTIME_DIR=$tmp/run MEMSHARE_CONFIG=$tmp/none.conf MEMSHARE_IMAGE_STORE=$tmp/store
+export MEMSHARE_RUNTIME_DIR=$tmp/run MEMSHARE_CONFIG=$tmp/memshare.conf MEMSHARE_IMAGE_STORE=$tmp/store
+# one group for the host: the domains map blobs/ itself, whose updates this
+# test is about (per-group copies: test-image-store, e2e/test-sharing-groups)
+printf '[sharing]\ndefault-group=host\n' > "$tmp/memshare.conf"
 # the blob check every 0.5 s instead of 30 s
 export MEMSHARE_IMAGES_PERIOD_MS=500
 boot() {   # boot NAME -> QEMU with 2 hotplug slots and 3 free root ports
@@ -49,7 +52,7 @@ domxml g1 $U1 "<memshare:shared-image name='usr' mode='dax' mount='/usr'/><memsh
 qemu_agent g1 $U1
 rt=$MEMSHARE_RUNTIME_DIR/domains/$U1
 check "usr and tools attached" wait_for 15 bash -c "grep -q \"image 'usr' attached (dax\" '$tmp/g1.agent.log' && grep -q \"image 'tools' attached (blk\" '$tmp/g1.agent.log'"
-check "runtime file lists the first build" wait_for 15 grep -qx "usr $old dax" "$rt/images"
+check "runtime file lists the first build" wait_for 15 grep -qx "usr $old dax host" "$rt/images"
 check "status: blob ok" wait_for 5 grep -q "^usr.blob=ok" "$rt/status"
 
 # the security update, while g1 runs
@@ -63,7 +66,7 @@ check "the rebuild has a new digest" test -n "$new" -a "$new" != "$old"
 check "the agent notes the newer build and keeps the old one" \
     wait_for 10 grep -q "image 'usr' was rebuilt (now sha256 ${new:0:12}); domain 'g1' keeps sha256 ${old:0:12} until it restarts" "$tmp/g1.agent.log"
 check "status: the newer digest" wait_for 5 grep -q "^usr.newer-sha256=$new" "$rt/status"
-check "runtime file still lists the old digest" grep -qx "usr $old dax" "$rt/images"
+check "runtime file still lists the old digest" grep -qx "usr $old dax host" "$rt/images"
 check "QEMU still maps the old blob" grep -q "sha256-$old.img" /proc/$qemu_g1/maps
 check "the old blob is kept in the store" test -f "$(blob "$old")"
 
@@ -76,11 +79,11 @@ qemu_agent g1 $U1
 check "restarted agent adopts the older build" \
     wait_for 15 grep -q "image 'usr': the guest maps the older build sha256 ${old:0:12} (the name now points to ${new:0:12})" "$tmp/g1.agent.log"
 check "restarted agent: runtime file lists the old digest, not the new" \
-    wait_for 10 bash -c "grep -qx 'usr $old dax' '$rt/images' && ! grep -q '$new' '$rt/images'"
+    wait_for 10 bash -c "grep -qx 'usr $old dax host' '$rt/images' && ! grep -q '$new' '$rt/images'"
 n=$(qemu_qmp "$tmp/g1.mon" '{"execute":"query-memory-devices"}' | grep -o '"type": "virtio-pmem"' | wc -l)
 check "restarted agent: still exactly one pmem device" test "$n" = 1
 check "restarted agent: the blk image's older build kept and listed" \
-    bash -c "grep -qx 'tools $told blk' '$rt/images' && ! grep -q '$tnew' '$rt/images'"
+    bash -c "grep -qx 'tools $told blk host' '$rt/images' && ! grep -q '$tnew' '$rt/images'"
 n=$(qemu_qmp "$tmp/g1.mon" '{"execute":"query-block"}' | grep -o '"node-name": "ms-blk1"' | wc -l)
 check "restarted agent: still exactly one blk node" test "$n" = 1
 "$MS_CTL" image gc > "$tmp/gc.log" 2>&1

@@ -54,7 +54,7 @@ out=$("$ctl" image list 2>&1); rc=$?
 echo "$out" | sed 's/^/# /'
 check "list: exit 0" test "$rc" = 0
 check "list: the name with its current digest" grep -Eq "^usr-bookworm .* ${new:0:12} " <<< "$out"
-check "list: the older digest in use by web1" grep -q "^  older ${old:0:12} in use by domain 'web1' (dax) until it restarts" <<< "$out"
+check "list: the older digest in use by web1" grep -q "^  older ${old:0:12} in use by domain 'web1' (dax, group host) until it restarts" <<< "$out"
 check "list: and by web2" grep -q "^  older ${old:0:12} in use by domain 'web2'" <<< "$out"
 
 out=$("$ctl" image gc 2>&1); rc=$?

@@ -101,8 +101,9 @@ leg() {
     check "$from -> $to: host $to's QEMU has exactly one virtio-pmem device, at the source's address" \
         bash -c "[ \$(grep -o '\"type\": *\"virtio-pmem\"' <<< '$(memdevs "$to")' | wc -l) = 1 ] &&
                  grep -q '$memaddr_from' <<< '$(memdevs "$to")'"
-    check "$from -> $to: its backend is host $to's store blob of the same digest" \
-        grep -q "\"mem-path\":\"/var/lib/memshare/images/blobs/sha256-$sha.img\"" "$top/$to/log-libvirt/qemu/mig5.log"
+    # default-group=domain: the domain's own group copy, made on host $to by its hook
+    check "$from -> $to: its backend is host $to's copy of the same digest for the domain's group" \
+        grep -q "\"mem-path\":\"/var/lib/memshare/images/groups/domain:$U/sha256-$sha.img\"" "$top/$to/log-libvirt/qemu/mig5.log"
     check "$from -> $to: host $to's agent adopted the device and attached nothing more" \
         wait_for 30 grep -q "^attached=1" "$(rt "$to")/status"
     check "$from -> $to: the guest keeps reading the image's blob intact on host $to" \

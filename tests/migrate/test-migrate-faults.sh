@@ -30,7 +30,8 @@ agent_pid() { lvt_pair_agent_pid "$1" $U; }
 agent_alive() { lvt_pair_agent_alive "$1" $U; }
 sha_of() { sed -n 's/.*"sha256" *: *"\([0-9a-f]*\)".*/\1/p' "$top/$1/lib-memshare/images/names/$2.json"; }
 # blob_attached HOST SHA: the live XML on HOST has the store blob SHA as a disk
-blob_attached() { V "$1" dumpxml mig3 2>/dev/null | grep -q "blobs/sha256-$2.img"; }
+# the store's blob or the domain's group copy (default-group=domain): either names the content
+blob_attached() { V "$1" dumpxml mig3 2>/dev/null | grep -Eq "/(blobs|groups/[^/]+)/sha256-$2.img"; }
 runs_on() { grep -qx running <<< "$(V "$1" domstate mig3 2>&1)"; }
 absent_on() { ! grep -qx mig3 <<< "$(V "$1" list --all --name)"; }
 migrate() { local from=$1 to=$2; shift 2; lvt_pair_migrate "$from" "$to" mig3 "$@" 2>&1; }
