@@ -39,6 +39,22 @@ ms_fake_qmp_load(const char *name)
     return lines;
 }
 
+void
+ms_fake_qmp_substitute(GPtrArray *script, const char *placeholder, const char *value)
+{
+    g_autoptr(JsonNode) str = json_node_init_string(json_node_alloc(), value);
+    g_autofree char *quoted = json_to_string(str, FALSE);
+    g_autofree char *escaped = g_strndup(quoted + 1, strlen(quoted) - 2);
+    for (guint i = 0; i < script->len; i++) {
+        char *line = script->pdata[i];
+        if (strstr(line, placeholder) == NULL)
+            continue;
+        g_auto(GStrv) parts = g_strsplit(line, placeholder, -1);
+        script->pdata[i] = g_strjoinv(escaped, parts);
+        g_free(line);
+    }
+}
+
 JsonObject *
 ms_fake_qmp_parse_object(const char *text)
 {
