@@ -15,8 +15,9 @@
  *   BIG: N     an N-byte never-ending string (an oversize reply)
  *   CLOSE      the monitor hangs up
  *   HANG       the monitor stops answering (commands after it are ignored)
- * After the last line a command the transcript does not have is a failure,
- * answered with a GenericError so the client does not wait for nothing.
+ * A command other than the expected one, or one after the last line, is a
+ * failure, answered with a GenericError so the client does not wait for
+ * nothing.
  *
  * What differs per run (a temporary store's path) is recorded as a
  * placeholder such as @STORE@ and filled in by ms_fake_qmp_substitute. */

@@ -325,7 +325,7 @@ def attach_blk(s, index, blob, sha):
         s.command("blockdev-del", {"node-name": node})
 
 
-def record_images_qemu(out, ports, slots, extra, sessions, store):
+def record_images_qemu(out, ports, slots, extra, sessions, store, more=None):
     tmp = os.path.dirname(store)
     sock = os.path.join(tmp, "qmp-%d.sock" % ports)
     qemu = subprocess.Popen(images_cmdline(sock, ports, slots, extra))
@@ -334,7 +334,8 @@ def record_images_qemu(out, ports, slots, extra, sessions, store):
             if os.path.exists(sock):
                 break
             time.sleep(0.05)
-        for name, comment, steps in sessions:
+        # MORE: NAME -> (comment, steps), after SESSIONS, named relative to OUT
+        for name, comment, steps in sessions + [(n,) + v for n, v in (more or {}).items()]:
             s = Session(sock)
             s.read_line(10)
             s.command("qmp_capabilities")
@@ -369,7 +370,14 @@ def main_images(out):
              "both device_add on pci.1 (slot 1, next to the balloon)", both),
             ("images-reattach.txt",
              "the same policy, an agent restarted: both found by id, nothing attached twice", both),
-        ], store)
+        ], store, {
+            # the tracking module's exchange (ms_tracking_create) with the
+            # images attached: the pmem backend must not be taken for RAM
+            "../tracking/data/tracking-create.txt": (
+                "ms_tracking_create: pc.ram (256 MiB) and ms-img0, the backend of virtio-pmem "
+                "ms-pmem0, which query-memory-devices shows device-backed",
+                [lambda s: s.command("query-memdev"), lambda s: s.command("query-memory-devices")]),
+        })
         # policy: usr dax, usr2 dax; ms-img0 already maps a file outside the
         # store, and the domain has no memory-hotplug slots
         record_images_qemu(out, 2, False, [
