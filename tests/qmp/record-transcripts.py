@@ -27,6 +27,7 @@
 # qmp-plugin/ms-images.c sends for a policy, against a store in a fresh
 # temporary directory; its path is written as @STORE@ (the replay puts its
 # own store there: ms_fake_qmp_substitute), every other byte is QEMU's.
+import contextlib
 import json
 import os
 import select
@@ -61,6 +62,26 @@ def guest_cmdline(sock, serial, append):
             "-append", "console=ttyS0 quiet ms.scenario=idle " + append]
 
 
+@contextlib.contextmanager
+def qemu_running(cmdline, sock):
+    """QEMU started with CMDLINE, its QMP socket SOCK there (or 10 s
+    passed); stopped and the socket removed at the end."""
+    qemu = subprocess.Popen(cmdline)
+    try:
+        for _ in range(200):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        yield qemu
+    finally:
+        qemu.terminate()
+        qemu.wait()
+        try:
+            os.unlink(sock)
+        except OSError:
+            pass
+
+
 class Session:
     def __init__(self, path):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -68,6 +89,14 @@ class Session:
         self.buf = b""
         self.lines = []
         self.next_id = 1
+
+    @classmethod
+    def open(cls, path):
+        """A new client: greeting and capabilities negotiation."""
+        s = cls(path)
+        s.read_line(10)
+        s.command("qmp_capabilities")
+        return s
 
     def read_line(self, timeout):
         deadline = time.monotonic() + timeout
@@ -133,19 +162,7 @@ def main():
                              text=True).stdout.splitlines()[0]
     tmp = tempfile.mkdtemp(prefix="ms-qmp-rec-")
     sock = os.path.join(tmp, "qmp.sock")
-    qemu = subprocess.Popen(qemu_cmdline(sock))
-    try:
-        for _ in range(200):
-            if os.path.exists(sock):
-                break
-            time.sleep(0.05)
-
-        def session():
-            s = Session(sock)
-            s.read_line(10)
-            s.command("qmp_capabilities")
-            return s
-
+    with qemu_running(qemu_cmdline(sock), sock):
         # Each scenario is its own connection: QEMU greets every new client.
         cases = [
             ("greeting.txt", "greeting and capabilities negotiation", []),
@@ -165,19 +182,12 @@ def main():
              [("cont", None, 0.2), ("stop", None, 0.2)]),
         ]
         for name, comment, cmds in cases:
-            s = session()
+            s = Session.open(sock)
             for execute, args, settle in cmds:
                 s.command(execute, args, settle)
             s.save(os.path.join(out, name), comment)
             print("wrote", os.path.join(out, name))
-    finally:
-        qemu.terminate()
-        qemu.wait()
-        try:
-            os.unlink(sock)
-        except OSError:
-            pass
-        os.rmdir(tmp)
+    os.rmdir(tmp)
 
 
 MiB = 1024 * 1024
@@ -190,15 +200,8 @@ def record_guest(out, name, comment, append, queries, interval):
     tmp = tempfile.mkdtemp(prefix="ms-qmp-rec-")
     sock = os.path.join(tmp, "qmp.sock")
     serial = os.path.join(tmp, "serial")
-    qemu = subprocess.Popen(guest_cmdline(sock, serial, append))
-    try:
-        for _ in range(200):
-            if os.path.exists(sock):
-                break
-            time.sleep(0.05)
-        s = Session(sock)
-        s.read_line(10)
-        s.command("qmp_capabilities")
+    with qemu_running(guest_cmdline(sock, serial, append), sock):
+        s = Session.open(sock)
         s.command("query-balloon")
         s.command("balloon", {"value": 192 * MiB}, interval)
         for i in range(queries):
@@ -207,15 +210,8 @@ def record_guest(out, name, comment, append, queries, interval):
                 break
         s.save(os.path.join(out, name), comment)
         print("wrote", os.path.join(out, name))
-    finally:
-        qemu.terminate()
-        qemu.wait()
-        for f in (sock, serial):
-            try:
-                os.unlink(f)
-            except OSError:
-                pass
-        os.rmdir(tmp)
+    os.unlink(serial)
+    os.rmdir(tmp)
 
 
 def main_guest():
@@ -328,28 +324,14 @@ def attach_blk(s, index, blob, sha):
 def record_images_qemu(out, ports, slots, extra, sessions, store, more=None):
     tmp = os.path.dirname(store)
     sock = os.path.join(tmp, "qmp-%d.sock" % ports)
-    qemu = subprocess.Popen(images_cmdline(sock, ports, slots, extra))
-    try:
-        for _ in range(200):
-            if os.path.exists(sock):
-                break
-            time.sleep(0.05)
+    with qemu_running(images_cmdline(sock, ports, slots, extra), sock):
         # MORE: NAME -> (comment, steps), after SESSIONS, named relative to OUT
         for name, comment, steps in sessions + [(n,) + v for n, v in (more or {}).items()]:
-            s = Session(sock)
-            s.read_line(10)
-            s.command("qmp_capabilities")
+            s = Session.open(sock)
             for step in steps:
                 step(s)
             s.save(os.path.join(out, name), comment, {store: "@STORE@"})
             print("wrote", os.path.join(out, name))
-    finally:
-        qemu.terminate()
-        qemu.wait()
-        try:
-            os.unlink(sock)
-        except OSError:
-            pass
 
 
 def main_images(out):
