@@ -45,15 +45,17 @@ typedef struct {
 } ReplayCase;
 
 static const ReplayCase cases[] = {
-    /* object-add + device_add, blockdev-add + device_add; a second period
-     * asks QEMU nothing (any command past the transcript fails the fake) */
+    /* object-add + device_add, blockdev-add + device_add (QEMU 7.2 takes
+     * both on pci.1, beside the balloon, at slot 1); a second period asks
+     * QEMU nothing (any command past the transcript fails the fake) */
     { "images-attach.txt", { "dax", "blk" }, 2, TRUE, { NULL, NULL }, { NULL, NULL } },
     /* a restarted agent finds ms-img0 mapping the blob and the node
      * ms-blk1 reading it: nothing attached twice */
     { "images-reattach.txt", { "dax", "blk" }, 2, TRUE, { NULL, NULL }, { NULL, NULL } },
     /* ms-img0 maps a file outside the store; usr2's device_add is refused
      * by QEMU on both root ports (its command line has no memory-hotplug
-     * slots, whatever the XML says) and its backend deleted again. One period: the next one retries (not recorded). */
+     * slots, whatever the XML says) and its backend deleted again. One
+     * period: the next one retries (not recorded). */
     { "images-refused.txt", { "dax", "dax" }, 1, FALSE,
       { "QEMU object ms-img0 exists but maps another file",
         "device_add (tried 2 buses): GenericError: memory devices (e.g. for memory hotplug) are not "
