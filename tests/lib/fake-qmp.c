@@ -39,6 +39,22 @@ ms_fake_qmp_load(const char *name)
     return lines;
 }
 
+void
+ms_fake_qmp_substitute(GPtrArray *script, const char *placeholder, const char *value)
+{
+    g_autoptr(JsonNode) str = json_node_init_string(json_node_alloc(), value);
+    g_autofree char *quoted = json_to_string(str, FALSE);
+    g_autofree char *escaped = g_strndup(quoted + 1, strlen(quoted) - 2);
+    for (guint i = 0; i < script->len; i++) {
+        char *line = script->pdata[i];
+        if (strstr(line, placeholder) == NULL)
+            continue;
+        g_auto(GStrv) parts = g_strsplit(line, placeholder, -1);
+        script->pdata[i] = g_strjoinv(escaped, parts);
+        g_free(line);
+    }
+}
+
 JsonObject *
 ms_fake_qmp_parse_object(const char *text)
 {
@@ -111,6 +127,21 @@ fake_fail(MsFakeQmp *fake, char *what)
         g_free(what);
 }
 
+/* Answers a command the transcript does not have with a GenericError, so
+ * that the client fails now instead of waiting for its timeout. */
+static void
+fake_refuse(MsFakeQmp *fake, int fd, JsonObject *got)
+{
+    g_autoptr(JsonObject) err = json_object_new();
+    JsonObject *e = json_object_new();
+    json_object_set_string_member(e, "class", "GenericError");
+    json_object_set_string_member(e, "desc", "fake-qmp: not in the transcript");
+    json_object_set_object_member(err, "error", e);
+    if (json_object_has_member(got, "id"))
+        json_object_set_member(err, "id", json_object_dup_member(got, "id"));
+    fake_send_object(fake, fd, err);
+}
+
 static gpointer
 fake_thread(gpointer data)
 {
@@ -159,6 +190,7 @@ fake_thread(gpointer data)
                 !json_object_has_member(got, "id")) {
                 g_autofree char *t = object_text(got);
                 fake_fail(fake, g_strdup_printf("expected '%s', client sent %s", line, t));
+                fake_refuse(fake, fd, got);
                 break;
             }
             g_hash_table_insert(ids, g_strdup(json_object_get_string_member(want, "id")),
@@ -175,24 +207,19 @@ fake_thread(gpointer data)
         }
     }
     /* Stay until the client hangs up. After a hang whatever it sends is
-     * ignored; otherwise a command past the transcript is a failure, and
-     * answered so that the client does not wait for its timeout. */
+     * ignored; otherwise a command past the transcript (or after a
+     * mismatch) is a failure, and answered so that the client does not
+     * wait for its timeout. */
     for (;;) {
         g_autoptr(JsonObject) got = fake_read_command(fd, stream);
         if (got == NULL)
             break;
-        if (hang || fake->failure != NULL)
+        if (hang)
             continue;
+        /* after a failure too: the first failure is the one reported */
         g_autofree char *t = object_text(got);
         fake_fail(fake, g_strdup_printf("command past the end of the transcript: %s", t));
-        g_autoptr(JsonObject) err = json_object_new();
-        JsonObject *e = json_object_new();
-        json_object_set_string_member(e, "class", "GenericError");
-        json_object_set_string_member(e, "desc", "fake-qmp: not in the transcript");
-        json_object_set_object_member(err, "error", e);
-        if (json_object_has_member(got, "id"))
-            json_object_set_member(err, "id", json_object_dup_member(got, "id"));
-        fake_send_object(fake, fd, err);
+        fake_refuse(fake, fd, got);
     }
     close(fd);
     return NULL;

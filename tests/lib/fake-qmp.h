@@ -15,8 +15,12 @@
  *   BIG: N     an N-byte never-ending string (an oversize reply)
  *   CLOSE      the monitor hangs up
  *   HANG       the monitor stops answering (commands after it are ignored)
- * After the last line a command the transcript does not have is a failure,
- * answered with a GenericError so the client does not wait for nothing. */
+ * A command other than the expected one, or one after the last line, is a
+ * failure, answered with a GenericError so the client does not wait for
+ * nothing.
+ *
+ * What differs per run (a temporary store's path) is recorded as a
+ * placeholder such as @STORE@ and filled in by ms_fake_qmp_substitute. */
 #pragma once
 
 #include <glib.h>
@@ -31,6 +35,11 @@ typedef struct _MsFakeQmp MsFakeQmp;
 /* The lines of a transcript file. A relative name is looked up in the
  * test's data/ directory (G_TEST_SRCDIR/data/NAME). */
 GPtrArray *ms_fake_qmp_load(const char *name);
+
+/* Replaces PLACEHOLDER by VALUE in every line of SCRIPT, VALUE escaped as
+ * the inside of a JSON string: placeholders stand only in strings, in what
+ * the client must send and in what QEMU answers alike. */
+void ms_fake_qmp_substitute(GPtrArray *script, const char *placeholder, const char *value);
 
 /* A JSON object from a transcript line (asserts it is one). */
 JsonObject *ms_fake_qmp_parse_object(const char *text);
