@@ -962,19 +962,110 @@ ms_agent_find_qemu_pid(MsAgent *agent)
     return ms_pidfile_read_live(path);
 }
 
-gboolean
-ms_agent_start(MsAgent *agent, gboolean *already_running, GError **error)
+/* How long the agent waits for an incoming migration to finish before it
+ * tries to attach anyway. Generous on purpose: a migration over a slow or
+ * throttled link takes as long as it takes (tests/migrate run one at 1 MiB/s),
+ * and waiting costs nothing, since a failed migration removes the domain and
+ * ends the wait at once; the limit only keeps an agent from waiting forever
+ * on a domain libvirt never resumes (e.g. a restore left paused). */
+#define MS_AGENT_INCOMING_WAIT_S (6 * 3600)
+#define MS_AGENT_INCOMING_POLL_MS 250
+
+static gboolean
+ms_agent_set_flag(gpointer user_data)
 {
-    *already_running = FALSE;
+    *(gboolean *)user_data = TRUE;
+    return G_SOURCE_CONTINUE;
+}
+
+/* On the destination of a live migration libvirt 9.0 runs the `started`
+ * hook (which launches this agent) right after the incoming QEMU is set up,
+ * long before a slow migration ends, and holds the domain's job until its
+ * Finish phase: every monitor command would wait 30 s and fail, and the
+ * domain would end up without an agent. So, before the first monitor
+ * command, wait while libvirt says the domain is still arriving
+ * (ms_libvirt_incoming_state, no job needed). An ordinary start returns at
+ * once: its state at `started` is RUNNING/BOOTED or PAUSED/USER.
+ * The wait runs a private main context, so that the agent's own context
+ * keeps libvirt's queued events for ms_agent_run, and SIGTERM/SIGINT (the
+ * hook's `stopped` of a cancelled migration) still end it cleanly. */
+static gboolean
+ms_agent_wait_incoming(MsAgent *agent, MsAgentStartResult *result, GError **error)
+{
+    MsLibvirtIncoming state = ms_libvirt_incoming_state(agent->libvirt, error);
+    if (state == MS_LIBVIRT_INCOMING_ERROR)
+        return FALSE;
+    if (state == MS_LIBVIRT_INCOMING_NONE)
+        return TRUE;
+    gint64 t0 = g_get_monotonic_time();
+    g_message("the domain is still arriving by an incoming migration (libvirt holds its job until the migration "
+              "ends); waiting for it, up to %u s, before attaching", (guint)MS_AGENT_INCOMING_WAIT_S);
+
+    GMainContext *wctx = g_main_context_new();
+    gboolean signalled = FALSE, tick = FALSE;
+    GSource *sources[] = { g_unix_signal_source_new(SIGTERM), g_unix_signal_source_new(SIGINT),
+                           g_timeout_source_new(MS_AGENT_INCOMING_POLL_MS) };
+    for (gsize i = 0; i < G_N_ELEMENTS(sources); i++) {
+        g_source_set_callback(sources[i], ms_agent_set_flag, i < 2 ? &signalled : &tick, NULL);
+        g_source_attach(sources[i], wctx);
+    }
+    gboolean ok = TRUE;
+    for (;;) {
+        g_main_context_iteration(wctx, TRUE);
+        double waited = (g_get_monotonic_time() - t0) / 1e6;
+        if (signalled) {
+            g_message("signal received while waiting for the incoming migration (%.1f s); not attaching", waited);
+            *result = MS_AGENT_START_NOTHING_TO_SERVE;
+            break;
+        }
+        if (!tick)
+            continue;
+        tick = FALSE;
+        state = ms_libvirt_incoming_state(agent->libvirt, error);
+        if (state == MS_LIBVIRT_INCOMING_ERROR) {
+            ok = FALSE;
+            break;
+        }
+        if (state == MS_LIBVIRT_INCOMING_GONE) {
+            g_message("the incoming migration did not complete: the domain is gone from this host after %.1f s; "
+                      "nothing to serve", waited);
+            *result = MS_AGENT_START_NOTHING_TO_SERVE;
+            break;
+        }
+        if (state == MS_LIBVIRT_INCOMING_NONE) {
+            g_message("the incoming migration finished after %.1f s; attaching", waited);
+            break;
+        }
+        if (waited >= MS_AGENT_INCOMING_WAIT_S) {
+            g_warning("the domain is still arriving by an incoming migration after %u s; attaching anyway",
+                      (guint)MS_AGENT_INCOMING_WAIT_S);
+            break;
+        }
+    }
+    for (gsize i = 0; i < G_N_ELEMENTS(sources); i++) {
+        g_source_destroy(sources[i]);
+        g_source_unref(sources[i]);
+    }
+    g_main_context_unref(wctx);
+    return ok;
+}
+
+gboolean
+ms_agent_start(MsAgent *agent, MsAgentStartResult *result, GError **error)
+{
+    *result = MS_AGENT_START_ATTACHED;
     if (!ms_uuid_is_valid(agent->opt.uuid)) {
         g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "'%s' is not a valid domain UUID",
                     agent->opt.uuid);
         return FALSE;
     }
-    if (!ms_agent_take_lock(agent, already_running, error))
+    gboolean already_running = FALSE;
+    if (!ms_agent_take_lock(agent, &already_running, error))
         return FALSE;
-    if (*already_running)
+    if (already_running) {
+        *result = MS_AGENT_START_ALREADY_RUNNING;
         return TRUE;
+    }
     if (!ms_kcompat_init(error))   /* MEMSHARE_HIDE: a typo must not go unnoticed */
         return FALSE;
 
@@ -987,6 +1078,10 @@ ms_agent_start(MsAgent *agent, gboolean *already_running, GError **error)
                                         &ms_agent_libvirt_callbacks, agent);
         if (!ms_libvirt_connect(agent->libvirt, error))
             return FALSE;
+        if (!ms_agent_wait_incoming(agent, result, error))
+            return FALSE;
+        if (*result == MS_AGENT_START_NOTHING_TO_SERVE)
+            return TRUE;
         ms_agent_adopt_domain_name(agent);
     }
     if (!ms_agent_load_policy(agent, error))
