@@ -971,11 +971,21 @@ ms_agent_find_qemu_pid(MsAgent *agent)
 #define MS_AGENT_INCOMING_WAIT_S (6 * 3600)
 #define MS_AGENT_INCOMING_POLL_MS 250
 
-static gboolean
-ms_agent_set_flag(gpointer user_data)
+/* SIGTERM/SIGINT while waiting (the `stopped` hook of a cancelled
+ * migration): exit 0 at once, from the handler. Not a GLib signal source:
+ * libvirtd runs the hooks with the domain object locked, so the agent's
+ * virDomainGetState can be blocked in libvirtd at exactly that moment, and
+ * a main-loop handler would only run after the hook's `release` gave up
+ * waiting and sent SIGKILL (seen in test-migrate-faults). Nothing to clean
+ * up yet: the agent has only its pid lock, which `release` removes. */
+static void
+ms_agent_on_signal_while_waiting(int sig)
 {
-    *(gboolean *)user_data = TRUE;
-    return G_SOURCE_CONTINUE;
+    static const char msg[] =
+        "memshare-agent: signal received while waiting for the incoming migration; not attaching\n";
+    ssize_t n = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)n;
+    _exit(0);
 }
 
 /* On the destination of a live migration libvirt 9.0 runs the `started`
@@ -985,10 +995,8 @@ ms_agent_set_flag(gpointer user_data)
  * domain would end up without an agent. So, before the first monitor
  * command, wait while libvirt says the domain is still arriving
  * (ms_libvirt_incoming_state, no job needed). An ordinary start returns at
- * once: its state at `started` is RUNNING/BOOTED or PAUSED/USER.
- * The wait runs a private main context, so that the agent's own context
- * keeps libvirt's queued events for ms_agent_run, and SIGTERM/SIGINT (the
- * hook's `stopped` of a cancelled migration) still end it cleanly. */
+ * once: its state at `started` is RUNNING/BOOTED or PAUSED/USER. Lifecycle
+ * events stay queued in the agent's context for ms_agent_run. */
 static gboolean
 ms_agent_wait_incoming(MsAgent *agent, MsAgentStartResult *result, GError **error)
 {
@@ -1001,26 +1009,14 @@ ms_agent_wait_incoming(MsAgent *agent, MsAgentStartResult *result, GError **erro
     g_message("the domain is still arriving by an incoming migration (libvirt holds its job until the migration "
               "ends); waiting for it, up to %u s, before attaching", (guint)MS_AGENT_INCOMING_WAIT_S);
 
-    GMainContext *wctx = g_main_context_new();
-    gboolean signalled = FALSE, tick = FALSE;
-    GSource *sources[] = { g_unix_signal_source_new(SIGTERM), g_unix_signal_source_new(SIGINT),
-                           g_timeout_source_new(MS_AGENT_INCOMING_POLL_MS) };
-    for (gsize i = 0; i < G_N_ELEMENTS(sources); i++) {
-        g_source_set_callback(sources[i], ms_agent_set_flag, i < 2 ? &signalled : &tick, NULL);
-        g_source_attach(sources[i], wctx);
-    }
+    struct sigaction sa = { .sa_handler = ms_agent_on_signal_while_waiting }, old_term, old_int;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGINT, &sa, &old_int);
     gboolean ok = TRUE;
     for (;;) {
-        g_main_context_iteration(wctx, TRUE);
+        g_usleep(MS_AGENT_INCOMING_POLL_MS * 1000);
         double waited = (g_get_monotonic_time() - t0) / 1e6;
-        if (signalled) {
-            g_message("signal received while waiting for the incoming migration (%.1f s); not attaching", waited);
-            *result = MS_AGENT_START_NOTHING_TO_SERVE;
-            break;
-        }
-        if (!tick)
-            continue;
-        tick = FALSE;
         state = ms_libvirt_incoming_state(agent->libvirt, error);
         if (state == MS_LIBVIRT_INCOMING_ERROR) {
             ok = FALSE;
@@ -1042,11 +1038,8 @@ ms_agent_wait_incoming(MsAgent *agent, MsAgentStartResult *result, GError **erro
             break;
         }
     }
-    for (gsize i = 0; i < G_N_ELEMENTS(sources); i++) {
-        g_source_destroy(sources[i]);
-        g_source_unref(sources[i]);
-    }
-    g_main_context_unref(wctx);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGINT, &old_int, NULL);
     return ok;
 }
 

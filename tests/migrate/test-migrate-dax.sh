@@ -151,7 +151,7 @@ check "killed agent: no agent left on host a" wait_for 10 test ! -e "$(rt a)"
 # gave up after libvirt's 30 s job timeout and host b had no agent.
 check "killed agent: an agent runs on host b" wait_for 30 agent_alive b
 check "killed agent: host b's agent waited for the incoming migration, then attached" \
-    wait_for 30 grep -q "the incoming migration finished after" "$top"/b/log-memshare/*.log
+    wait_for 30 grep -q "the incoming migration finished after" "$top/b/log-memshare/$U.log"
 grep -h "incoming migration" "$top"/b/log-memshare/*.log | tail -n 2 | cut -c1-300 | sed 's/^/# host b agent log: /'
 check "killed agent: host b's agent reports attached in its status" \
     wait_for 30 grep -q "^attached=1" "$(rt b)/status"
