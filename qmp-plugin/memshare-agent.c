@@ -232,13 +232,17 @@ main(int argc, char **argv)
         .reconnect_timeout_s = (guint)reconnect_timeout,
     };
     g_autoptr(MsAgent) agent = ms_agent_new(&opt);
-    gboolean already = FALSE;
-    if (!ms_agent_start(agent, &already, &error)) {
+    MsAgentStartResult started = MS_AGENT_START_ATTACHED;
+    if (!ms_agent_start(agent, &started, &error)) {
         g_critical("cannot attach: %s", error->message);
         return 1;
     }
-    if (already) {
+    if (started == MS_AGENT_START_ALREADY_RUNNING) {
         g_message("another agent already serves this domain; exiting");
+        return 0;
+    }
+    if (started == MS_AGENT_START_NOTHING_TO_SERVE) {
+        g_message("agent exiting (status 0): nothing to serve");
         return 0;
     }
     int status = ms_agent_run(agent);

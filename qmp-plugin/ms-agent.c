@@ -962,19 +962,103 @@ ms_agent_find_qemu_pid(MsAgent *agent)
     return ms_pidfile_read_live(path);
 }
 
-gboolean
-ms_agent_start(MsAgent *agent, gboolean *already_running, GError **error)
+/* How long the agent waits for an incoming migration to finish before it
+ * tries to attach anyway. Generous on purpose: a migration over a slow or
+ * throttled link takes as long as it takes (tests/migrate run one at 1 MiB/s),
+ * and waiting costs nothing, since a failed migration removes the domain and
+ * ends the wait at once; the limit only keeps an agent from waiting forever
+ * on a domain libvirt never resumes (e.g. a restore left paused). */
+#define MS_AGENT_INCOMING_WAIT_S (6 * 3600)
+#define MS_AGENT_INCOMING_POLL_MS 250
+
+/* SIGTERM/SIGINT while waiting (the `stopped` hook of a cancelled
+ * migration): exit 0 at once, from the handler. Not a GLib signal source:
+ * libvirtd runs the hooks with the domain object locked, so the agent's
+ * virDomainGetState can be blocked in libvirtd at exactly that moment, and
+ * a main-loop handler would only run after the hook's `release` gave up
+ * waiting and sent SIGKILL (seen in test-migrate-faults). Nothing to clean
+ * up yet: the agent has only its pid lock, which `release` removes. */
+static void
+ms_agent_on_signal_while_waiting(int sig)
 {
-    *already_running = FALSE;
+    static const char msg[] =
+        "memshare-agent: signal received while waiting for the incoming migration; not attaching\n";
+    ssize_t n = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)n;
+    _exit(0);
+}
+
+/* On the destination of a live migration libvirt 9.0 runs the `started`
+ * hook (which launches this agent) right after the incoming QEMU is set up,
+ * long before a slow migration ends, and holds the domain's job until its
+ * Finish phase: every monitor command would wait 30 s and fail, and the
+ * domain would end up without an agent. So, before the first monitor
+ * command, wait while libvirt says the domain is still arriving
+ * (ms_libvirt_incoming_state, no job needed). An ordinary start returns at
+ * once: its state at `started` is RUNNING/BOOTED or PAUSED/USER. Lifecycle
+ * events stay queued in the agent's context for ms_agent_run. */
+static gboolean
+ms_agent_wait_incoming(MsAgent *agent, MsAgentStartResult *result, GError **error)
+{
+    MsLibvirtIncoming state = ms_libvirt_incoming_state(agent->libvirt, error);
+    if (state == MS_LIBVIRT_INCOMING_ERROR)
+        return FALSE;
+    if (state == MS_LIBVIRT_INCOMING_NONE)
+        return TRUE;
+    gint64 t0 = g_get_monotonic_time();
+    g_message("the domain is still arriving by an incoming migration (libvirt holds its job until the migration "
+              "ends); waiting for it, up to %u s, before attaching", (guint)MS_AGENT_INCOMING_WAIT_S);
+
+    struct sigaction sa = { .sa_handler = ms_agent_on_signal_while_waiting }, old_term, old_int;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGINT, &sa, &old_int);
+    gboolean ok = TRUE;
+    for (;;) {
+        g_usleep(MS_AGENT_INCOMING_POLL_MS * 1000);
+        double waited = (g_get_monotonic_time() - t0) / 1e6;
+        state = ms_libvirt_incoming_state(agent->libvirt, error);
+        if (state == MS_LIBVIRT_INCOMING_ERROR) {
+            ok = FALSE;
+            break;
+        }
+        if (state == MS_LIBVIRT_INCOMING_GONE) {
+            g_message("the incoming migration did not complete: the domain is gone from this host after %.1f s; "
+                      "nothing to serve", waited);
+            *result = MS_AGENT_START_NOTHING_TO_SERVE;
+            break;
+        }
+        if (state == MS_LIBVIRT_INCOMING_NONE) {
+            g_message("the incoming migration finished after %.1f s; attaching", waited);
+            break;
+        }
+        if (waited >= MS_AGENT_INCOMING_WAIT_S) {
+            g_warning("the domain is still arriving by an incoming migration after %u s; attaching anyway",
+                      (guint)MS_AGENT_INCOMING_WAIT_S);
+            break;
+        }
+    }
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGINT, &old_int, NULL);
+    return ok;
+}
+
+gboolean
+ms_agent_start(MsAgent *agent, MsAgentStartResult *result, GError **error)
+{
+    *result = MS_AGENT_START_ATTACHED;
     if (!ms_uuid_is_valid(agent->opt.uuid)) {
         g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "'%s' is not a valid domain UUID",
                     agent->opt.uuid);
         return FALSE;
     }
-    if (!ms_agent_take_lock(agent, already_running, error))
+    gboolean already_running = FALSE;
+    if (!ms_agent_take_lock(agent, &already_running, error))
         return FALSE;
-    if (*already_running)
+    if (already_running) {
+        *result = MS_AGENT_START_ALREADY_RUNNING;
         return TRUE;
+    }
     if (!ms_kcompat_init(error))   /* MEMSHARE_HIDE: a typo must not go unnoticed */
         return FALSE;
 
@@ -987,6 +1071,10 @@ ms_agent_start(MsAgent *agent, gboolean *already_running, GError **error)
                                         &ms_agent_libvirt_callbacks, agent);
         if (!ms_libvirt_connect(agent->libvirt, error))
             return FALSE;
+        if (!ms_agent_wait_incoming(agent, result, error))
+            return FALSE;
+        if (*result == MS_AGENT_START_NOTHING_TO_SERVE)
+            return TRUE;
         ms_agent_adopt_domain_name(agent);
     }
     if (!ms_agent_load_policy(agent, error))

@@ -28,10 +28,20 @@ typedef struct {
 typedef struct _MsAgent MsAgent;
 
 MsAgent *ms_agent_new(const MsAgentOptions *options);
-/* Takes the pid lock, connects, reads the policy, issues the first queries.
- * Returns FALSE with error when the agent cannot work at all; returns TRUE
- * and sets *already_running when another agent holds the lock. */
-gboolean ms_agent_start(MsAgent *agent, gboolean *already_running, GError **error);
+/* What ms_agent_start found when it returns TRUE. */
+typedef enum {
+    MS_AGENT_START_ATTACHED,       /* attached: ms_agent_run next */
+    MS_AGENT_START_ALREADY_RUNNING, /* another agent holds the lock */
+    MS_AGENT_START_NOTHING_TO_SERVE, /* the incoming migration it waited for
+                                      * failed (the domain is gone), or a
+                                      * signal came while waiting: exit 0 */
+} MsAgentStartResult;
+
+/* Takes the pid lock, connects, waits while the domain is still arriving by
+ * an incoming migration, reads the policy, issues the first queries.
+ * Returns FALSE with error when the agent cannot work at all; otherwise
+ * TRUE and *result says what to do. */
+gboolean ms_agent_start(MsAgent *agent, MsAgentStartResult *result, GError **error);
 /* Runs the main loop until the domain stops, libvirtd is gone for good, or
  * SIGTERM/SIGINT. Returns the process exit status. */
 int ms_agent_run(MsAgent *agent);

@@ -190,6 +190,30 @@ ms_libvirt_connect(MsLibvirt *lv, GError **error)
     return TRUE;
 }
 
+MsLibvirtIncoming
+ms_libvirt_incoming_state(MsLibvirt *lv, GError **error)
+{
+    int state = 0, reason = 0;
+    if (lv->dom == NULL) {
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "not connected to libvirt");
+        return MS_LIBVIRT_INCOMING_ERROR;
+    }
+    if (virDomainGetState(lv->dom, &state, &reason, 0) < 0) {
+        /* a failed or cancelled incoming migration removes the domain */
+        if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN)
+            return MS_LIBVIRT_INCOMING_GONE;
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot read the domain state: %s",
+                    virGetLastErrorMessage());
+        return MS_LIBVIRT_INCOMING_ERROR;
+    }
+    if (state == VIR_DOMAIN_SHUTOFF || state == VIR_DOMAIN_CRASHED)
+        return MS_LIBVIRT_INCOMING_GONE;
+    if ((state == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_MIGRATION) ||
+        (state == VIR_DOMAIN_RUNNING && reason == VIR_DOMAIN_RUNNING_POSTCOPY))
+        return MS_LIBVIRT_INCOMING_RUNNING;
+    return MS_LIBVIRT_INCOMING_NONE;
+}
+
 static gboolean
 ms_libvirt_try_reconnect(gpointer user_data)
 {

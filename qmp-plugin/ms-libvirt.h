@@ -47,6 +47,23 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(MsLibvirt, ms_libvirt_free)
  * lost connection is then retried every second (callbacks above). */
 gboolean ms_libvirt_connect(MsLibvirt *lv, GError **error);
 
+/* Whether the domain is still arriving by an incoming migration, read with
+ * virDomainGetState, which takes no job. On the destination libvirt 9.0
+ * holds the incoming migration's async job from Prepare to Finish with a
+ * mask that admits no other job (qemuMigrationJobStart: VIR_JOB_NONE), so
+ * every monitor command through the pass-through waits for it and fails
+ * after libvirt's 30 s job timeout; meanwhile the domain is PAUSED with
+ * reason MIGRATION (set before the `started` hook runs) or, in postcopy,
+ * RUNNING with reason POSTCOPY. A restore from a save file looks the same
+ * (PAUSED/MIGRATION until its start job resumes the CPUs). */
+typedef enum {
+    MS_LIBVIRT_INCOMING_ERROR = -1, /* cannot tell; error set */
+    MS_LIBVIRT_INCOMING_NONE,       /* not (or no longer) arriving: attach */
+    MS_LIBVIRT_INCOMING_RUNNING,    /* still arriving: libvirt refuses jobs */
+    MS_LIBVIRT_INCOMING_GONE,       /* the domain is gone or shut off: the migration failed */
+} MsLibvirtIncoming;
+MsLibvirtIncoming ms_libvirt_incoming_state(MsLibvirt *lv, GError **error);
+
 /* NULL while disconnected. */
 virConnectPtr ms_libvirt_get_connection(MsLibvirt *lv);
 virDomainPtr ms_libvirt_get_domain(MsLibvirt *lv);

@@ -16,14 +16,22 @@
 # QEMU's own figures from `virsh domjobinfo --completed` (memory
 # processed, normal vs constant pages, time, downtime). Prints one markdown
 # table (the figures libvirt 9.0's domjobinfo prints, as printed).
-#   usage: bash bench/migration/run-bench.sh [BUILDDIR] [--smoke]
+#   usage: bash bench/migration/run-bench.sh [BUILDDIR] [--smoke]   (BUILDDIR: default build)
 #   --smoke: 384 MiB guest, 128 MiB touched: checks the script, no figures
 #   env: MS_BENCH_MEM_MIB (2048), MS_BENCH_TOUCH_MIB (1200), MS_BENCH_SETTLE (30 s)
 # Not part of the tests; needs an idle machine (the lead runs benchmarks).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-build=${1:-build}
-mode=${2:-}
+# either order: `run-bench.sh --smoke` alone used to take "--smoke" for the
+# build directory and stop at "missing --smoke/tests/guest/vmlinuz"
+build=build mode=
+for arg in "$@"; do
+    case $arg in
+        --smoke) mode=$arg ;;
+        -*) echo "usage: $0 [BUILDDIR] [--smoke]" >&2; exit 2 ;;
+        *) build=$arg ;;
+    esac
+done
 source tests/lib/libvirt-test.sh
 mem=${MS_BENCH_MEM_MIB:-2048}
 touch=${MS_BENCH_TOUCH_MIB:-1200}

@@ -10,7 +10,8 @@
 #     both digests and the host;
 #   - the migration cancelled midway (virsh domjobabort, bandwidth-limited
 #     so it is still running): domain and the same agent on the source,
-#     nothing left on the destination;
+#     nothing left on the destination, whose agent (launched by `started`
+#     while the migration runs) waited for it and exits cleanly;
 #   - then a good migration: agent on the destination, same blob attached;
 #   - a destination without memshare (no hook): the domain migrates and runs
 #     there without an agent (nothing can refuse or start one); a `dax`
@@ -95,12 +96,29 @@ mpid=$!
 job_running() { V a domjobinfo mig3 2>/dev/null | grep -q "Job type: *Unbounded"; }
 check "migration in progress" wait_for 120 job_running
 V b list --all --name | sed 's/^/# host b has during the migration: /'
+# host b's `started` hook already launched an agent; it must wait for the
+# migration (libvirt holds the incoming job) instead of attaching. Abort
+# only once it says so, so the cancel below meets a waiting agent.
+# (the log file by name: a glob would be expanded once, before it exists)
+blog=$top/b/log-memshare/$U.log
+check "host b's agent waits for the incoming migration" \
+    wait_for 60 grep -q "still arriving by an incoming migration" "$blog"
+pid_bwait=$(agent_pid b)
 V a domjobabort mig3 >/dev/null 2>&1
 wait "$mpid"; rc=$?
 sed 's/^/# virsh migrate: /' "$top/abort.out"
 check "cancelled: virsh migrate failed" test "$rc" != 0
 check "cancelled: the message says the job was cancelled" grep -qi "cancel" "$top/abort.out"
 stays_on a "$pid_a" "cancelled"
+check "cancelled: host b's waiting agent is gone" wait_for 10 bash -c "! kill -0 ${pid_bwait:-0} 2>/dev/null"
+# gone on its own (the domain vanished) or by the hook's SIGTERM at
+# `stopped`: whichever comes first, a clean exit, not a failed attach
+ls "$top"/b/log-memshare/ | sed 's/^/# host b log dir: /'
+tail -n 4 "$blog" 2>&1 | cut -c1-300 | sed 's/^/# host b agent log: /'
+check "cancelled: host b's agent stopped waiting cleanly" \
+    grep -qE "did not complete: the domain is gone|signal received while waiting for the incoming migration" "$blog"
+check "cancelled: host b's agent did not give up attaching" \
+    bash -c "! grep -h 'cannot attach' '$blog'"
 
 # --- a good migration ---------------------------------------------------------------
 out=$(migrate a b); rc=$?
