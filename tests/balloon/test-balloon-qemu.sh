@@ -113,7 +113,13 @@ for u in $U1 $U2 $U3; do
 done
 total_share=0
 for u in $U1 $U2 $U3; do total_share=$((total_share + $(st $u share))); done
-check "handed out ($((total_share / MiB)) MiB) <= what KSM saves ($((saved / MiB)) MiB)" test "$total_share" -le "$saved"
+# Hysteresis (4 MiB a domain, docs/balloon.md step 6) keeps a target whose
+# ideal moved less than that: when KSM's savings sink a little after the
+# targets settled (seen: 416 -> 380 MiB with all three at their ceiling, ideal
+# 510 MiB each), the handed-out sum may exceed the savings by up to 4 MiB a
+# domain, never more.
+check "handed out ($((total_share / MiB)) MiB) <= what KSM saves ($((saved / MiB)) MiB) + 3 x hysteresis" \
+    test "$total_share" -le $((saved + 3 * 4 * MiB))
 # the balloon module's own reads took the same path: [ksm] profit comes
 # only from ksm_process_profit; host-saved from general_profit is below
 # pages_sharing's bytes by the rmap_items' cost, from pages_sharing it is them
