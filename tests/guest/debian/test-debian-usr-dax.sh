@@ -74,7 +74,7 @@ check "dax: the guest's page cache holds none of /usr (DAX reads the host's copy
     has dax "^MS-USR-CACHE [0-9]$"
 attached=$(cat "$dir"/run-memshare/domains/5d0e2b9a-6c1f-4e8b-9a3d-7f2c1b0e9d01/images 2>/dev/null)
 check "dax: the agent lists the image as attached with dax ($attached)" \
-    test "$attached" = "$image $sha dax"
+    test "$attached" = "$image $sha dax host"   # NAME SHA MODE GROUP (one tenant: group host)
 blk=$(V domblklist blk --details 2>/dev/null)
 check "blk: libvirt lists the blob as the guest's second disk" grep -q "sha256-$sha.img" <<< "$blk"
 
@@ -85,7 +85,7 @@ check "stock: the initramfs gives up on /usr, naming the device" \
 has stock "ALERT!" || dump stock
 show stock "Gave up waiting|ALERT"
 attached=$(cat "$dir"/run-memshare/domains/5d0e2b9a-6c1f-4e8b-9a3d-7f2c1b0e9d03/images 2>/dev/null)
-check "stock: the agent did attach the image ($attached)" test "$attached" = "$image $sha dax"
+check "stock: the agent did attach the image ($attached)" test "$attached" = "$image $sha dax host"   # NAME SHA MODE GROUP (one tenant: group host)
 check "stock: the guest never reached multi-user" bash -c "! grep -q MS-DEBIAN-READY '$dir/stock.serial'"
 
 for n in dax blk stock; do V destroy "$n" > /dev/null 2>&1; done
