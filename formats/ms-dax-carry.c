@@ -252,8 +252,8 @@ ms_dax_carry_apply(xmlDoc *doc, GPtrArray *args, GError **error)
 
     /* an earlier leg's pairs name the other host's store: they go */
     for (xmlNode *n = cmdline->children; n;) {
-        xmlNode *val = ms_dax_carry_arg_value(n) ? ms_dax_carry_next_element(n) : NULL;
         xmlChar *opt = ms_dax_carry_arg_value(n);
+        xmlNode *val = opt ? ms_dax_carry_next_element(n) : NULL;
         xmlChar *v = ms_dax_carry_arg_value(val);
         gboolean ours = opt && v && (xmlStrEqual(opt, BAD_CAST "-object") || xmlStrEqual(opt, BAD_CAST "-device")) &&
                         ms_dax_carry_is_ours((const char *)v);

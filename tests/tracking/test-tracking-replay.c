@@ -31,6 +31,14 @@ static const char domain_xml[] =
 static void
 test_create_and_scan(void)
 {
+#ifdef __SANITIZE_ADDRESS__
+    /* ASan's allocator maps anonymous regions of the guest RAM's size in
+     * this process too: the test process can no longer stand in for a QEMU
+     * with exactly one candidate mapping (the unit run without ASan and
+     * the valgrind run cover this test) */
+    g_test_skip("ASan's own mappings make the RAM mapping ambiguous");
+    return;
+#endif
     if (geteuid() != 0) {
         /* the scanner reads /proc/kpageflags, root only */
         g_test_skip("needs root");
