@@ -8,6 +8,7 @@
 #include "ctl.h"
 #include "ms-error.h"
 #include "ms-image-store.h"
+#include "ms-domain-fph.h"
 #include "ms-policy.h"
 #include "ms-util.h"
 
@@ -52,6 +53,9 @@ static const CtlPolicyHelp ctl_policy_help[] = {
       "definition it will land in (sizes against <memory>, named images) and\n"
       "stored the way `virsh metadata --key memshare` does. A running domain's\n"
       "agent picks a live change up at once (docs/policy.md).\n"
+      "<migration free-page-hint='on'/> also writes virtio-balloon free-page-hint\n"
+      "(<qemu:override>, and an <iothreads>) into the persistent definition, used\n"
+      "from the next start (docs/migration.md); set without it, that is removed.\n"
       "  --live, --config, --current  which definitions change, as with virsh\n"
       "  --store DIR, --no-image-check  as for validate\n" },
     { "remove", "remove DOMAIN [--live] [--config] [--current]",
@@ -590,6 +594,54 @@ check_against(virDomainPtr dom, const char *name, const char *label, unsigned in
     return MS_CTL_EXIT_OK;
 }
 
+/* <migration free-page-hint='on'/> is a device property (virtio-balloon
+ * free-page-hint, through <qemu:override>, with the iothread QEMU 7.2
+ * requires): the hook may not change the XML at `prepare`, so it goes into
+ * the persistent definition here, together with the policy, in one
+ * virDomainDefineXML. Switched off only where the old policy asked for it
+ * (an override written by hand for another reason is the user's). Sets
+ * *defined when it defined the domain (the policy is then stored too). */
+static int
+apply_free_page_hint(virConnectPtr conn, virDomainPtr dom, const char *name, xmlNode *policy,
+                     gboolean want, gboolean *defined)
+{
+    g_autoptr(GError) error = NULL;
+    g_autofree char *xml = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE);
+    *defined = FALSE;
+    if (xml == NULL) {
+        fprintf(stderr, "memsharectl: %s (config): %s\n", name, libvirt_message());
+        return MS_CTL_EXIT_FAILURE;
+    }
+    if (!want) {
+        g_autoptr(MsPolicy) old = NULL;
+        /* an old policy that no longer parses asked for nothing we know of */
+        if (!ms_policy_parse_domain_xml(xml, -1, MS_POLICY_CHECK_NONE, NULL, &old, NULL, NULL) ||
+            old == NULL || !old->migration.free_page_hint)
+            return MS_CTL_EXIT_OK;
+    }
+    g_autofree char *merged = substitute_policy(xml, policy, &error);
+    gboolean changed = FALSE;
+    g_autofree char *edited = merged ? ms_domain_set_free_page_hint(merged, -1, want, &changed, &error) : NULL;
+    if (edited == NULL) {
+        fprintf(stderr, "memsharectl: %s (config): %s\n", name, error->message);
+        return g_error_matches(error, MS_ERROR, MS_ERROR_INVALID) ? MS_CTL_EXIT_INVALID : MS_CTL_EXIT_FAILURE;
+    }
+    if (!changed)
+        return MS_CTL_EXIT_OK;
+    virDomainPtr d = virDomainDefineXML(conn, edited);
+    if (d == NULL) {
+        fprintf(stderr, "memsharectl: %s (config): free-page-hint: %s\n", name, libvirt_message());
+        return libvirt_exit_code();
+    }
+    virDomainFree(d);
+    *defined = TRUE;
+    printf("%s: free-page-hint %s in the persistent definition (%s); the next start uses it\n", name,
+           want ? "on" : "off",
+           want ? "virtio-balloon property through <qemu:override>, with an iothread"
+                : "the <qemu:override> properties removed");
+    return MS_CTL_EXIT_OK;
+}
+
 static int
 cmd_set(int argc, char **argv)
 {
@@ -628,10 +680,29 @@ cmd_set(int argc, char **argv)
     if (rc != MS_CTL_EXIT_OK)
         goto out;
 
+    gboolean defined = FALSE;
+    unsigned int flags = affect_flags(&o);
+    if (to_config && virDomainIsPersistent(dom) == 1) {
+        rc = apply_free_page_hint(conn, dom, name, root, policy->migration.free_page_hint, &defined);
+        if (rc != MS_CTL_EXIT_OK)
+            goto out;
+    }
+    if (defined) {
+        /* the definition holds the policy already; the live one, if asked */
+        if (!(to_live && active)) {
+            printf("%s: policy set\n", name);
+            goto out;
+        }
+        flags = VIR_DOMAIN_AFFECT_LIVE;
+    }
+    if (to_live && active && policy->migration.free_page_hint)
+        printf("%s: <migration free-page-hint='on'>: a device property, the running QEMU keeps "
+               "what it started with\n", name);
+
     strip_our_namespace(root);
     plain = node_to_string(doc, root);
     if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, plain, CTL_POLICY_KEY,
-                             MS_POLICY_NAMESPACE, affect_flags(&o)) < 0) {
+                             MS_POLICY_NAMESPACE, flags) < 0) {
         fprintf(stderr, "memsharectl: %s: %s\n", name, libvirt_message());
         rc = libvirt_exit_code();
         goto out;

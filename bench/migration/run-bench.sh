@@ -38,8 +38,8 @@ touch=${MS_BENCH_TOUCH_MIB:-1200}
 settle=${MS_BENCH_SETTLE:-30}
 if [ "$mode" = --smoke ]; then mem=384; touch=128; settle=10; fi
 export MS_GUEST_KERNEL=$PWD/$build/tests/guest/vmlinuz MS_GUEST_INITRD=$PWD/$build/tests/guest/initramfs.img
-hook=$PWD/$build/hooks/memshare-hook agent=$PWD/$build/qmp-plugin/memshare-agent
-for f in "$MS_GUEST_KERNEL" "$MS_GUEST_INITRD" "$hook" "$agent"; do
+hook=$PWD/$build/hooks/memshare-hook agent=$PWD/$build/qmp-plugin/memshare-agent ctl=$PWD/$build/tools/memsharectl
+for f in "$MS_GUEST_KERNEL" "$MS_GUEST_INITRD" "$hook" "$agent" "$ctl"; do
     [ -e "$f" ] || { echo "missing $f (ninja -C $build first)" >&2; exit 1; }
 done
 
@@ -55,12 +55,10 @@ domain() {
         a) MS_DOMAIN_BALLOON=nofpr domain_xml "mig-$v" "$u" "$mem" "$mem" touch-free \
                "/var/log/libvirt/qemu/mig-$v.serial" "$policy" ;;
         b) domain_xml "mig-$v" "$u" "$mem" "$mem" touch-free "/var/log/libvirt/qemu/mig-$v.serial" "$policy" ;;
-        c) # free-page-hint: a balloon property libvirt 9.0 has no element
-           # for; QEMU refuses it without an iothread for the hinting
-           domain_xml "mig-$v" "$u" "$mem" "$mem" touch-free "/var/log/libvirt/qemu/mig-$v.serial" "$policy" |
-           sed -e "s|^<domain type='qemu'>|<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>|" \
-               -e "s|<vcpu>1</vcpu>|<vcpu>1</vcpu><iothreads>1</iothreads>|" \
-               -e "s|^</domain>|<qemu:override><qemu:device alias='balloon0'><qemu:frontend><qemu:property name='free-page-hint' type='bool' value='true'/><qemu:property name='iothread' type='string' value='iothread1'/></qemu:frontend></qemu:device></qemu:override></domain>|" ;;
+        c) # free-page-hint: memsharectl policy set --config writes it (the
+           # <qemu:override> of the balloon and the iothread QEMU needs),
+           # as a user gets it from <memshare:migration free-page-hint='on'/>
+           domain_xml "mig-$v" "$u" "$mem" "$mem" touch-free "/var/log/libvirt/qemu/mig-$v.serial" "$policy" ;;
     esac
 }
 status_val() { sed -n "s/^$2=//p" "$top/a/run-memshare/domains/$1/status" 2>/dev/null | head -n1; }
@@ -73,6 +71,11 @@ for v in a b c; do
     u=6b1c7f52-3b0e-4c55-8f6e-2a9d0c4e5fa$v
     domain "$v" "$u" > "$top/mig-$v.xml"
     V a define "$top/mig-$v.xml" >/dev/null || { echo "define mig-$v failed" >&2; exit 1; }
+    if [ "$v" = c ]; then
+        sed "s|</memshare:policy>|<memshare:migration free-page-hint='on'/></memshare:policy>|" <<< "$policy" > "$top/fph.xml"
+        vmenv_on a vmenv_exec "$ctl" -c qemu:///system policy set "mig-$v" "$top/fph.xml" --config >&2 ||
+            { echo "memsharectl policy set mig-$v (free-page-hint) failed" >&2; exit 1; }
+    fi
     V a start "mig-$v" >/dev/null || { echo "start mig-$v failed" >&2; exit 1; }
     ser=$top/a/log-libvirt/qemu/mig-$v.serial
     for i in $(seq 600); do grep -q '^MS-FREED' "$ser" 2>/dev/null && break; sleep 1; done
