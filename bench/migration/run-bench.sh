@@ -18,7 +18,9 @@
 # table (the figures libvirt 9.0's domjobinfo prints, as printed).
 #   usage: bash bench/migration/run-bench.sh [BUILDDIR] [--smoke]   (BUILDDIR: default build)
 #   --smoke: 384 MiB guest, 128 MiB touched: checks the script, no figures
-#   env: MS_BENCH_MEM_MIB (2048), MS_BENCH_TOUCH_MIB (1200), MS_BENCH_SETTLE (30 s)
+#   env: MS_BENCH_MEM_MIB (2048), MS_BENCH_TOUCH_MIB (1200), MS_BENCH_KEEP_MIB
+#   (200: kept in use after the burst, the issue's "200 MiB in use"),
+#   MS_BENCH_SETTLE (30 s)
 # Not part of the tests; needs an idle machine (the lead runs benchmarks).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -35,8 +37,9 @@ done
 source tests/lib/libvirt-test.sh
 mem=${MS_BENCH_MEM_MIB:-2048}
 touch=${MS_BENCH_TOUCH_MIB:-1200}
+keep=${MS_BENCH_KEEP_MIB:-200}
 settle=${MS_BENCH_SETTLE:-30}
-if [ "$mode" = --smoke ]; then mem=384; touch=128; settle=10; fi
+if [ "$mode" = --smoke ]; then mem=384; touch=128; keep=32; settle=10; fi
 export MS_GUEST_KERNEL=$PWD/$build/tests/guest/vmlinuz MS_GUEST_INITRD=$PWD/$build/tests/guest/initramfs.img
 hook=$PWD/$build/hooks/memshare-hook agent=$PWD/$build/qmp-plugin/memshare-agent ctl=$PWD/$build/tools/memsharectl
 for f in "$MS_GUEST_KERNEL" "$MS_GUEST_INITRD" "$hook" "$agent" "$ctl"; do
@@ -46,7 +49,9 @@ done
 MS_HOOK=$hook MS_AGENT=$agent lvt_pair_setup ms-bench-mig
 top=$dir
 policy="<memshare:policy xmlns:memshare='$NS'><memshare:tracking used-pages='on' period='2s'/><memshare:stats period='2s'/></memshare:policy>"
-export MS_GUEST_CMDLINE="ms.size=$touch ms.hold=5"
+export MS_GUEST_CMDLINE="ms.size=$touch ms.hold=5 ms.keep=$keep"
+# the marker of the workload's end
+done_marker=MS-FREED; [ "$keep" -gt 0 ] && done_marker=MS-KEPT
 
 # domain VARIANT UUID: the XML of one variant
 domain() {
@@ -65,6 +70,9 @@ status_val() { sed -n "s/^$2=//p" "$top/a/run-memshare/domains/$1/status" 2>/dev
 job_val() { # FIELD: from domjobinfo --completed on b (the incoming side)
     sed -n "s/^$1: *//p" <<< "$job" | head -n1; }
 mib() { awk -v b="${1:-0}" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+# "206.807 MiB" (virsh's units) -> MiB
+to_mib() { awk '{ f = $2 == "GiB" ? 1024 : $2 == "KiB" ? 1 / 1024 : $2 == "B" ? 1 / 1048576 : 1; printf "%.1f", $1 * f }' <<< "$1"; }
+declare -A used_mib sent_mib time_ms
 
 rows=()
 for v in a b c; do
@@ -78,8 +86,8 @@ for v in a b c; do
     fi
     V a start "mig-$v" >/dev/null || { echo "start mig-$v failed" >&2; exit 1; }
     ser=$top/a/log-libvirt/qemu/mig-$v.serial
-    for i in $(seq 600); do grep -q '^MS-FREED' "$ser" 2>/dev/null && break; sleep 1; done
-    grep -q '^MS-FREED' "$ser" || { echo "mig-$v: the guest did not finish its workload" >&2; exit 1; }
+    for i in $(seq 600); do grep -q "^$done_marker" "$ser" 2>/dev/null && break; sleep 1; done
+    grep -q "^$done_marker" "$ser" || { echo "mig-$v: the guest did not finish its workload ($done_marker)" >&2; exit 1; }
     sleep "$settle"   # free page reporting hands freed blocks back after a delay
     est_used=$(status_val "$u" used) est_zero=$(status_val "$u" zero) est_unpop=$(status_val "$u" unpopulated)
     t0=$(date +%s%N)
@@ -88,13 +96,21 @@ for v in a b c; do
     t1=$(date +%s%N)
     job=$(V b domjobinfo --completed "mig-$v" 2>/dev/null || V a domjobinfo --completed "mig-$v" 2>/dev/null)
     rows+=("| ($v) | $(mib "$est_used") | $(mib "$est_zero") | $(mib "$est_unpop") | $(job_val 'Memory processed') | $(job_val 'Normal pages') | $(job_val 'Constant pages') | $(job_val 'Time elapsed') | $(( (t1 - t0) / 1000000 )) ms | $(job_val 'Total downtime') |")
+    used_mib[$v]=$(mib "$est_used") sent_mib[$v]=$(to_mib "$(job_val 'Memory processed')")
+    time_ms[$v]=$(job_val 'Time elapsed' | awk '{ print $1 }')
     V b destroy "mig-$v" >/dev/null 2>&1; V b undefine "mig-$v" >/dev/null 2>&1; V a undefine "mig-$v" >/dev/null 2>&1
 done
 
-echo "guest: $mem MiB, touched $touch MiB then freed (touch-free); $(qemu-system-x86_64 --version | head -1)"
+echo "guest: $mem MiB, touched $touch MiB then freed, then $keep MiB kept in use (touch-free); $(qemu-system-x86_64 --version | head -1)"
 echo
 echo "| variant | memshare estimate: used MiB | zero MiB | unpopulated MiB | QEMU: memory processed | normal pages | constant (zero) pages | time elapsed | virsh migrate wall | downtime |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 echo
 echo "(a) plain precopy, no free page reporting; (b) free page reporting; (c) (b) + free-page-hint"
+echo
+# the issue's goals, as ratios of this run's own figures
+awk -v sc="${sent_mib[c]:-0}" -v uc="${used_mib[c]:-0}" -v tc="${time_ms[c]:-0}" -v ta="${time_ms[a]:-0}" \
+    -v sa="${sent_mib[a]:-0}" 'BEGIN {
+    printf "(c) memory processed / memshare'"'"'s used estimate: %.2f (goal <= 1.2); ", (uc > 0 ? sc / uc : 0)
+    printf "(c) time / (a) time: %.2f (goal <= 0.30); (c) / (a) memory processed: %.2f\n", (ta > 0 ? tc / ta : 0), (sa > 0 ? sc / sa : 0) }'
