@@ -135,7 +135,7 @@ check "the replaced image verifies" bverify clash
 # --- a missing image, a bad destination
 out=$(a image push --rsh "$tmp/rsh" nosuch hostb 2>&1); rc=$?
 check "a missing image: push fails naming it" bash -c "test $rc != 0 && grep -q \"image 'nosuch': no such image\" <<< \"\$1\"" _ "$out"
-out=$(a image push --rsh "$tmp/rsh" base -oProxyCommand 2>&1); rc=$?
+out=$(a image push --rsh "$tmp/rsh" -- base -oProxyCommand 2>&1); rc=$?
 check "a destination starting with '-' is refused (not an ssh option)" test "$rc" = 2
 out=$(a image push --rsh "$tmp/rsh" base qemu:///system 2>&1); rc=$?
 check "a URI without a host is refused" bash -c "test $rc = 2 && grep -q 'names no host' <<< \"\$1\"" _ "$out"
