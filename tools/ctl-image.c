@@ -7,9 +7,12 @@
 #include "ms-error.h"
 #include "ms-image-build.h"
 #include "ms-image-store.h"
+#include "ms-policy.h"
 #include "ms-util.h"
 
 #include <errno.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
 #include <stdio.h>
 #include <string.h>
 #include <signal.h>
@@ -736,6 +739,57 @@ push_one(const char *sp, const char *name, const char *host, char **rsh, const c
     return PUSH_SENT;
 }
 
+static void
+quiet_libvirt(void *opaque, virErrorPtr err)
+{
+    (void)opaque;
+    (void)err;
+}
+
+/* The shared images DOMAIN's policy names (its live XML while it runs,
+ * else its persistent one), looked up as `memsharectl policy` does: by
+ * UUID when it looks like one, else by name. NULL with a message when
+ * there is no such domain, or no policy, or no shared image in it. */
+static GStrv
+domain_images(const char *what, GError **error)
+{
+    virSetErrorFunc(NULL, quiet_libvirt);
+    virConnectPtr conn = virConnectOpen(ms_ctl_connect_uri());
+    if (conn == NULL) {
+        virErrorPtr e = virGetLastError();
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot connect to libvirt%s%s: %s",
+                    ms_ctl_connect_uri() ? " at " : "", ms_ctl_connect_uri() ? ms_ctl_connect_uri() : "",
+                    e && e->message ? e->message : "unknown libvirt error");
+        return NULL;
+    }
+    virDomainPtr dom = ms_uuid_is_valid(what) ? virDomainLookupByUUIDString(conn, what) : NULL;
+    if (dom == NULL)
+        dom = virDomainLookupByName(conn, what);
+    char *xml = dom ? virDomainGetXMLDesc(dom, 0) : NULL;
+    if (dom)
+        virDomainFree(dom);
+    virConnectClose(conn);
+    if (xml == NULL) {
+        g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND, "'%s' is neither an image in the store nor a domain", what);
+        return NULL;
+    }
+    g_autoptr(MsPolicy) policy = NULL;
+    gboolean ok = ms_policy_parse_domain_xml(xml, -1, MS_POLICY_CHECK_NONE, NULL, &policy, NULL, error);
+    free(xml);
+    if (!ok)
+        return NULL;
+    g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+    for (guint i = 0; policy && policy->images && i < policy->images->len; i++)
+        g_strv_builder_add(b, ((MsSharedImage *)g_ptr_array_index(policy->images, i))->name);
+    g_auto(GStrv) names = g_strv_builder_end(b);
+    if (names[0] == NULL) {
+        g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND, "domain '%s' has %s", what,
+                    policy ? "no shared image in its memshare policy" : "no memshare policy");
+        return NULL;
+    }
+    return g_steal_pointer(&names);
+}
+
 static int
 cmd_push(int argc, char **argv)
 {
@@ -751,11 +805,13 @@ cmd_push(int argc, char **argv)
         { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
-    int prc = parse_opts("push", "IMAGE... DESTINATION",
-                         "Copies images from this host's store to DESTINATION's (a host name, or a libvirt URI\n"
-                         "such as qemu+ssh://HOST/system), through ssh as rsync does: the destination runs\n"
-                         "`memsharectl image receive`, which keeps the bytes only if they hash to the digest.\n"
-                         "An image the destination has under that name and digest is not sent again.",
+    int prc = parse_opts("push", "IMAGE|DOMAIN... DESTINATION",
+                         "Copies images (a DOMAIN: every shared image of its memshare policy) from this host's\n"
+                         "store to DESTINATION's (a host name, or a libvirt URI such as qemu+ssh://HOST/system),\n"
+                         "through ssh as rsync does: the destination runs `memsharectl image receive`, which\n"
+                         "keeps the bytes only if they hash to the digest. An image the destination has under\n"
+                         "that name and digest is not sent again. An operand is an image if the store has one\n"
+                         "of that name, else a domain (libvirt: -c URI).",
                          entries, &argc, &argv);
     if (prc >= 0)
         return prc;
@@ -788,9 +844,25 @@ cmd_push(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     g_autofree char *sp = store_path(store);
     int rc = MS_CTL_EXIT_OK;
-    for (int i = 1; i < argc - 1; i++)
-        if (push_one(sp, argv[i], host, rshv, remote ? remote : "memsharectl", force) == PUSH_FAILED)
-            rc = MS_CTL_EXIT_FAILURE;
+    for (int i = 1; i < argc - 1; i++) {
+        /* an image of the store first; else a domain: its policy's images */
+        g_auto(GStrv) names = NULL;
+        g_autoptr(MsImageManifest) m =
+            ms_image_name_is_valid(argv[i]) ? ms_image_store_lookup(sp, argv[i], NULL, NULL) : NULL;
+        if (m == NULL) {
+            g_autoptr(GError) derr = NULL;
+            names = domain_images(argv[i], &derr);
+            if (names == NULL) {
+                g_printerr("memsharectl image push: %s\n", derr->message);
+                rc = MS_CTL_EXIT_FAILURE;
+                continue;
+            }
+        }
+        const char *one[] = { argv[i], NULL };
+        for (const char *const *n = names ? (const char *const *)names : one; *n; n++)
+            if (push_one(sp, *n, host, rshv, remote ? remote : "memsharectl", force) == PUSH_FAILED)
+                rc = MS_CTL_EXIT_FAILURE;
+    }
     return rc;
 }
 
@@ -805,7 +877,7 @@ usage(FILE *f)
                "  verify NAME...             recompute the sha256 of each image\n"
                "  remove NAME                refused while a running domain uses it\n"
                "  gc                         delete blobs no manifest or domain references\n"
-               "  push IMAGE... DESTINATION  copy images to another host's store (ssh)\n"
+               "  push IMAGE|DOMAIN... DEST  copy images to another host's store (ssh)\n"
                "  receive NAME SHA256 SIZE   push's other end (stdin; not for people)\n"
                "  (each takes --help)\n"
                "  advise DISK-IMAGE...       propose the files to share\n"

@@ -7,7 +7,8 @@
 # copy, its digest and verify on the destination, a second push sending
 # nothing, damaged streams refused with both digests and nothing left in
 # the destination (no temp file, no name), a name clash refused (and
-# --force), hostile operands and sizes refused by receive before it reads.
+# --force), DOMAIN (its policy's images, through libvirt's test:/// driver),
+# hostile operands and sizes refused by receive before it reads.
 #   usage: test-image-push.sh MEMSHARECTL
 set -uo pipefail
 ctl=$1
@@ -133,8 +134,6 @@ check "--force replaces it" test "$rc" = 0 -a "$(digest "$B" clash)" = "$csha_a"
 check "the replaced image verifies" bverify clash
 
 # --- a missing image, a bad destination
-out=$(a image push --rsh "$tmp/rsh" nosuch hostb 2>&1); rc=$?
-check "a missing image: push fails naming it" bash -c "test $rc != 0 && grep -q \"image 'nosuch': no such image\" <<< \"\$1\"" _ "$out"
 out=$(a image push --rsh "$tmp/rsh" -- base -oProxyCommand 2>&1); rc=$?
 check "a destination starting with '-' is refused (not an ssh option)" test "$rc" = 2
 out=$(a image push --rsh "$tmp/rsh" base qemu:///system 2>&1); rc=$?
@@ -142,6 +141,37 @@ check "a URI without a host is refused" bash -c "test $rc = 2 && grep -q 'names 
 out=$(a image push --rsh /nonexistent/ssh base hostb 2>&1); rc=$?
 check "an --rsh that cannot run: push fails naming image, digest and host" \
     bash -c "test $rc != 0 && grep -q \"image 'base' sha256 $sha to hostb: cannot run\" <<< \"\$1\"" _ "$out"
+
+# --- DOMAIN: every shared image of its policy (libvirt's test:/// driver,
+# in-process: no libvirtd)
+cat > "$tmp/node.xml" <<XML
+<node>
+  <domain type='test'>
+    <name>web1</name>
+    <memory unit='MiB'>512</memory>
+    <vcpu>1</vcpu>
+    <os><type>hvm</type></os>
+    <metadata>
+      <memshare:policy xmlns:memshare='https://memshare.dev/xmlns/policy/1.0'>
+        <memshare:shared-image name='base' mode='blk'/>
+        <memshare:shared-image name='other' mode='blk'/>
+      </memshare:policy>
+    </metadata>
+  </domain>
+</node>
+XML
+out=$(a -c "test://$tmp/node.xml" image push --rsh "$tmp/rsh" web1 hostb 2>&1); rc=$?
+echo "$out" | sed 's/^/# /'
+check "push DOMAIN: exits 0" test "$rc" = 0
+check "push DOMAIN: the image b has is not sent again" grep -q "image 'base' sha256 $sha: hostb has it already" <<< "$out"
+check "push DOMAIN: the other image of its policy is sent" grep -q "image 'other' sha256 $sha2: $size bytes sent to hostb" <<< "$out"
+check "push DOMAIN: b's 'other' verifies" bverify other
+out=$(a -c test:///default image push --rsh "$tmp/rsh" test hostb 2>&1); rc=$?
+check "push DOMAIN without a policy: fails saying so" \
+    bash -c "test $rc = 1 && grep -q \"domain 'test' has no memshare policy\" <<< \"\$1\"" _ "$out"
+out=$(a -c test:///default image push --rsh "$tmp/rsh" nosuch hostb 2>&1); rc=$?
+check "neither image nor domain: fails saying so" \
+    bash -c "test $rc = 1 && grep -q \"'nosuch' is neither an image in the store nor a domain\" <<< \"\$1\"" _ "$out"
 
 # --- receive on its own: operands are checked before stdin is read
 # (stdin is a pipe nobody writes to: a receive that read it would hang)
