@@ -1644,6 +1644,9 @@ ms_image_store_receive(const char *store, const MsImageManifest *m, int in_fd, g
      * O_EXCL|O_NOFOLLOW: nothing planted under its name is followed */
     g_autofree char *tmpname = g_strdup_printf(".tmp-%s-%d.img", m->name, (int)getpid());
     g_autofree char *tmp = g_build_filename(bdir, tmpname, NULL);
+    /* one of that name left by a receive killed midway (with our pid, now
+     * reused) is stale: only the lock's holder writes temp files */
+    unlinkat(blobs_fd, tmpname, 0);
     g_auto(MsFd) out = openat(blobs_fd, tmpname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (out < 0) {
         int e = errno;

@@ -652,6 +652,16 @@ push_host(const char *dest, GError **error)
 
 typedef enum { PUSH_SENT, PUSH_HAD, PUSH_FAILED } PushResult;
 
+/* push ignores SIGPIPE (a receiving end that exits early is a message, not
+ * a death); an ignored signal survives exec, so the remote shell gets the
+ * default back. */
+static void
+push_child_setup(gpointer data)
+{
+    (void)data;
+    signal(SIGPIPE, SIG_DFL);
+}
+
 /* Pushes one image; prints what was done, or the failure naming image,
  * digest and host. */
 static PushResult
@@ -677,7 +687,7 @@ push_one(const char *sp, const char *name, const char *host, char **rsh, const c
 
     GPid pid = 0;
     int in = -1, out = -1;
-    if (!g_spawn_async_with_pipes(NULL, av, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
+    if (!g_spawn_async_with_pipes(NULL, av, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, push_child_setup, NULL,
                                   &pid, &in, &out, NULL, &error)) {
         g_printerr("memsharectl image push: image '%s' sha256 %s to %s: cannot run %s: %s\n", m->name, m->sha256,
                    host, av[0], error->message);
