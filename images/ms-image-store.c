@@ -21,6 +21,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1385,6 +1386,50 @@ ms_iso_time(gint64 t)
     return dt ? g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ") : g_strdup("");
 }
 
+/* Gives the finished temp file TMPNAME in blobs/ (hashed by the caller:
+ * M's digest and size are its bytes) the blob's name, mode 0444, unless
+ * the same bytes are stored already (blobs are never rewritten: the temp
+ * file goes), then points M->name at it and collects the name's previous
+ * blob if nothing else uses it. The store's lock is held. What `image
+ * build` and `image receive` share: the one place a name is taken. */
+static gboolean
+ms_store_take_name_locked(int store_fd, const char *store, int blobs_fd, int names_fd, const char *tmpname,
+                          const MsImageManifest *m, GError **error)
+{
+    g_autofree char *bdir = g_build_filename(store, "blobs", NULL);
+    g_autofree char *bname = g_strdup_printf("sha256-%s.img", m->sha256);
+    struct stat st;
+    if (fstatat(blobs_fd, bname, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        /* same bytes already stored: blobs are never rewritten */
+        unlinkat(blobs_fd, tmpname, 0);
+        if (!S_ISREG(st.st_mode)) {
+            g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "%s/%s: exists and is not a regular file", bdir, bname);
+            return FALSE;
+        }
+    } else {
+        if (fchmodat(blobs_fd, tmpname, 0444, 0) < 0 || renameat(blobs_fd, tmpname, blobs_fd, bname) < 0) {
+            int e = errno;
+            unlinkat(blobs_fd, tmpname, 0);
+            g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%s/%s: %s", bdir, bname, g_strerror(e));
+            return FALSE;
+        }
+        fsync(blobs_fd);
+    }
+
+    g_autofree char *json = ms_image_manifest_to_json(m);
+    g_autofree char *mname = g_strconcat(m->name, ".json", NULL);
+    g_autofree char *mpath = g_build_filename(store, "names", mname, NULL);
+    if (!ms_file_write_atomic(mpath, json, -1, 0644, error))
+        return FALSE;
+    fsync(names_fd);
+
+    /* the name's previous blob, if nothing else uses it */
+    g_autoptr(GError) gerr = NULL;
+    if (ms_store_gc_locked(store_fd, store, NULL, &gerr) < 0)
+        g_debug("image store %s: %s", store, gerr->message);
+    return TRUE;
+}
+
 MsImageManifest *
 ms_image_store_add(const char *store, const char *name, const char *source, const MsImageBuildOptions *opts,
                    GPtrArray **warnings, GError **error)
@@ -1425,27 +1470,7 @@ ms_image_store_add(const char *store, const char *name, const char *source, cons
     if (warnings)
         *warnings = g_steal_pointer(&r.warnings);
 
-    g_autofree char *bname = g_strdup_printf("sha256-%s.img", r.sha256);
-    struct stat st;
-    if (fstatat(blobs_fd, bname, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        /* same bytes already stored: blobs are never rewritten */
-        unlinkat(blobs_fd, tmpname, 0);
-        if (!S_ISREG(st.st_mode)) {
-            g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "%s/%s: exists and is not a regular file", bdir, bname);
-            ms_image_build_result_clear(&r);
-            return NULL;
-        }
-    } else {
-        if (chmod(tmp, 0444) < 0 || renameat(blobs_fd, tmpname, blobs_fd, bname) < 0) {
-            int e = errno;
-            unlinkat(blobs_fd, tmpname, 0);
-            g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%s/%s: %s", bdir, bname, g_strerror(e));
-            ms_image_build_result_clear(&r);
-            return NULL;
-        }
-        fsync(blobs_fd);
-    }
-
+    /* the manifest first: ms_store_take_name_locked takes the temp file */
     g_autoptr(MsImageManifest) m = g_new0(MsImageManifest, 1);
     m->name = g_strdup(name);
     m->sha256 = g_strdup(r.sha256);
@@ -1480,18 +1505,8 @@ ms_image_store_add(const char *store, const char *name, const char *source, cons
     m->builder = g_strdup(MS_IMAGE_BUILDER_VERSION);
     m->usr = opts && opts->usr;
     ms_image_build_result_clear(&r);
-
-    g_autofree char *json = ms_image_manifest_to_json(m);
-    g_autofree char *mname = g_strconcat(name, ".json", NULL);
-    g_autofree char *mpath = g_build_filename(ndir, mname, NULL);
-    if (!ms_file_write_atomic(mpath, json, -1, 0644, error))
+    if (!ms_store_take_name_locked(store_fd, store, blobs_fd, names_fd, tmpname, m, error))
         return NULL;
-    fsync(names_fd);
-
-    /* the name's previous blob, if nothing else uses it */
-    g_autoptr(GError) gerr = NULL;
-    if (ms_store_gc_locked(store_fd, store, NULL, &gerr) < 0)
-        g_debug("image store %s: %s", store, gerr->message);
     return g_steal_pointer(&m);
 }
 
@@ -1530,4 +1545,196 @@ ms_image_store_remove(const char *store, const char *name, GError **error)
     if (ms_store_gc_locked(store_fd, store, NULL, &gerr) < 0)
         g_debug("image store %s: %s", store, gerr->message);
     return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* receive: an image pushed from another host (docs/images.md)          */
+
+gboolean
+ms_image_store_check_receive(const char *store, const MsImageManifest *m, guint64 max_size, gboolean force,
+                             gboolean *have, GError **error)
+{
+    *have = FALSE;
+    if (!ms_image_name_is_valid(m->name) || !ms_is_sha256_hex(m->sha256)) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "image '%s' sha256 %s: not a valid name and digest",
+                    m->name ? m->name : "", m->sha256 ? m->sha256 : "");
+        return FALSE;
+    }
+    if (m->size == 0 || m->size > max_size) {
+        g_set_error(error, MS_ERROR, MS_ERROR_TOO_BIG,
+                    "image '%s' sha256 %s: %" G_GUINT64_FORMAT " bytes, the limit is 1 to %" G_GUINT64_FORMAT,
+                    m->name, m->sha256, m->size, max_size);
+        return FALSE;
+    }
+    g_auto(MsFd) store_fd = ms_store_open(store, FALSE, NULL);
+    if (store_fd < 0)
+        return TRUE;    /* no store yet: everything is missing */
+    g_autoptr(GError) local = NULL;
+    g_autoptr(MsImageManifest) old = ms_store_read_manifest(store_fd, store, m->name, &local);
+    if (old == NULL) {
+        if (g_error_matches(local, MS_ERROR, MS_ERROR_NOT_FOUND))
+            return TRUE;
+        /* an unreadable manifest is not replaced behind the admin's back */
+        if (force)
+            return TRUE;
+        g_propagate_prefixed_error(error, g_steal_pointer(&local), "image '%s' sha256 %s: ", m->name, m->sha256);
+        return FALSE;
+    }
+    if (strcmp(old->sha256, m->sha256) != 0) {
+        if (force)
+            return TRUE;
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED,
+                    "image '%s' is sha256 %s in %s, the pushed one is sha256 %s (--force replaces it)",
+                    m->name, old->sha256, store, m->sha256);
+        return FALSE;
+    }
+    /* the same digest: have it if the blob is really there and whole
+     * (its stamp-less verify costs a hash; a missing or bad blob is fetched
+     * again, which a later take of the name cannot tell apart) */
+    g_autoptr(GError) verr = NULL;
+    if (ms_image_store_verify(store, m->name, &verr)) {
+        *have = TRUE;
+        return TRUE;
+    }
+    g_debug("image store %s: receiving again: %s", store, verr->message);
+    return TRUE;
+}
+
+MsImageManifest *
+ms_image_store_receive(const char *store, const MsImageManifest *m, int in_fd, guint64 max_size, gboolean force,
+                       GError **error)
+{
+    gboolean have = FALSE;
+    if (!ms_image_store_check_receive(store, m, max_size, force, &have, error))
+        return NULL;
+    g_auto(MsFd) store_fd = ms_store_open(store, TRUE, error);
+    if (store_fd < 0)
+        return NULL;
+    /* held while the bytes arrive: gc (under the lock) removes .tmp-
+     * files, and the name clash is checked again below, for good */
+    g_auto(MsFd) lock = ms_store_lock(store_fd, store, error);
+    if (lock < 0)
+        return NULL;
+    g_autofree char *bdir = g_build_filename(store, "blobs", NULL);
+    g_auto(MsFd) blobs_fd = ms_store_openat(store_fd, "blobs", O_RDONLY | O_DIRECTORY, bdir, error);
+    if (blobs_fd < 0)
+        return NULL;
+    g_autofree char *ndir = g_build_filename(store, "names", NULL);
+    g_auto(MsFd) names_fd = ms_store_openat(store_fd, "names", O_RDONLY | O_DIRECTORY, ndir, error);
+    if (names_fd < 0)
+        return NULL;
+    if (!force) {
+        g_autoptr(MsImageManifest) old = ms_store_read_manifest(store_fd, store, m->name, NULL);
+        if (old && strcmp(old->sha256, m->sha256) != 0) {
+            g_set_error(error, MS_ERROR, MS_ERROR_FAILED,
+                        "image '%s' is sha256 %s in %s, the pushed one is sha256 %s (--force replaces it)",
+                        m->name, old->sha256, store, m->sha256);
+            return NULL;
+        }
+    }
+    struct statvfs vfs;
+    if (fstatvfs(blobs_fd, &vfs) == 0 && (guint64)vfs.f_bavail * vfs.f_frsize < m->size) {
+        g_set_error(error, MS_ERROR, MS_ERROR_TOO_BIG,
+                    "image '%s' sha256 %s: %" G_GUINT64_FORMAT " bytes, %s has %" G_GUINT64_FORMAT " free",
+                    m->name, m->sha256, m->size, bdir, (guint64)vfs.f_bavail * vfs.f_frsize);
+        return NULL;
+    }
+
+    /* a temp file of the same file system, so that the rename is atomic;
+     * O_EXCL|O_NOFOLLOW: nothing planted under its name is followed */
+    g_autofree char *tmpname = g_strdup_printf(".tmp-%s-%d.img", m->name, (int)getpid());
+    g_autofree char *tmp = g_build_filename(bdir, tmpname, NULL);
+    /* one of that name left by a receive killed midway (with our pid, now
+     * reused) is stale: only the lock's holder writes temp files */
+    unlinkat(blobs_fd, tmpname, 0);
+    g_auto(MsFd) out = openat(blobs_fd, tmpname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (out < 0) {
+        int e = errno;
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%s: %s", tmp, g_strerror(e));
+        return NULL;
+    }
+    g_autoptr(GChecksum) ck = g_checksum_new(G_CHECKSUM_SHA256);
+    enum { CHUNK = 1024 * 1024 };
+    g_autofree guchar *buf = g_malloc(CHUNK);
+    guint64 got = 0;
+    const char *why = NULL;
+    int err = 0;
+    while (got < m->size) {
+        gsize want = MIN((guint64)CHUNK, m->size - got);
+        ssize_t r = read(in_fd, buf, want);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            err = r < 0 ? errno : 0;
+            why = "read";
+            break;
+        }
+        g_checksum_update(ck, buf, r);
+        for (ssize_t off = 0; off < r;) {
+            ssize_t w = write(out, buf + off, r - off);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0) {
+                err = errno;
+                why = "write";
+                break;
+            }
+            off += w;
+        }
+        if (why)
+            break;
+        got += r;
+    }
+    if (why == NULL) {
+        /* exactly SIZE bytes: one more is a sender that lies about the size */
+        char extra;
+        ssize_t r;
+        while ((r = read(in_fd, &extra, 1)) < 0 && errno == EINTR)
+            ;
+        if (r != 0) {
+            err = r < 0 ? errno : 0;
+            why = r < 0 ? "read" : "extra";
+        }
+    }
+    if (why == NULL && fsync(out) < 0) {
+        err = errno;
+        why = "write";
+    }
+    if (why) {
+        unlinkat(blobs_fd, tmpname, 0);
+        if (strcmp(why, "extra") == 0)
+            g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
+                        "image '%s' sha256 %s: the stream holds more than the %" G_GUINT64_FORMAT
+                        " bytes announced; nothing kept", m->name, m->sha256, m->size);
+        else if (strcmp(why, "read") == 0 && err == 0)
+            g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
+                        "image '%s' sha256 %s: the stream ended after %" G_GUINT64_FORMAT " of %"
+                        G_GUINT64_FORMAT " bytes; nothing kept", m->name, m->sha256, got, m->size);
+        else
+            g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "image '%s' sha256 %s: %s %s: %s; nothing kept",
+                        m->name, m->sha256, why, strcmp(why, "read") == 0 ? "the stream" : tmp,
+                        g_strerror(err));
+        return NULL;
+    }
+    const char *sha = g_checksum_get_string(ck);
+    if (strcmp(sha, m->sha256) != 0) {
+        unlinkat(blobs_fd, tmpname, 0);
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
+                    "image '%s': the %" G_GUINT64_FORMAT " bytes received have sha256 %s, the sender announced "
+                    "sha256 %s; nothing kept", m->name, m->size, sha, m->sha256);
+        return NULL;
+    }
+    if (!ms_store_take_name_locked(store_fd, store, blobs_fd, names_fd, tmpname, m, error))
+        return NULL;
+    /* the manifest as taken: the sender's, whose digest and size the
+     * bytes now prove */
+    g_autoptr(MsImageManifest) taken = ms_store_read_manifest(store_fd, store, m->name, error);
+    return g_steal_pointer(&taken);
+}
+
+MsImageManifest *
+ms_image_store_open_for_push(const char *store, const char *name, int *fd, GError **error)
+{
+    g_autofree char *bpath = NULL;
+    return ms_store_open_image(store, name, NULL, FALSE, fd, &bpath, NULL, error);
 }

@@ -192,4 +192,33 @@ GPtrArray *ms_image_store_group_copies(const char *store, GPtrArray **problems, 
  * the number of problems. */
 guint ms_image_store_verify_copies(const char *store, const char *name, GPtrArray *notes, GPtrArray *problems);
 
+/* ------------------------------------------------------------------ */
+/* push and receive (docs/images.md, "Moving an image to another host") */
+
+/* The largest image `image receive` takes (64 GiB, ten times a whole
+ * Debian /usr): the size comes from another host, before any byte does. */
+#define MS_IMAGE_RECEIVE_MAX (G_GUINT64_CONSTANT(64) << 30)
+
+/* Opens image NAME's blob read-only for sending (every component with
+ * O_NOFOLLOW, as ms_image_store_lookup): its manifest, the blob in *FD
+ * (the caller closes it). */
+MsImageManifest *ms_image_store_open_for_push(const char *store, const char *name, int *fd, GError **error);
+
+/* Can M (a manifest from the sending host: name, digest, size) be
+ * received? Refuses a size of 0 or above MAX_SIZE, and a name the store
+ * maps to another digest unless FORCE (naming both digests). *HAVE: the
+ * name already maps to M's digest and its blob verifies (nothing to send). */
+gboolean ms_image_store_check_receive(const char *store, const MsImageManifest *m, guint64 max_size,
+                                      gboolean force, gboolean *have, GError **error);
+
+/* Reads exactly M->size bytes from IN_FD into a temp file in STORE/blobs
+ * (O_EXCL|O_NOFOLLOW, under the store's lock), hashes them, and takes M's
+ * name as `image build` does (blob 0444 under its digest, the manifest
+ * written atomically). A short stream, a byte more, or another digest
+ * (both named) is refused and the temp file removed: nothing is kept.
+ * Checks as ms_image_store_check_receive first, and free space. Returns
+ * the manifest as stored. */
+MsImageManifest *ms_image_store_receive(const char *store, const MsImageManifest *m, int in_fd,
+                                        guint64 max_size, gboolean force, GError **error);
+
 G_END_DECLS

@@ -1,17 +1,24 @@
 /* tools/ctl-image.c: memsharectl image: build images into the store (from a
- * directory or a guest's disk), list, inspect, verify and remove them. The work is in images/ (builder, store);
- * this file owns the command line, the output format and the exit codes
+ * directory or a guest's disk), list, inspect, verify and remove them, and
+ * push them to another host's store (push, and receive: its other end).
+ * The work is in images/ (builder, store); this file owns the command line, the output format and the exit codes
  * (tools/ctl.h). `image advise` lives in ctl-advise.c. */
 #include "ctl.h"
 #include "ms-error.h"
 #include "ms-image-build.h"
 #include "ms-image-store.h"
+#include "ms-policy.h"
 #include "ms-util.h"
 
 #include <errno.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define PATH_LIST_MAX (64 * 1024 * 1024)
 
@@ -392,6 +399,483 @@ cmd_gc(const char *sp, int argc, char **argv)
     return MS_CTL_EXIT_OK;
 }
 
+/* ------------------------------------------------------------------ */
+/* push and receive (docs/images.md, "Moving an image to another host")
+ *
+ * The protocol, on the receiving end's stdin and stdout (ssh's pipe):
+ *   push -> receive   "memshare-image 1 MLEN\n", then the manifest (MLEN
+ *                     bytes of JSON; its name, sha256 and size must be
+ *                     receive's operands)
+ *   receive -> push   "have\n": the name maps to that digest already and
+ *                     its blob verifies; receive exits 0, nothing is sent.
+ *                     "send\n": push sends exactly SIZE bytes of the blob
+ *                     and closes the pipe.
+ *   receive -> push   "received NAME SHA256 SIZE\n" once the bytes hash to
+ *                     SHA256 and the name is taken.
+ * A refusal is receive's message on stderr (which ssh passes through) and
+ * a non-zero exit; push then names the image, digest and host itself. */
+
+#define PUSH_MAGIC "memshare-image 1"
+
+static void
+close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+typedef int CtlFd;
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(CtlFd, close_fd)
+#define PUSH_LINE_MAX 256
+
+/* One line of at most PUSH_LINE_MAX bytes from FD, a byte at a time: what
+ * follows it on FD belongs to someone else (the manifest, the blob). */
+static char *
+read_line_fd(int fd)
+{
+    char buf[PUSH_LINE_MAX + 1];
+    gsize n = 0;
+    while (n < PUSH_LINE_MAX) {
+        ssize_t r = read(fd, buf + n, 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return NULL;
+        if (buf[n] == '\n') {
+            buf[n] = '\0';
+            return g_strdup(buf);
+        }
+        n++;
+    }
+    return NULL;
+}
+
+static gboolean
+write_all(int fd, const void *data, gsize len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return FALSE;
+        p += w;
+        len -= w;
+    }
+    return TRUE;
+}
+
+/* SIZE operand: decimal digits only (no sign, no units: it comes from a
+ * program), at most MAX. */
+static gboolean
+parse_exact_size(const char *s, guint64 max, guint64 *out, GError **error)
+{
+    gsize len = strlen(s);
+    gboolean digits = len > 0 && len <= 20;
+    for (gsize i = 0; digits && i < len; i++)
+        digits = g_ascii_isdigit(s[i]);
+    errno = 0;
+    guint64 v = digits ? g_ascii_strtoull(s, NULL, 10) : 0;
+    if (!digits || errno) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "size '%s' is not a number of bytes", s);
+        return FALSE;
+    }
+    if (v == 0 || v > max) {
+        g_set_error(error, MS_ERROR, MS_ERROR_TOO_BIG,
+                    "size %" G_GUINT64_FORMAT " is outside 1 to %" G_GUINT64_FORMAT " bytes (--max-size)", v, max);
+        return FALSE;
+    }
+    *out = v;
+    return TRUE;
+}
+
+static gboolean
+is_sha256_hex(const char *s)
+{
+    if (strlen(s) != 64)
+        return FALSE;
+    for (const char *p = s; *p; p++)
+        if (!g_ascii_isdigit(*p) && !(*p >= 'a' && *p <= 'f'))
+            return FALSE;
+    return TRUE;
+}
+
+static int
+cmd_receive(int argc, char **argv)
+{
+    g_autofree char *store = NULL, *max_size = NULL;
+    gboolean force = FALSE;
+    GOptionEntry entries[] = {
+        { "force", 0, 0, G_OPTION_ARG_NONE, &force, "replace a name that maps to another digest", NULL },
+        { "max-size", 0, 0, G_OPTION_ARG_STRING, &max_size, "refuse larger images (default and ceiling 64G)",
+          "SIZE" },
+        { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
+    };
+    int prc = parse_opts("receive", "NAME SHA256 SIZE",
+                         "The receiving end of `image push` (run through ssh; not for people): reads the\n"
+                         "image's manifest and then exactly SIZE bytes from stdin, and keeps them as image\n"
+                         "NAME only if they hash to SHA256. The protocol is in docs/images.md.",
+                         entries, &argc, &argv);
+    if (prc >= 0)
+        return prc;
+    if (argc != 4) {
+        g_printerr("memsharectl image receive: give NAME SHA256 SIZE\n");
+        return MS_CTL_EXIT_USAGE;
+    }
+    const char *name = argv[1], *sha = argv[2];
+    /* the operands come from another host: each is checked before any
+     * byte of stdin is read */
+    if (!ms_image_name_is_valid(name)) {
+        g_autofree char *shown = g_strndup(name, 80);
+        g_printerr("memsharectl image receive: '%s%s' is not a valid image name (letters, digits, '.', '_', "
+                   "'-'; first a letter or digit; at most 64)\n", shown, strlen(name) > 80 ? "..." : "");
+        return MS_CTL_EXIT_INVALID;
+    }
+    if (!is_sha256_hex(sha)) {
+        g_printerr("memsharectl image receive: image '%s': '%.80s' is not a sha256 (64 lowercase hex digits)\n",
+                   name, sha);
+        return MS_CTL_EXIT_INVALID;
+    }
+    g_autoptr(GError) error = NULL;
+    guint64 max = MS_IMAGE_RECEIVE_MAX, size = 0;
+    if (max_size && (!parse_size(max_size, &max, &error) || max > MS_IMAGE_RECEIVE_MAX)) {
+        g_printerr("memsharectl image receive: --max-size: %s\n",
+                   error ? error->message : "above the ceiling of 64G (MS_IMAGE_RECEIVE_MAX)");
+        return MS_CTL_EXIT_USAGE;
+    }
+    if (!parse_exact_size(argv[3], max, &size, &error)) {
+        g_printerr("memsharectl image receive: image '%s' sha256 %s: %s\n", name, sha, error->message);
+        return exit_code(error);
+    }
+
+    g_autofree char *head = read_line_fd(STDIN_FILENO);
+    g_auto(GStrv) f = head ? g_strsplit(head, " ", -1) : NULL;
+    guint64 mlen = 0;
+    if (f == NULL || g_strv_length(f) != 3 || !g_str_has_prefix(head, PUSH_MAGIC " ") ||
+        !parse_exact_size(f[2], MS_IMAGE_MANIFEST_MAX, &mlen, NULL)) {
+        g_printerr("memsharectl image receive: image '%s' sha256 %s: stdin does not start with \"" PUSH_MAGIC
+                   " MANIFEST-LENGTH\" (at most %d): not `memsharectl image push`, or another version\n",
+                   name, sha, MS_IMAGE_MANIFEST_MAX);
+        return MS_CTL_EXIT_INVALID;
+    }
+    g_autofree char *mtext = g_malloc(mlen + 1);
+    gsize got = 0;
+    while (got < mlen) {
+        ssize_t r = read(STDIN_FILENO, mtext + got, mlen - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += r;
+    }
+    if (got < mlen) {
+        g_printerr("memsharectl image receive: image '%s' sha256 %s: the manifest ended after %zu of %"
+                   G_GUINT64_FORMAT " bytes\n", name, sha, got, mlen);
+        return MS_CTL_EXIT_INVALID;
+    }
+    g_autoptr(MsImageManifest) m = ms_image_manifest_parse(mtext, mlen, "the pushed manifest", &error);
+    if (m == NULL) {
+        g_printerr("memsharectl image receive: image '%s' sha256 %s: %s\n", name, sha, error->message);
+        return MS_CTL_EXIT_INVALID;
+    }
+    if (strcmp(m->name, name) != 0 || strcmp(m->sha256, sha) != 0 || m->size != size) {
+        g_printerr("memsharectl image receive: image '%s' sha256 %s (%" G_GUINT64_FORMAT " bytes): the pushed "
+                   "manifest says image '%s' sha256 %s (%" G_GUINT64_FORMAT " bytes)\n",
+                   name, sha, size, m->name, m->sha256, m->size);
+        return MS_CTL_EXIT_INVALID;
+    }
+    g_autofree char *sp = store_path(store);
+    gboolean have = FALSE;
+    if (!ms_image_store_check_receive(sp, m, max, force, &have, &error)) {
+        g_printerr("memsharectl image receive: %s\n", error->message);
+        return exit_code(error);
+    }
+    if (have) {
+        write_all(STDOUT_FILENO, "have\n", 5);
+        return MS_CTL_EXIT_OK;
+    }
+    if (!write_all(STDOUT_FILENO, "send\n", 5)) {
+        g_printerr("memsharectl image receive: image '%s': stdout: %s\n", name, g_strerror(errno));
+        return MS_CTL_EXIT_FAILURE;
+    }
+    g_autoptr(MsImageManifest) taken = ms_image_store_receive(sp, m, STDIN_FILENO, max, force, &error);
+    if (taken == NULL) {
+        g_printerr("memsharectl image receive: %s\n", error->message);
+        return exit_code(error);
+    }
+    g_autofree char *done = g_strdup_printf("received %s %s %" G_GUINT64_FORMAT "\n", taken->name,
+                                            taken->sha256, taken->size);
+    write_all(STDOUT_FILENO, done, strlen(done));
+    return MS_CTL_EXIT_OK;
+}
+
+/* The host to run receive on: DEST itself, or the user@host of a libvirt
+ * URI (qemu+ssh://root@b/system, qemu+tcp://b/system: whatever libvirt's
+ * transport, the bytes go through --rsh). A host is given to ssh as an
+ * operand: one starting with '-' would be an option (-oProxyCommand=...),
+ * so only a host name's characters pass. */
+static char *
+push_host(const char *dest, GError **error)
+{
+    g_autofree char *host = NULL;
+    if (strstr(dest, "://")) {
+        g_autoptr(GError) uerr = NULL;
+        g_autoptr(GUri) u = g_uri_parse(dest, G_URI_FLAGS_NONE, &uerr);
+        if (u == NULL) {
+            g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "destination '%s': %s", dest, uerr->message);
+            return NULL;
+        }
+        const char *h = g_uri_get_host(u);
+        if (h == NULL || *h == '\0') {
+            g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
+                        "destination '%s' names no host (a local URI: this host's own store)", dest);
+            return NULL;
+        }
+        const char *user = g_uri_get_user(u);
+        host = user && *user ? g_strdup_printf("%s@%s", user, h) : g_strdup(h);
+    } else {
+        host = g_strdup(dest);
+    }
+    gboolean ok = *host != '\0' && *host != '-' && strlen(host) <= 255;
+    for (const char *p = host; ok && *p; p++)
+        ok = g_ascii_isalnum(*p) || strchr(".-_:@[]%", *p) != NULL;
+    if (!ok) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
+                    "destination '%s': '%s' is not a host name (letters, digits, '.', '-', '_', ':', "
+                    "'@'; not starting with '-')", dest, host);
+        return NULL;
+    }
+    return g_steal_pointer(&host);
+}
+
+typedef enum { PUSH_SENT, PUSH_HAD, PUSH_FAILED } PushResult;
+
+/* push ignores SIGPIPE (a receiving end that exits early is a message, not
+ * a death); an ignored signal survives exec, so the remote shell gets the
+ * default back. */
+static void
+push_child_setup(gpointer data)
+{
+    (void)data;
+    signal(SIGPIPE, SIG_DFL);
+}
+
+/* Pushes one image; prints what was done, or the failure naming image,
+ * digest and host. */
+static PushResult
+push_one(const char *sp, const char *name, const char *host, char **rsh, const char *remote, gboolean force)
+{
+    g_autoptr(GError) error = NULL;
+    g_auto(CtlFd) fd = -1;
+    g_autoptr(MsImageManifest) m = ms_image_store_open_for_push(sp, name, &fd, &error);
+    if (m == NULL) {
+        g_printerr("memsharectl image push: %s\n", error->message);
+        return PUSH_FAILED;
+    }
+    g_autofree char *size = g_strdup_printf("%" G_GUINT64_FORMAT, m->size);
+    g_autoptr(GStrvBuilder) ab = g_strv_builder_new();
+    g_strv_builder_addv(ab, (const char **)rsh);
+    g_strv_builder_add_many(ab, host, remote, "image", "receive", NULL);
+    if (force)
+        g_strv_builder_add(ab, "--force");
+    /* name and digest passed ms_image_name_is_valid and the manifest
+     * parser: nothing a remote shell would interpret */
+    g_strv_builder_add_many(ab, m->name, m->sha256, size, NULL);
+    g_auto(GStrv) av = g_strv_builder_end(ab);
+
+    GPid pid = 0;
+    int in = -1, out = -1;
+    if (!g_spawn_async_with_pipes(NULL, av, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, push_child_setup, NULL,
+                                  &pid, &in, &out, NULL, &error)) {
+        g_printerr("memsharectl image push: image '%s' sha256 %s to %s: cannot run %s: %s\n", m->name, m->sha256,
+                   host, av[0], error->message);
+        return PUSH_FAILED;
+    }
+    g_autofree char *json = ms_image_manifest_to_json(m);
+    g_autofree char *head = g_strdup_printf(PUSH_MAGIC " %zu\n", strlen(json));
+    g_autofree char *answer = NULL, *result = NULL;
+    const char *why = NULL;
+    guint64 sent = 0;
+    if (!write_all(in, head, strlen(head)) || !write_all(in, json, strlen(json)))
+        why = "the receiving end stopped reading the manifest";
+    if (why == NULL) {
+        answer = read_line_fd(out);
+        if (answer == NULL)
+            why = "the receiving end refused it";
+        else if (strcmp(answer, "have") != 0 && strcmp(answer, "send") != 0)
+            why = "the receiving end answered something else than \"have\" or \"send\"";
+    }
+    if (why == NULL && strcmp(answer, "send") == 0) {
+        g_autofree char *buf = g_malloc(1024 * 1024);
+        while (why == NULL && sent < m->size) {
+            ssize_t r = read(fd, buf, MIN((guint64)1024 * 1024, m->size - sent));
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                why = "the local blob is shorter than its manifest says (memsharectl image verify)";
+            else if (!write_all(in, buf, r))
+                why = "the receiving end stopped reading";
+            else
+                sent += r;
+        }
+    }
+    close(in);
+    if (why == NULL && strcmp(answer, "send") == 0) {
+        result = read_line_fd(out);
+        if (result == NULL || !g_str_has_prefix(result, "received "))
+            why = "the receiving end did not keep it";
+    }
+    close(out);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    g_spawn_close_pid(pid);
+    g_autoptr(GError) serr = NULL;
+    if (why == NULL && !g_spawn_check_wait_status(status, &serr))
+        why = "the receiving end failed";
+    if (why) {
+        g_printerr("memsharectl image push: image '%s' sha256 %s to %s: %s%s%s\n", m->name, m->sha256, host, why,
+                   serr ? ": " : "", serr ? serr->message : "");
+        return PUSH_FAILED;
+    }
+    if (strcmp(answer, "have") == 0) {
+        g_print("image '%s' sha256 %s: %s has it already, nothing sent\n", m->name, m->sha256, host);
+        return PUSH_HAD;
+    }
+    g_print("image '%s' sha256 %s: %" G_GUINT64_FORMAT " bytes sent to %s, verified there\n", m->name, m->sha256,
+            sent, host);
+    return PUSH_SENT;
+}
+
+static void
+quiet_libvirt(void *opaque, virErrorPtr err)
+{
+    (void)opaque;
+    (void)err;
+}
+
+/* The shared images DOMAIN's policy names (its live XML while it runs,
+ * else its persistent one), looked up as `memsharectl policy` does: by
+ * UUID when it looks like one, else by name. NULL with a message when
+ * there is no such domain, or no policy, or no shared image in it. */
+static GStrv
+domain_images(const char *what, GError **error)
+{
+    virSetErrorFunc(NULL, quiet_libvirt);
+    virConnectPtr conn = virConnectOpen(ms_ctl_connect_uri());
+    if (conn == NULL) {
+        virErrorPtr e = virGetLastError();
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "cannot connect to libvirt%s%s: %s",
+                    ms_ctl_connect_uri() ? " at " : "", ms_ctl_connect_uri() ? ms_ctl_connect_uri() : "",
+                    e && e->message ? e->message : "unknown libvirt error");
+        return NULL;
+    }
+    virDomainPtr dom = ms_uuid_is_valid(what) ? virDomainLookupByUUIDString(conn, what) : NULL;
+    if (dom == NULL)
+        dom = virDomainLookupByName(conn, what);
+    char *xml = dom ? virDomainGetXMLDesc(dom, 0) : NULL;
+    if (dom)
+        virDomainFree(dom);
+    virConnectClose(conn);
+    if (xml == NULL) {
+        g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND, "'%s' is neither an image in the store nor a domain", what);
+        return NULL;
+    }
+    g_autoptr(MsPolicy) policy = NULL;
+    gboolean ok = ms_policy_parse_domain_xml(xml, -1, MS_POLICY_CHECK_NONE, NULL, &policy, NULL, error);
+    free(xml);
+    if (!ok)
+        return NULL;
+    g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+    for (guint i = 0; policy && policy->images && i < policy->images->len; i++)
+        g_strv_builder_add(b, ((MsSharedImage *)g_ptr_array_index(policy->images, i))->name);
+    g_auto(GStrv) names = g_strv_builder_end(b);
+    if (names[0] == NULL) {
+        g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND, "domain '%s' has %s", what,
+                    policy ? "no shared image in its memshare policy" : "no memshare policy");
+        return NULL;
+    }
+    return g_steal_pointer(&names);
+}
+
+static int
+cmd_push(int argc, char **argv)
+{
+    g_autofree char *store = NULL, *rsh = NULL, *remote = NULL;
+    gboolean force = FALSE;
+    GOptionEntry entries[] = {
+        { "rsh", 'e', 0, G_OPTION_ARG_STRING, &rsh,
+          "the remote shell, split on white space; HOST and the command follow (default: ssh)", "CMD" },
+        { "remote-memsharectl", 0, 0, G_OPTION_ARG_STRING, &remote,
+          "memsharectl on the destination (default: memsharectl, from its PATH)", "PATH" },
+        { "force", 0, 0, G_OPTION_ARG_NONE, &force,
+          "replace the destination's image of that name if it has another digest", NULL },
+        { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
+    };
+    int prc = parse_opts("push", "IMAGE|DOMAIN... DESTINATION",
+                         "Copies images (a DOMAIN: every shared image of its memshare policy) from this host's\n"
+                         "store to DESTINATION's (a host name, or a libvirt URI such as qemu+ssh://HOST/system),\n"
+                         "through ssh as rsync does: the destination runs `memsharectl image receive`, which\n"
+                         "keeps the bytes only if they hash to the digest. An image the destination has under\n"
+                         "that name and digest is not sent again. An operand is an image if the store has one\n"
+                         "of that name, else a domain (libvirt: -c URI).",
+                         entries, &argc, &argv);
+    if (prc >= 0)
+        return prc;
+    if (argc < 3) {
+        g_printerr("memsharectl image push: give IMAGE... DESTINATION\n");
+        return MS_CTL_EXIT_USAGE;
+    }
+    g_autoptr(GError) error = NULL;
+    g_autofree char *host = push_host(argv[argc - 1], &error);
+    if (host == NULL) {
+        g_printerr("memsharectl image push: %s\n", error->message);
+        return MS_CTL_EXIT_USAGE;
+    }
+    g_auto(GStrv) words = g_strsplit_set(rsh ? rsh : "ssh", " \t\n", -1);
+    g_autoptr(GStrvBuilder) wb = g_strv_builder_new();
+    for (guint i = 0; words[i]; i++)
+        if (*words[i])
+            g_strv_builder_add(wb, words[i]);
+    g_auto(GStrv) rshv = g_strv_builder_end(wb);
+    if (rshv[0] == NULL) {
+        g_printerr("memsharectl image push: --rsh is empty\n");
+        return MS_CTL_EXIT_USAGE;
+    }
+    if (remote && (*remote == '\0' || strpbrk(remote, " \t\n;&|`$<>'\"\\()") != NULL)) {
+        g_printerr("memsharectl image push: --remote-memsharectl '%s': a path without white space or shell "
+                   "characters (ssh hands it to the remote shell)\n", remote);
+        return MS_CTL_EXIT_USAGE;
+    }
+    /* a receiving end that exits early must not kill us mid-write */
+    signal(SIGPIPE, SIG_IGN);
+    g_autofree char *sp = store_path(store);
+    int rc = MS_CTL_EXIT_OK;
+    for (int i = 1; i < argc - 1; i++) {
+        /* an image of the store first; else a domain: its policy's images */
+        g_auto(GStrv) names = NULL;
+        g_autoptr(MsImageManifest) m =
+            ms_image_name_is_valid(argv[i]) ? ms_image_store_lookup(sp, argv[i], NULL, NULL) : NULL;
+        if (m == NULL) {
+            g_autoptr(GError) derr = NULL;
+            names = domain_images(argv[i], &derr);
+            if (names == NULL) {
+                g_printerr("memsharectl image push: %s\n", derr->message);
+                rc = MS_CTL_EXIT_FAILURE;
+                continue;
+            }
+        }
+        const char *one[] = { argv[i], NULL };
+        for (const char *const *n = names ? (const char *const *)names : one; *n; n++)
+            if (push_one(sp, *n, host, rshv, remote ? remote : "memsharectl", force) == PUSH_FAILED)
+                rc = MS_CTL_EXIT_FAILURE;
+    }
+    return rc;
+}
+
 static void
 usage(FILE *f)
 {
@@ -403,6 +887,8 @@ usage(FILE *f)
                "  verify NAME...             recompute the sha256 of each image\n"
                "  remove NAME                refused while a running domain uses it\n"
                "  gc                         delete blobs no manifest or domain references\n"
+               "  push IMAGE|DOMAIN... DEST  copy images to another host's store (ssh)\n"
+               "  receive NAME SHA256 SIZE   push's other end (stdin; not for people)\n"
                "  (each takes --help)\n"
                "  advise DISK-IMAGE...       propose the files to share\n"
                "  prepare-guest --name NAME GUEST-ROOT   make a Debian guest mount NAME as /usr\n"
@@ -447,6 +933,10 @@ ms_ctl_image(int argc, char **argv)
     if (strcmp(sub, "prepare-guest") == 0) return ms_ctl_image_prepare_guest(argc - 1, argv + 1);
     if (strcmp(sub, "build") == 0)
         return cmd_build(argc - 1, argv + 1);
+    if (strcmp(sub, "push") == 0)
+        return cmd_push(argc - 1, argv + 1);
+    if (strcmp(sub, "receive") == 0)
+        return cmd_receive(argc - 1, argv + 1);
     for (guint i = 0; i < G_N_ELEMENTS(cmds); i++)
         if (strcmp(sub, cmds[i].name) == 0)
             return run_store_cmd(&cmds[i], argc - 1, argv + 1);

@@ -12,6 +12,9 @@
 #     so it is still running): domain and the same agent on the source,
 #     nothing left on the destination, whose agent (launched by `started`
 #     while the migration runs) waited for it and exits cleanly;
+#   - the image pushed from the source's store to the destination's
+#     (memsharectl image push; refused first while the destination has
+#     another content under the name);
 #   - then a good migration: agent on the destination, same blob attached;
 #   - a destination without memshare (no hook): the domain migrates and runs
 #     there without an agent (nothing can refuse or start one); a `dax`
@@ -86,10 +89,39 @@ check "digest mismatch: the message names both digests, the image and the host" 
     grep -q "digest mismatch: the domain has sha256 $sha_a attached, host 'memshare-test-b' has 'usr' (sha256 $sha_b)" <<< "$out"
 stays_on a "$pid_a" "digest mismatch"
 
-# --- the same image on b; a migration cancelled midway -------------------------------
+# --- the same image on b, pushed from a (memsharectl image push) ---------------------
+# push's remote shell: ssh would run `memsharectl image receive ...` on host
+# b; this one drops HOST and "memsharectl" and runs the rest in host b's
+# namespaces, where b's store is /var/lib/memshare/images
+cat > "$top/rsh-b" <<EOF
+#!/bin/bash
+shift 2
+exec nsenter -t $(cat "$top/b.holder.pid") ${_vmenv_h_flags[b]} -- env -u MEMSHARE_IMAGE_STORE "$MS_CTL" "\$@"
+EOF
+chmod +x "$top/rsh-b"
+push() { "$MS_CTL" image push --store "$top/a/lib-memshare/images" --rsh "$top/rsh-b" usr \
+    qemu+ssh://memshare-test-b/system 2>&1; }
+out=$(push); rc=$?
+sed 's/^/# image push: /' <<< "$out"
+check "push onto another digest: refused" test "$rc" != 0
+check "push onto another digest: both digests named" \
+    grep -q "image 'usr' is sha256 $sha_b in .*, the pushed one is sha256 $sha_a" <<< "$out"
+check "push onto another digest: image, digest and host named" \
+    grep -q "image 'usr' sha256 $sha_a to memshare-test-b: " <<< "$out"
+check "push onto another digest: host b's 'usr' unchanged" test "$(sha_of b usr)" = "$sha_b"
 C b image remove usr >> "$top/build.log" 2>&1 || bail "image remove usr on host b"
-C b image build --from "$top/src1" --name usr >> "$top/build.log" 2>&1 || bail "image build usr (src1) on host b"
-check "host b now has the same 'usr' (a reproducible build)" test "$(sha_of b usr)" = "$sha_a"
+out=$(push); rc=$?
+sed 's/^/# image push: /' <<< "$out"
+check "push: exits 0" test "$rc" = 0
+check "push: says what it sent to host b" \
+    grep -q "image 'usr' sha256 $sha_a: [0-9]* bytes sent to memshare-test-b, verified there" <<< "$out"
+check "host b now has the same 'usr' (pushed from a)" test "$(sha_of b usr)" = "$sha_a"
+out=$(C b image verify usr 2>&1); rc=$?
+check "host b's image verify passes" test "$rc" = 0
+out=$(push); rc=$?
+check "push again: nothing sent" grep -q "image 'usr' sha256 $sha_a: memshare-test-b has it already, nothing sent" <<< "$out"
+
+# --- a migration cancelled midway ------------------------------------------------------
 # 1 MiB/s: the guest's touched memory alone takes many seconds to send
 migrate a b --bandwidth 1 > "$top/abort.out" 2>&1 &
 mpid=$!
