@@ -172,7 +172,10 @@ reads_b=$(good_reads b)
 # migration (1 MiB/s, speed raised midway) the guest kernel on host b oopses
 # in timer code (NULL write in rb_erase from __hrtimer_run_queues) and
 # panics: guest RAM arrived inconsistent. Under investigation; the line below
-# says whether it happened in this run.
+# says whether it happened in this run. Session 9 (docs/migration.md, with
+# tests/migrate/repro-slow-kill.sh): not free page reporting, not a balloon
+# change, not tracking; it needs the kill with the supervisor's restarted
+# agent attaching during the migration, after the fast legs.
 check_todo "guest kernel panic after the slow migration, under investigation (docs/migration.md)" \
     "killed agent: the guest keeps reading the image on host b" wait_for 60 reads_grew b "${reads_b:-0}"
 echo "# guest console on host b: $(tr -d '\r' < "$(serial b)" 2>/dev/null | grep -m1 -E 'Kernel panic|BUG:' || echo 'no oops')"

@@ -1,0 +1,162 @@
+#!/bin/bash
+# tests/migrate/repro-slow-kill.sh: the slow, killed-agent leg of
+# test-migrate-dax.sh alone (not in meson), with knobs to remove one suspect
+# at a time for the guest oops on the destination (docs/migration.md):
+#   OOPS_LEGS=1 run the two fast legs first; OOPS_KILL=0 no SIGKILL,
+#   OOPS_KILL=both the agent's supervisor too (no restarted agent);
+#   OOPS_SPEED=0 no speed change; OOPS_WATCH=S seconds to watch host b;
+#   MS_DOMAIN_BALLOON=nofpr no free page reporting; OOPS_POLICY=XML.
+# tests/migrate/test-migrate-dax.sh: a policy-carrying domain with a `dax`
+# shared image (memory-backend-file + virtio-pmem-pci, hot-plugged by the
+# agent over QMP) and used-page tracking, live-migrated between two test
+# hosts a -> b -> a (docs/migration.md, "DAX images"):
+#   - the source agent publishes the device's placement in the live
+#     metadata (<migration xmlns='https://memshare.dev/xmlns/migration/1.0'>);
+#   - the destination's hook gives the incoming QEMU the same backend and
+#     device (<qemu:commandline>, its own store's blob of that digest); the
+#     destination agent adopts them: one virtio-pmem device, same address;
+#   - the guest, which mounted the image with dax=always, keeps reading the
+#     same bytes from it on each side (a loop the image itself carries
+#     prints the md5 of a file on it every 2 s to the per-host console);
+#   - exactly one agent, on the right host; policy identical; tracking.used
+#     carried in the history and measured again on the destination;
+#   - fault: the source agent killed (SIGKILL) while a migration runs: the
+#     migration completes, the domain runs on the destination, no agent is
+#     left on the source, and the source's agent log says what happened;
+#     the destination's agent, started by libvirt's `started` hook while the
+#     migration still runs, waits for it to finish and attaches: exactly
+#     one agent, on the destination.
+#   env: MS_HOOK, MS_AGENT, MS_CTL, MS_GUEST_KERNEL, MS_GUEST_INITRD
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../lib/libvirt-test.sh"
+
+lvt_pair_setup ms-oops
+top=$dir
+U=6b1c7f52-3b0e-4c55-8f6e-2a9d0c4e5fa1
+MIG_NS=https://memshare.dev/xmlns/migration/1.0
+rt() { lvt_pair_rt "$1" $U; }
+agent_pid() { lvt_pair_agent_pid "$1" $U; }
+agent_alive() { lvt_pair_agent_alive "$1" $U; }
+status_val() { sed -n "s/^$2=//p" "$(rt "$1")/status" 2>/dev/null | head -n1; }
+serial() { echo "$top/$1/log-libvirt/qemu/mig5.serial"; }
+runs_on() { grep -qx running <<< "$(V "$1" domstate mig5 2>&1)"; }
+absent_on() { ! grep -qx mig5 <<< "$(V "$1" list --all --name)"; }
+memdevs() { V "$1" qemu-monitor-command mig5 '{"execute":"query-memory-devices"}' 2>&1; }
+# good_reads HOST: console lines where the guest read the image's blob intact
+good_reads() { grep -c "^MS-DAXREAD [0-9]* $md5" "$(serial "$1")" 2>/dev/null; }
+reads_grew() { [ "$(good_reads "$1")" -ge $(( $2 + 2 )) ]; }
+# whole lines (the console ends them with CR LF) with another md5
+bad_reads() { tr -d '\r' < "$(serial "$1")" 2>/dev/null | grep -E "^MS-DAXREAD [0-9]+ [0-9a-f]{32}\$" | grep -v " $md5\$"; }
+
+# --- the image: a blob and a loop that reads it, on the image itself ---------------
+mkdir -p "$top/src/bin" "$top/src/data"
+head -c $((1 << 20)) /dev/urandom > "$top/src/data/blob"
+md5=$(md5sum < "$top/src/data/blob" | cut -d' ' -f1)
+cat > "$top/src/bin/ms-hello" <<'SH'
+#!/bin/sh
+# started by the guest's mount-shared scenario; the loop outlives it and
+# reads through the DAX mapping every round (no guest page cache)
+d=$(dirname "$0")/..
+( i=0; while :; do i=$((i + 1)); echo "MS-DAXREAD $i $(md5sum < "$d/data/blob" | cut -d' ' -f1)"; sleep 2; done ) \
+    > /dev/ttyS0 2>&1 < /dev/null &
+echo "reader started"
+SH
+chmod 755 "$top/src/bin/ms-hello"
+for h in a b; do
+    out=$(vmenv_on $h vmenv_exec "$MS_CTL" image build --from "$top/src" --name usr 2>&1) ||
+        bail "image build on host $h: $out"
+done
+sha=$(sed -n 's/.*"sha256" *: *"\([0-9a-f]*\)".*/\1/p' "$top/a/lib-memshare/images/names/usr.json")
+check "both hosts' stores have the same 'usr'" \
+    grep -q "\"sha256\" *: *\"$sha\"" "$top/b/lib-memshare/images/names/usr.json"
+
+export MS_GUEST_CMDLINE="ms.wait=120"
+policy_default="<memshare:policy xmlns:memshare='$NS'><memshare:tracking used-pages='on' period='1s'/><memshare:stats period='1s'/><memshare:shared-image name='usr' mode='dax'/></memshare:policy>"
+policy=${OOPS_POLICY:-$policy_default}
+# free PCIe root ports: the balloon takes one, the pmem device another
+MS_DOMAIN_ROOT_PORTS=4 MS_DOMAIN_SLOTS=2 MS_DOMAIN_MAXMEM_MIB=1024 \
+    domain_xml mig5 $U 320 320 mount-shared /var/log/libvirt/qemu/mig5.serial "$policy" > "$top/mig5.xml"
+V a create "$top/mig5.xml" >/dev/null || bail "cannot start mig5 on host a"
+check "agent runs on host a" wait_for 10 agent_alive a
+check "host a: the guest mounted the image with DAX" wait_for 300 grep -q "^MS-MOUNTED /dev/pmem0 dax" "$(serial a)"
+check "host a: the guest reads the image's blob intact" wait_for 60 reads_grew a 0
+placed() { V a metadata mig5 "$MIG_NS" 2>/dev/null | grep -q "<dax name=\"usr\" sha256=\"$sha\""; }
+check "host a: the agent published the device's placement in the live metadata" wait_for 60 placed
+placed || bail "no dax image on host a to migrate"
+V a metadata mig5 "$MIG_NS" | sed 's/^/# /'
+has_used() { [ -n "$(status_val a used)" ]; }
+[ -n "${OOPS_POLICY:-}" ] || wait_for 60 has_used
+pol_a=$(V a metadata mig5 "$NS")
+
+# leg FROM TO [virsh options]: migrate and check both sides
+leg() {
+    local from=$1 to=$2 out rc pid_from reads_to memaddr_from n seed seed_used used_to total; shift 2
+    pid_from=$(agent_pid "$from")
+    reads_to=$(good_reads "$to"); reads_to=${reads_to:-0}
+    memaddr_from=$(grep -o '"memaddr": *[0-9]*' <<< "$(memdevs "$from")")
+    out=$(lvt_pair_migrate "$from" "$to" mig5 "$@" 2>&1); rc=$?
+    [ -n "$out" ] && sed 's/^/# virsh migrate: /' <<< "$out"
+    check "$from -> $to: migration succeeds" test "$rc" = 0
+    check "$from -> $to: mig5 runs on host $to" runs_on "$to"
+    check "$from -> $to: mig5 is gone from host $from" wait_for 10 absent_on "$from"
+    check "$from -> $to: an agent runs on host $to" wait_for 30 agent_alive "$to"
+    check "$from -> $to: the agent on host $from is gone" wait_for 10 bash -c "! kill -0 $pid_from 2>/dev/null"
+    check "$from -> $to: host $from's runtime directory is gone" wait_for 10 test ! -e "$(rt "$from")"
+    n=$(for h in a b; do agent_alive $h && echo $h; done | grep -c .)
+    check "$from -> $to: exactly one agent across both hosts ($n)" test "$n" = 1
+    check "$from -> $to: policy identical on host $to" test "$(V "$to" metadata mig5 "$NS")" = "$pol_a"
+    echo "# host $to memory devices: $(memdevs "$to")"
+    check "$from -> $to: host $to's QEMU has exactly one virtio-pmem device, at the source's address" \
+        bash -c "[ \$(grep -o '\"type\": *\"virtio-pmem\"' <<< '$(memdevs "$to")' | wc -l) = 1 ] &&
+                 grep -q '$memaddr_from' <<< '$(memdevs "$to")'"
+    # default-group=domain: the domain's own group copy, made on host $to by its hook
+    check "$from -> $to: its backend is host $to's copy of the same digest for the domain's group" \
+        grep -q "\"mem-path\":\"/var/lib/memshare/images/groups/domain:$U/sha256-$sha.img\"" "$top/$to/log-libvirt/qemu/mig5.log"
+    check "$from -> $to: host $to's agent adopted the device and attached nothing more" \
+        wait_for 30 grep -q "^attached=1" "$(rt "$to")/status"
+    check "$from -> $to: the guest keeps reading the image's blob intact on host $to" \
+        wait_for 60 reads_grew "$to" "$reads_to"
+    check "$from -> $to: no read of the image returned other bytes" test -z "$(bad_reads "$to")"
+    check "$from -> $to: history seeded from the source's last sample" \
+        grep -q "^# migrated in to host 'memshare-test-$to'" "$(rt "$to")/history"
+    seed=$(grep -v '^#' "$(rt "$to")/history" | head -n1)
+    seed_used=$(awk '{print $7}' <<< "$seed")
+    check "$from -> $to: the seed carries tracking.used ($seed_used)" bash -c "[ '${seed_used:--}' != - ]"
+    used_dest() { local u; u=$(status_val "$to" used); [ -n "$u" ] && [ "$u" -gt 0 ]; }
+    check "$from -> $to: host $to measures tracking.used again" wait_for "${OOPS_USED_WAIT:-60}" used_dest
+    used_to=$(status_val "$to" used) total=$(status_val "$to" total)
+    echo "# tracking.used: carried $seed_used, host $to $used_to, guest RAM $total"
+    # no lower bound from the carried figure: populated zero-filled pages
+    # are not sent in full and arrive unpopulated (docs/migration.md; seen
+    # here: 172 -> 94 MiB on the first leg); test-migrate-policy.sh checks
+    # that what the guest touched stays covered
+    check "$from -> $to: tracking.used within guest RAM" bash -c "[ $used_to -le ${total:-0} ]"
+}
+if [ "${OOPS_LEGS:-0}" = 1 ]; then leg a b; leg b a; fi
+t0=$(date +%s)
+pid_a=$(agent_pid a)
+lvt_pair_migrate a b mig5 --bandwidth 1 > "$top/kill.out" 2>&1 &
+mpid=$!
+job_running() { V a domjobinfo mig5 2>/dev/null | grep -q "Job type: *Unbounded"; }
+check "killed agent: migration in progress" wait_for 120 job_running
+echo "# t+$(( $(date +%s) - t0 )) job running"
+if [ "${OOPS_KILL:-1}" = both ]; then
+    # the supervisor too: the agent dies and nothing restarts it
+    sup=$(ps -o ppid= -p "$pid_a" | tr -d ' '); kill -KILL "$sup" "$pid_a"
+    echo "# t+$(( $(date +%s) - t0 )) killed supervisor $sup and agent $pid_a"
+elif [ "${OOPS_KILL:-1}" = 1 ]; then kill -KILL "$pid_a"; echo "# t+$(( $(date +%s) - t0 )) killed agent $pid_a"; fi
+sleep "${OOPS_SPEED_DELAY:-0}"
+if [ "${OOPS_SPEED:-1}" = 1 ]; then V a migrate-setspeed mig5 10000 >/dev/null 2>&1; echo "# t+$(( $(date +%s) - t0 )) speed raised"; fi
+wait "$mpid"; rc=$?
+echo "# t+$(( $(date +%s) - t0 )) migration done rc=$rc"
+sed 's/^/# virsh migrate: /' "$top/kill.out"
+check "migration completes" test "$rc" = 0
+reads_b=$(good_reads b)
+oopsed() { tr -d '\r' < "$(serial b)" 2>/dev/null | grep -q -E 'Kernel panic|BUG|Oops|corruption|invalid opcode|general protection'; }
+wait_for "${OOPS_WATCH:-120}" oopsed
+echo "# t+$(( $(date +%s) - t0 )) watch over; reads on b before $reads_b after $(good_reads b)"
+echo "# RESULT: $(tr -d '\r' < "$(serial b)" 2>/dev/null | grep -m1 -E 'Kernel panic|BUG|Oops|corruption|invalid opcode|general protection' || echo 'no oops')"
+grep -h -i "balloon\|supervisor\|incoming\|migrat" "$top"/a/log-memshare/*.log "$top"/b/log-memshare/*.log 2>/dev/null | grep -v "tracking:" | cut -c1-250 | sed 's/^/# agent: /' | tail -n 40
+V b destroy mig5 >/dev/null
+done_testing
