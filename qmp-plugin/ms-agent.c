@@ -972,74 +972,98 @@ ms_agent_find_qemu_pid(MsAgent *agent)
 #define MS_AGENT_INCOMING_POLL_MS 250
 
 /* SIGTERM/SIGINT while waiting (the `stopped` hook of a cancelled
- * migration): exit 0 at once, from the handler. Not a GLib signal source:
- * libvirtd runs the hooks with the domain object locked, so the agent's
- * virDomainGetState can be blocked in libvirtd at exactly that moment, and
- * a main-loop handler would only run after the hook's `release` gave up
- * waiting and sent SIGKILL (seen in test-migrate-faults). Nothing to clean
- * up yet: the agent has only its pid lock, which `release` removes. */
+ * incoming migration, or of the source after an outgoing one): exit 0 at
+ * once, from the handler. Not a GLib signal source: libvirtd runs the
+ * hooks with the domain object locked, so the agent's virDomainGetState can
+ * be blocked in libvirtd at exactly that moment, and a main-loop handler
+ * would only run after the hook's `release` gave up waiting and sent
+ * SIGKILL (seen in test-migrate-faults). Nothing to clean up yet: the
+ * agent has only its pid lock, which `release` removes. */
 static void
 ms_agent_on_signal_while_waiting(int sig)
 {
     static const char msg[] =
-        "memshare-agent: signal received while waiting for the incoming migration; not attaching\n";
+        "memshare-agent: signal received while waiting for the migration; not attaching\n";
     ssize_t n = write(STDERR_FILENO, msg, sizeof msg - 1);
     (void)n;
     _exit(0);
 }
 
-/* On the destination of a live migration libvirt 9.0 runs the `started`
- * hook (which launches this agent) right after the incoming QEMU is set up,
- * long before a slow migration ends, and holds the domain's job until its
- * Finish phase: every monitor command would wait 30 s and fail, and the
- * domain would end up without an agent. So, before the first monitor
- * command, wait while libvirt says the domain is still arriving
- * (ms_libvirt_incoming_state, no job needed). An ordinary start returns at
- * once: its state at `started` is RUNNING/BOOTED or PAUSED/USER. Lifecycle
+/* Before the first monitor command, wait while a live migration of the
+ * domain runs, in either direction:
+ * - incoming: on the destination libvirt 9.0 runs the `started` hook
+ *   (which launches this agent) right after the incoming QEMU is set up,
+ *   long before a slow migration ends, and holds the domain's job until its
+ *   Finish phase: every monitor command would wait 30 s and fail, and the
+ *   domain would end up without an agent. The domain is PAUSED/MIGRATION
+ *   meanwhile (ms_libvirt_incoming_state, no job needed).
+ * - outgoing: an agent that starts while its domain migrates out (the
+ *   supervisor restarting one that died mid-migration) has nothing to do
+ *   there that would outlive the migration, and attaching then preceded
+ *   guest memory arriving corrupted on the destination in
+ *   tests/migrate/test-migrate-dax.sh (docs/migration.md: 4 oopses in 5
+ *   runs with the restart, 0 in 4 without an agent attaching). It waits
+ *   for the job to end: the domain then left (nothing to serve) or stayed
+ *   (the migration failed: attach).
+ * An ordinary start returns at once: its state at `started` is
+ * RUNNING/BOOTED or PAUSED/USER and its job is no migration. Lifecycle
  * events stay queued in the agent's context for ms_agent_run. */
 static gboolean
-ms_agent_wait_incoming(MsAgent *agent, MsAgentStartResult *result, GError **error)
+ms_agent_wait_migration(MsAgent *agent, MsAgentStartResult *result, GError **error)
 {
-    MsLibvirtIncoming state = ms_libvirt_incoming_state(agent->libvirt, error);
-    if (state == MS_LIBVIRT_INCOMING_ERROR)
-        return FALSE;
-    if (state == MS_LIBVIRT_INCOMING_NONE)
-        return TRUE;
     gint64 t0 = g_get_monotonic_time();
-    g_message("the domain is still arriving by an incoming migration (libvirt holds its job until the migration "
-              "ends); waiting for it, up to %u s, before attaching", (guint)MS_AGENT_INCOMING_WAIT_S);
-
+    const char *waiting = NULL;   /* which migration, once the agent waits */
     struct sigaction sa = { .sa_handler = ms_agent_on_signal_while_waiting }, old_term, old_int;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, &old_term);
-    sigaction(SIGINT, &sa, &old_int);
     gboolean ok = TRUE;
+
     for (;;) {
-        g_usleep(MS_AGENT_INCOMING_POLL_MS * 1000);
         double waited = (g_get_monotonic_time() - t0) / 1e6;
-        state = ms_libvirt_incoming_state(agent->libvirt, error);
+        MsLibvirtIncoming state = ms_libvirt_incoming_state(agent->libvirt, error);
         if (state == MS_LIBVIRT_INCOMING_ERROR) {
             ok = FALSE;
             break;
         }
         if (state == MS_LIBVIRT_INCOMING_GONE) {
-            g_message("the incoming migration did not complete: the domain is gone from this host after %.1f s; "
-                      "nothing to serve", waited);
+            if (waiting && g_str_equal(waiting, "outgoing"))
+                g_message("the outgoing migration completed: the domain left this host after %.1f s; "
+                          "nothing to serve", waited);
+            else
+                g_message("the incoming migration did not complete: the domain is gone from this host after "
+                          "%.1f s; nothing to serve", waited);
             *result = MS_AGENT_START_NOTHING_TO_SERVE;
             break;
         }
-        if (state == MS_LIBVIRT_INCOMING_NONE) {
-            g_message("the incoming migration finished after %.1f s; attaching", waited);
+        const char *now = state == MS_LIBVIRT_INCOMING_RUNNING ? "incoming"
+                          : ms_libvirt_migrating_out(agent->libvirt) ? "outgoing" : NULL;
+        if (now == NULL) {
+            if (waiting)
+                g_message("the %s migration finished after %.1f s; attaching", waiting, waited);
             break;
         }
+        if (waiting == NULL) {
+            if (g_str_equal(now, "incoming"))
+                g_message("the domain is still arriving by an incoming migration (libvirt holds its job until "
+                          "the migration ends); waiting for it, up to %u s, before attaching",
+                          (guint)MS_AGENT_INCOMING_WAIT_S);
+            else
+                g_message("the domain is migrating out of this host; waiting for the migration to end, up to "
+                          "%u s, before attaching (docs/migration.md)", (guint)MS_AGENT_INCOMING_WAIT_S);
+            sigemptyset(&sa.sa_mask);
+            sigaction(SIGTERM, &sa, &old_term);
+            sigaction(SIGINT, &sa, &old_int);
+        }
+        waiting = now;
         if (waited >= MS_AGENT_INCOMING_WAIT_S) {
-            g_warning("the domain is still arriving by an incoming migration after %u s; attaching anyway",
+            g_warning("the %s migration still runs after %u s; attaching anyway", waiting,
                       (guint)MS_AGENT_INCOMING_WAIT_S);
             break;
         }
+        g_usleep(MS_AGENT_INCOMING_POLL_MS * 1000);
     }
-    sigaction(SIGTERM, &old_term, NULL);
-    sigaction(SIGINT, &old_int, NULL);
+    if (waiting) {
+        sigaction(SIGTERM, &old_term, NULL);
+        sigaction(SIGINT, &old_int, NULL);
+    }
     return ok;
 }
 
@@ -1071,7 +1095,7 @@ ms_agent_start(MsAgent *agent, MsAgentStartResult *result, GError **error)
                                         &ms_agent_libvirt_callbacks, agent);
         if (!ms_libvirt_connect(agent->libvirt, error))
             return FALSE;
-        if (!ms_agent_wait_incoming(agent, result, error))
+        if (!ms_agent_wait_migration(agent, result, error))
             return FALSE;
         if (*result == MS_AGENT_START_NOTHING_TO_SERVE)
             return TRUE;

@@ -214,6 +214,34 @@ ms_libvirt_incoming_state(MsLibvirt *lv, GError **error)
     return MS_LIBVIRT_INCOMING_NONE;
 }
 
+static void
+ms_libvirt_quiet(void *opaque G_GNUC_UNUSED, virErrorPtr err G_GNUC_UNUSED)
+{
+}
+
+gboolean
+ms_libvirt_migrating_out(MsLibvirt *lv)
+{
+    int type = VIR_DOMAIN_JOB_NONE, n = 0, op = 0;
+    virTypedParameterPtr params = NULL;
+    if (lv->dom == NULL)
+        return FALSE;
+    /* Asked on a destination whose incoming job is finishing, libvirt
+     * answers "migration statistics are available only on the source
+     * host": expected, so not printed by libvirt's default handler (the
+     * agent installs none; NULL restores that default). */
+    virSetErrorFunc(NULL, ms_libvirt_quiet);
+    int r = virDomainGetJobStats(lv->dom, &type, &params, &n, 0);
+    virSetErrorFunc(NULL, NULL);
+    if (r < 0)
+        return FALSE;
+    gboolean out = type != VIR_DOMAIN_JOB_NONE &&
+                   virTypedParamsGetInt(params, n, VIR_DOMAIN_JOB_OPERATION, &op) == 1 &&
+                   op == VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT;
+    virTypedParamsFree(params, n);
+    return out;
+}
+
 static gboolean
 ms_libvirt_try_reconnect(gpointer user_data)
 {

@@ -64,6 +64,13 @@ typedef enum {
 } MsLibvirtIncoming;
 MsLibvirtIncoming ms_libvirt_incoming_state(MsLibvirt *lv, GError **error);
 
+/* Whether the domain is migrating out of this host: an outgoing migration
+ * is an async job through which the domain stays RUNNING, so the state
+ * does not say it; virDomainGetJobStats (a query job, admitted beside it,
+ * as `virsh domjobinfo` is) names the job's operation. FALSE when libvirt
+ * cannot tell (the state check that follows sees a domain that is gone). */
+gboolean ms_libvirt_migrating_out(MsLibvirt *lv);
+
 /* NULL while disconnected. */
 virConnectPtr ms_libvirt_get_connection(MsLibvirt *lv);
 virDomainPtr ms_libvirt_get_domain(MsLibvirt *lv);

@@ -148,7 +148,7 @@ check "cancelled: host b's waiting agent is gone" wait_for 10 bash -c "! kill -0
 ls "$top"/b/log-memshare/ | sed 's/^/# host b log dir: /'
 tail -n 4 "$blog" 2>&1 | cut -c1-300 | sed 's/^/# host b agent log: /'
 check "cancelled: host b's agent stopped waiting cleanly" \
-    grep -qE "did not complete: the domain is gone|signal received while waiting for the incoming migration" "$blog"
+    grep -qE "did not complete: the domain is gone|signal received while waiting for the migration" "$blog"
 check "cancelled: host b's agent did not give up attaching" \
     bash -c "! grep -h 'cannot attach' '$blog'"
 
