@@ -140,7 +140,12 @@ V a domjobabort mig3 >/dev/null 2>&1
 wait "$mpid"; rc=$?
 sed 's/^/# virsh migrate: /' "$top/abort.out"
 check "cancelled: virsh migrate failed" test "$rc" != 0
-check "cancelled: the message says the job was cancelled" grep -qi "cancel" "$top/abort.out"
+# libvirt reports whichever side noticed first: the source's "operation
+# aborted: migration out: canceled by client", or, when the destination
+# QEMU saw the stream cut before that, its "load of migration failed"
+# (seen once in the full suite, 2026-12-07)
+check "cancelled: the message says the job was cancelled (or the destination saw the stream cut)" \
+    grep -qiE "cancel|load of migration failed" "$top/abort.out"
 stays_on a "$pid_a" "cancelled"
 check "cancelled: host b's waiting agent is gone" wait_for 10 bash -c "! kill -0 ${pid_bwait:-0} 2>/dev/null"
 # gone on its own (the domain vanished) or by the hook's SIGTERM at
