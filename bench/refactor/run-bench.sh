@@ -33,14 +33,6 @@ qemu_start g mem=2048 balloon=none noqmp kernel="$build/tests/guest/vmlinuz" \
     initrd="$build/tests/guest/initramfs.img" guest="ms.scenario=idle"
 pid=$QEMU_PID
 qemu_wait_console g MS-GUEST-READY 120 >&2 || exit 1
-# guest RAM: the largest rw mapping of QEMU (as bench/pagemap/run-bench.sh)
-range= best=0
-while read -r addr perms _; do
-    [[ $perms == rw-p || $perms == rw-s ]] || continue
-    s=$((16#${addr%-*})) e=$((16#${addr#*-}))
-    if (( e - s > best )); then best=$((e - s)) range=$addr; fi
-done < "/proc/$pid/maps"
-
 out=$tmp/raw
 for r in $(seq "$rounds"); do
     for v in old new; do
@@ -48,7 +40,9 @@ for r in $(seq "$rounds"); do
         log "round $r: $v"
         bash "$top/bench/hook/bench-hook-exec.sh" "$b/hooks/memshare-hook" | sed "s/^/$v hook /" >> "$out"
         for hide in none linux-6.1; do
-            MEMSHARE_HIDE=${hide#none} "$b/bench/pagemap/bench-pagemap" --runs 15 --pid "$pid" --range "$range" |
+            # bench/pagemap/run-bench.sh finds the guest RAM mapping and runs
+            # BUILD's bench-pagemap (the old build has the same layout)
+            MEMSHARE_HIDE=${hide#none} bash "$top/bench/pagemap/run-bench.sh" "$b" 15 "$pid" |
                 sed "s/^/$v pagemap-$hide /" >> "$out"
         done
     done
