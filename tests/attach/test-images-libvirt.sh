@@ -62,7 +62,7 @@ running=$(V list --name | grep -c .)
 check "all three domains still run ($running)" test "$running" = 3
 
 out=$(vmenv_exec "$MS_CTL" image remove tools 2>&1); rc=$?
-echo "# image remove while in use: $out"
+diag "image remove while in use: $out"
 check "image remove refused while domains use it" test "$rc" != 0
 check "the blob is still there" test -f "$blob"
 

@@ -74,7 +74,7 @@ a1=$(cat "$rt/agent.pid")
 
 # --- removed with memsharectl -------------------------------------------------
 out=$(CTL policy remove pr1 --live 2>&1); rc=$?
-echo "# memsharectl policy remove: $out"
+diag "memsharectl policy remove: $out"
 check "memsharectl policy remove --live succeeds" test "$rc" = 0
 check "the agent logs the removal" wait_for 10 grep -q "policy removed from the domain: memshare stops its work here (the balloon back to its base, 384 MiB" "$log"
 check "the balloon returns to its base (balloon.current 384 MiB)" wait_for 60 at_base
@@ -97,7 +97,7 @@ check "the blk image stays attached" grep -q "sha256-$sha.img" <<< "$blk"
 out=$(vmenv_exec "$MS_CTL" image remove tools 2>&1); rc=$?
 check "the store still counts the image as in use (image remove refused)" test "$rc" != 0
 out=$(MEMSHARE_RUNTIME_DIR=$dir/run-memshare "$MS_CTL" usedmap pr1 "$dir/map" 2>&1); rc=$?
-echo "# memsharectl usedmap: $out"
+diag "memsharectl usedmap: $out"
 check "usedmap is refused" test "$rc" != 0
 check "...naming the removal" grep -q "policy was removed" <<< "$out"
 

@@ -203,11 +203,11 @@ V destroy m2 >/dev/null
 
 # one byte of the blob flipped: the store's sha256 no longer matches
 chmod u+w "$blob"
-printf '\xa5' | dd of="$blob" bs=1 seek=$((1024 * 1024 + 17)) conv=notrunc 2>/dev/null
+corrupt_byte "$blob" $((1024 * 1024 + 17))
 chmod 0444 "$blob"
 check "the blob changed (digest differs)" test "$(sha256sum "$blob" | cut -d' ' -f1)" != "$sha"
 verify=$(vmenv_exec "$MS_CTL" image verify tools 2>&1); vrc=$?
-echo "# memsharectl image verify: $verify"
+diag "memsharectl image verify: $verify"
 check "memsharectl image verify reports the corruption" test "$vrc" != 0
 
 mkdom c1 "" tools

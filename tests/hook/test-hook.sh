@@ -73,7 +73,7 @@ set +e; out=$("$hook" web1 prepare begin - < "$tmp/bad.xml" 2>&1); rc=$?; set -e
 check "invalid policy: prepare exits 1" test "$rc" = 1
 check "invalid policy: message names domain and element" \
     grep -q "domain 'web1'.*<balloon floor='2GiB'>" <<< "$out"
-echo "# $out"
+diag "$out"
 
 # 3. on-error='ignore': prepare passes, started launches nothing
 domain web1 "on-error='ignore'" "<memshare:balloon mode='ksm-share' floor='2GiB'/>" > "$tmp/ign.xml"
@@ -142,7 +142,7 @@ if [ -n "$ctl" ]; then
     for img in usr-ok tools; do
         domain web3 "" "<memshare:shared-image name='$img' mount='/usr' mode='blk'/>" > "$tmp/img-$img.xml"
         set +e; out=$("$hook" web3 prepare begin - < "$tmp/img-$img.xml" 2>&1); rc=$?; set -e
-        echo "# $img: $out"
+        diag "$img: $out"
         check "image '$img' at /usr: prepare exits 0" test "$rc" = 0
         if [ "$img" = tools ]; then
             check "unmarked image at /usr: prepare warns naming it" grep -q "warning:.*tools" <<< "$out"
@@ -211,7 +211,7 @@ prep gb "$tmp/gb.xml"
 check "another group without nosharepages: prepare exits 1" test "$rc" = 1
 want="memshare: domain 'gb': sharing group 'tenant-b' cannot run with KSM merging: domain 'ga' of group 'tenant-a' is already merging (add <memoryBacking><nosharepages/></memoryBacking> to domain 'gb', or start it when no domain of group 'tenant-a' merges; or put them in one group: the same <memshare:sharing group=...> in both policies, or [sharing] default-group=host in memshare.conf on a host whose guests are all one tenant's)"
 check "the refusal names the domain, its group and the group merging" test "$out" = "$want"
-echo "# $out"
+diag "$out"
 check "a refused domain leaves no runtime directory" test ! -e "$tmp/run/domains/$ub"
 prep gb "$tmp/gb-ign.xml"
 check "on-error='ignore' does not lift the rule" test "$rc" = 1

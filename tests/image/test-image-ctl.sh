@@ -130,7 +130,7 @@ bad=$tmp/bad
 mkdir -p "$bad/a/b"
 printf 's' > "$bad/a/secret"; chmod 000 "$bad/a/secret"
 out=$(setpriv --bounding-set -dac_override,-dac_read_search "$ctl" image build --from "$bad" --name bad 2>&1); rc=$?
-echo "# $out"
+diag "$out"
 check "unreadable file (root without DAC override): fails" test "$rc" != 0
 check "unreadable file: message names the file and the reason" grep -q "$bad/a/secret: cannot open: Permission denied" <<< "$out"
 check "unreadable file: no image, no temp file left" bash -c "! ls '$tmp/store/blobs' | grep -q tmp && ! '$ctl' image info bad >/dev/null 2>&1"
@@ -149,7 +149,7 @@ fi
 
 # corruption
 chmod 644 "$blob"
-printf '\x55' | dd of="$blob" bs=1 seek=$((1 << 20)) conv=notrunc status=none
+corrupt_byte "$blob" $((1 << 20))
 chmod 444 "$blob"
 out=$("$ctl" image verify base 2>&1); rc=$?
 check "verify of a corrupted blob: exit 3" test "$rc" = 3

@@ -26,5 +26,17 @@ wait_for() {
     done
     "$@" >/dev/null 2>&1
 }
+# corrupt_byte FILE OFFSET: inverts one byte in place.  Inverting, not
+# writing a constant: over random content a constant equals the old byte
+# once in 256 runs, and the "corruption" then changes nothing (CI hit that).
+corrupt_byte() {
+    local old
+    old=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+    [ -n "$old" ] || { echo "# corrupt_byte: $1 has no byte at offset $2" >&2; return 1; }
+    printf "\\$(printf '%03o' $(( 255 - old )))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+# diag TEXT: TEXT as TAP comments, every line prefixed (a bare second line
+# of a command's message is an unknown TAP line to meson)
+diag() { sed 's/^/# /' <<< "$*"; }
 bail() { echo "Bail out! $*"; exit 1; }
 done_testing() { echo "1..$_tap_n"; [ "$_tap_failed" -eq 0 ]; }

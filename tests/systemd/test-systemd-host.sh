@@ -140,7 +140,7 @@ check "virsh destroy: no unit, no runtime directory, no agent left" wait_for 10 
 mkdir -p "$R/root/tree/bin"
 printf '#!/bin/sh\necho hello-from-shared-image\n' > "$R/root/tree/bin/ms-hello"; chmod 755 "$R/root/tree/bin/ms-hello"
 out=$(X memsharectl image build --from /root/tree --name tiny 2>&1) || bail "image build: $out"
-echo "# $out"
+diag "$out"
 U1=6c1c7f52-3b0e-4c55-8f6e-2a9d0c4e5f01
 MS_DOMAIN_SLOTS=2 MS_DOMAIN_MAXMEM_MIB=2048 MS_DOMAIN_ROOT_PORTS=4 MS_GUEST_CMDLINE="ms.wait=120" \
     domain_xml sd1 $U1 512 384 mount-dax /var/log/libvirt/qemu/sd1.serial \
