@@ -1584,7 +1584,7 @@ ms_image_store_check_receive(const char *store, const MsImageManifest *m, guint6
         if (force)
             return TRUE;
         g_set_error(error, MS_ERROR, MS_ERROR_FAILED,
-                    "image '%s' is sha256 %s in %s, the pushed one is sha256 %s (--force replaces it)",
+                    "image '%s' is sha256 %s in %s, the one sent is sha256 %s (--force replaces it)",
                     m->name, old->sha256, store, m->sha256);
         return FALSE;
     }
@@ -1627,7 +1627,7 @@ ms_image_store_receive(const char *store, const MsImageManifest *m, int in_fd, g
         g_autoptr(MsImageManifest) old = ms_store_read_manifest(store_fd, store, m->name, NULL);
         if (old && strcmp(old->sha256, m->sha256) != 0) {
             g_set_error(error, MS_ERROR, MS_ERROR_FAILED,
-                        "image '%s' is sha256 %s in %s, the pushed one is sha256 %s (--force replaces it)",
+                        "image '%s' is sha256 %s in %s, the one sent is sha256 %s (--force replaces it)",
                         m->name, old->sha256, store, m->sha256);
             return NULL;
         }

@@ -7,6 +7,7 @@
 #include "ms-error.h"
 #include "ms-image-build.h"
 #include "ms-image-store.h"
+#include "ms-image-transfer.h"
 #include "ms-policy.h"
 #include "ms-util.h"
 
@@ -400,22 +401,9 @@ cmd_gc(const char *sp, int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------ */
-/* push and receive (docs/images.md, "Moving an image to another host")
- *
- * The protocol, on the receiving end's stdin and stdout (ssh's pipe):
- *   push -> receive   "memshare-image 1 MLEN\n", then the manifest (MLEN
- *                     bytes of JSON; its name, sha256 and size must be
- *                     receive's operands)
- *   receive -> push   "have\n": the name maps to that digest already and
- *                     its blob verifies; receive exits 0, nothing is sent.
- *                     "send\n": push sends exactly SIZE bytes of the blob
- *                     and closes the pipe.
- *   receive -> push   "received NAME SHA256 SIZE\n" once the bytes hash to
- *                     SHA256 and the name is taken.
- * A refusal is receive's message on stderr (which ssh passes through) and
- * a non-zero exit; push then names the image, digest and host itself. */
-
-#define PUSH_MAGIC "memshare-image 1"
+/* push, receive, send and fetch: images/ms-image-transfer.c has the
+ * protocol and both ends (docs/images.md, "Moving an image to another
+ * host"); here are the operands and messages. */
 
 static void
 close_fd(int *fd)
@@ -426,45 +414,6 @@ close_fd(int *fd)
 }
 typedef int CtlFd;
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(CtlFd, close_fd)
-#define PUSH_LINE_MAX 256
-
-/* One line of at most PUSH_LINE_MAX bytes from FD, a byte at a time: what
- * follows it on FD belongs to someone else (the manifest, the blob). */
-static char *
-read_line_fd(int fd)
-{
-    char buf[PUSH_LINE_MAX + 1];
-    gsize n = 0;
-    while (n < PUSH_LINE_MAX) {
-        ssize_t r = read(fd, buf + n, 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return NULL;
-        if (buf[n] == '\n') {
-            buf[n] = '\0';
-            return g_strdup(buf);
-        }
-        n++;
-    }
-    return NULL;
-}
-
-static gboolean
-write_all(int fd, const void *data, gsize len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return FALSE;
-        p += w;
-        len -= w;
-    }
-    return TRUE;
-}
 
 /* SIZE operand: decimal digits only (no sign, no units: it comes from a
  * program), at most MAX. */
@@ -501,6 +450,26 @@ is_sha256_hex(const char *s)
     return TRUE;
 }
 
+/* NAME and SHA256 operands that come from another host (receive, send)
+ * or a user (fetch): each checked before any byte moves. SHA256 may be
+ * NULL. */
+static int
+check_name_digest(const char *cmd, const char *name, const char *sha)
+{
+    if (!ms_image_name_is_valid(name)) {
+        g_autofree char *shown = g_strndup(name, 80);
+        g_printerr("memsharectl image %s: '%s%s' is not a valid image name (letters, digits, '.', '_', "
+                   "'-'; first a letter or digit; at most 64)\n", cmd, shown, strlen(name) > 80 ? "..." : "");
+        return MS_CTL_EXIT_INVALID;
+    }
+    if (sha && !is_sha256_hex(sha)) {
+        g_printerr("memsharectl image %s: image '%s': '%.80s' is not a sha256 (64 lowercase hex digits)\n", cmd,
+                   name, sha);
+        return MS_CTL_EXIT_INVALID;
+    }
+    return -1;
+}
+
 static int
 cmd_receive(int argc, char **argv)
 {
@@ -525,19 +494,9 @@ cmd_receive(int argc, char **argv)
         return MS_CTL_EXIT_USAGE;
     }
     const char *name = argv[1], *sha = argv[2];
-    /* the operands come from another host: each is checked before any
-     * byte of stdin is read */
-    if (!ms_image_name_is_valid(name)) {
-        g_autofree char *shown = g_strndup(name, 80);
-        g_printerr("memsharectl image receive: '%s%s' is not a valid image name (letters, digits, '.', '_', "
-                   "'-'; first a letter or digit; at most 64)\n", shown, strlen(name) > 80 ? "..." : "");
-        return MS_CTL_EXIT_INVALID;
-    }
-    if (!is_sha256_hex(sha)) {
-        g_printerr("memsharectl image receive: image '%s': '%.80s' is not a sha256 (64 lowercase hex digits)\n",
-                   name, sha);
-        return MS_CTL_EXIT_INVALID;
-    }
+    int crc = check_name_digest("receive", name, sha);
+    if (crc >= 0)
+        return crc;
     g_autoptr(GError) error = NULL;
     guint64 max = MS_IMAGE_RECEIVE_MAX, size = 0;
     if (max_size && (!parse_size(max_size, &max, &error) || max > MS_IMAGE_RECEIVE_MAX)) {
@@ -549,204 +508,146 @@ cmd_receive(int argc, char **argv)
         g_printerr("memsharectl image receive: image '%s' sha256 %s: %s\n", name, sha, error->message);
         return exit_code(error);
     }
-
-    g_autofree char *head = read_line_fd(STDIN_FILENO);
-    g_auto(GStrv) f = head ? g_strsplit(head, " ", -1) : NULL;
-    guint64 mlen = 0;
-    if (f == NULL || g_strv_length(f) != 3 || !g_str_has_prefix(head, PUSH_MAGIC " ") ||
-        !parse_exact_size(f[2], MS_IMAGE_MANIFEST_MAX, &mlen, NULL)) {
-        g_printerr("memsharectl image receive: image '%s' sha256 %s: stdin does not start with \"" PUSH_MAGIC
-                   " MANIFEST-LENGTH\" (at most %d): not `memsharectl image push`, or another version\n",
-                   name, sha, MS_IMAGE_MANIFEST_MAX);
-        return MS_CTL_EXIT_INVALID;
-    }
-    g_autofree char *mtext = g_malloc(mlen + 1);
-    gsize got = 0;
-    while (got < mlen) {
-        ssize_t r = read(STDIN_FILENO, mtext + got, mlen - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += r;
-    }
-    if (got < mlen) {
-        g_printerr("memsharectl image receive: image '%s' sha256 %s: the manifest ended after %zu of %"
-                   G_GUINT64_FORMAT " bytes\n", name, sha, got, mlen);
-        return MS_CTL_EXIT_INVALID;
-    }
-    g_autoptr(MsImageManifest) m = ms_image_manifest_parse(mtext, mlen, "the pushed manifest", &error);
-    if (m == NULL) {
-        g_printerr("memsharectl image receive: image '%s' sha256 %s: %s\n", name, sha, error->message);
-        return MS_CTL_EXIT_INVALID;
-    }
-    if (strcmp(m->name, name) != 0 || strcmp(m->sha256, sha) != 0 || m->size != size) {
-        g_printerr("memsharectl image receive: image '%s' sha256 %s (%" G_GUINT64_FORMAT " bytes): the pushed "
-                   "manifest says image '%s' sha256 %s (%" G_GUINT64_FORMAT " bytes)\n",
-                   name, sha, size, m->name, m->sha256, m->size);
-        return MS_CTL_EXIT_INVALID;
-    }
     g_autofree char *sp = store_path(store);
-    gboolean have = FALSE;
-    if (!ms_image_store_check_receive(sp, m, max, force, &have, &error)) {
+    gboolean had = FALSE;
+    g_autoptr(MsImageManifest) m =
+        ms_image_receive_stream(sp, name, sha, size, max, force, STDIN_FILENO, STDOUT_FILENO, &had, &error);
+    if (m == NULL) {
         g_printerr("memsharectl image receive: %s\n", error->message);
         return exit_code(error);
     }
-    if (have) {
-        write_all(STDOUT_FILENO, "have\n", 5);
-        return MS_CTL_EXIT_OK;
-    }
-    if (!write_all(STDOUT_FILENO, "send\n", 5)) {
-        g_printerr("memsharectl image receive: image '%s': stdout: %s\n", name, g_strerror(errno));
-        return MS_CTL_EXIT_FAILURE;
-    }
-    g_autoptr(MsImageManifest) taken = ms_image_store_receive(sp, m, STDIN_FILENO, max, force, &error);
-    if (taken == NULL) {
-        g_printerr("memsharectl image receive: %s\n", error->message);
-        return exit_code(error);
-    }
-    g_autofree char *done = g_strdup_printf("received %s %s %" G_GUINT64_FORMAT "\n", taken->name,
-                                            taken->sha256, taken->size);
-    write_all(STDOUT_FILENO, done, strlen(done));
     return MS_CTL_EXIT_OK;
 }
 
-/* The host to run receive on: DEST itself, or the user@host of a libvirt
- * URI (qemu+ssh://root@b/system, qemu+tcp://b/system: whatever libvirt's
- * transport, the bytes go through --rsh). A host is given to ssh as an
- * operand: one starting with '-' would be an option (-oProxyCommand=...),
- * so only a host name's characters pass. */
-static char *
-push_host(const char *dest, GError **error)
+/* `image send NAME [SHA256]`: the sending end of a fetch, on stdin and
+ * stdout. SHA256 given: refused unless NAME maps to that digest here, so
+ * a fetch by digest never gets another build. */
+static int
+cmd_send(int argc, char **argv)
 {
-    g_autofree char *host = NULL;
-    if (strstr(dest, "://")) {
-        g_autoptr(GError) uerr = NULL;
-        g_autoptr(GUri) u = g_uri_parse(dest, G_URI_FLAGS_NONE, &uerr);
-        if (u == NULL) {
-            g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "destination '%s': %s", dest, uerr->message);
-            return NULL;
-        }
-        const char *h = g_uri_get_host(u);
-        if (h == NULL || *h == '\0') {
-            g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
-                        "destination '%s' names no host (a local URI: this host's own store)", dest);
-            return NULL;
-        }
-        const char *user = g_uri_get_user(u);
-        host = user && *user ? g_strdup_printf("%s@%s", user, h) : g_strdup(h);
-    } else {
-        host = g_strdup(dest);
+    g_autofree char *store = NULL;
+    GOptionEntry entries[] = {
+        { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
+    };
+    int prc = parse_opts("send", "NAME [SHA256]",
+                         "The sending end of `image fetch` and of the hook's fetch at an incoming migration\n"
+                         "(run through ssh; not for people): writes image NAME's manifest to stdout and,\n"
+                         "if the other end asks for it, its bytes. The protocol is in docs/images.md.",
+                         entries, &argc, &argv);
+    if (prc >= 0)
+        return prc;
+    if (argc != 2 && argc != 3) {
+        g_printerr("memsharectl image send: give NAME [SHA256]\n");
+        return MS_CTL_EXIT_USAGE;
     }
-    gboolean ok = *host != '\0' && *host != '-' && strlen(host) <= 255;
-    for (const char *p = host; ok && *p; p++)
-        ok = g_ascii_isalnum(*p) || strchr(".-_:@[]%", *p) != NULL;
-    if (!ok) {
-        g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
-                    "destination '%s': '%s' is not a host name (letters, digits, '.', '-', '_', ':', "
-                    "'@'; not starting with '-')", dest, host);
-        return NULL;
-    }
-    return g_steal_pointer(&host);
-}
-
-typedef enum { PUSH_SENT, PUSH_HAD, PUSH_FAILED } PushResult;
-
-/* push ignores SIGPIPE (a receiving end that exits early is a message, not
- * a death); an ignored signal survives exec, so the remote shell gets the
- * default back. */
-static void
-push_child_setup(gpointer data)
-{
-    (void)data;
-    signal(SIGPIPE, SIG_DFL);
-}
-
-/* Pushes one image; prints what was done, or the failure naming image,
- * digest and host. */
-static PushResult
-push_one(const char *sp, const char *name, const char *host, char **rsh, const char *remote, gboolean force)
-{
+    const char *name = argv[1], *sha = argc == 3 ? argv[2] : NULL;
+    int crc = check_name_digest("send", name, sha);
+    if (crc >= 0)
+        return crc;
+    g_autofree char *sp = store_path(store);
     g_autoptr(GError) error = NULL;
     g_auto(CtlFd) fd = -1;
     g_autoptr(MsImageManifest) m = ms_image_store_open_for_push(sp, name, &fd, &error);
     if (m == NULL) {
-        g_printerr("memsharectl image push: %s\n", error->message);
-        return PUSH_FAILED;
+        g_printerr("memsharectl image send: %s\n", error->message);
+        return exit_code(error);
     }
-    g_autofree char *size = g_strdup_printf("%" G_GUINT64_FORMAT, m->size);
-    g_autoptr(GStrvBuilder) ab = g_strv_builder_new();
-    g_strv_builder_addv(ab, (const char **)rsh);
-    g_strv_builder_add_many(ab, host, remote, "image", "receive", NULL);
-    if (force)
-        g_strv_builder_add(ab, "--force");
-    /* name and digest passed ms_image_name_is_valid and the manifest
-     * parser: nothing a remote shell would interpret */
-    g_strv_builder_add_many(ab, m->name, m->sha256, size, NULL);
-    g_auto(GStrv) av = g_strv_builder_end(ab);
-
-    GPid pid = 0;
-    int in = -1, out = -1;
-    if (!g_spawn_async_with_pipes(NULL, av, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, push_child_setup, NULL,
-                                  &pid, &in, &out, NULL, &error)) {
-        g_printerr("memsharectl image push: image '%s' sha256 %s to %s: cannot run %s: %s\n", m->name, m->sha256,
-                   host, av[0], error->message);
-        return PUSH_FAILED;
+    if (sha && strcmp(sha, m->sha256) != 0) {
+        g_printerr("memsharectl image send: image '%s' is sha256 %s in %s, not the sha256 %s asked for\n", name,
+                   m->sha256, sp, sha);
+        return MS_CTL_EXIT_NOT_FOUND;
     }
-    g_autofree char *json = ms_image_manifest_to_json(m);
-    g_autofree char *head = g_strdup_printf(PUSH_MAGIC " %zu\n", strlen(json));
-    g_autofree char *answer = NULL, *result = NULL;
-    const char *why = NULL;
+    signal(SIGPIPE, SIG_IGN);
+    int out = STDOUT_FILENO;
+    gboolean had = FALSE;
     guint64 sent = 0;
-    if (!write_all(in, head, strlen(head)) || !write_all(in, json, strlen(json)))
-        why = "the receiving end stopped reading the manifest";
-    if (why == NULL) {
-        answer = read_line_fd(out);
-        if (answer == NULL)
-            why = "the receiving end refused it";
-        else if (strcmp(answer, "have") != 0 && strcmp(answer, "send") != 0)
-            why = "the receiving end answered something else than \"have\" or \"send\"";
+    if (!ms_image_send_stream(m, fd, STDIN_FILENO, &out, &had, &sent, &error)) {
+        g_printerr("memsharectl image send: image '%s' sha256 %s: %s\n", m->name, m->sha256, error->message);
+        return exit_code(error);
     }
-    if (why == NULL && strcmp(answer, "send") == 0) {
-        g_autofree char *buf = g_malloc(1024 * 1024);
-        while (why == NULL && sent < m->size) {
-            ssize_t r = read(fd, buf, MIN((guint64)1024 * 1024, m->size - sent));
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0)
-                why = "the local blob is shorter than its manifest says (memsharectl image verify)";
-            else if (!write_all(in, buf, r))
-                why = "the receiving end stopped reading";
-            else
-                sent += r;
+    return MS_CTL_EXIT_OK;
+}
+
+/* --rsh and --remote-memsharectl, as push and fetch take them */
+static int
+remote_opts(const char *cmd, const char *rsh, const char *remote, GStrv *rshv)
+{
+    g_autoptr(GError) error = NULL;
+    if ((*rshv = ms_image_transfer_rsh(rsh, &error)) == NULL ||
+        (remote && !ms_image_transfer_remote_is_valid(remote, &error))) {
+        g_printerr("memsharectl image %s: %s%s\n", cmd, *rshv ? "" : "--rsh: ", error->message);
+        return MS_CTL_EXIT_USAGE;
+    }
+    return -1;
+}
+
+#define REMOTE_OPTION_ENTRIES(rsh, remote)                                                             \
+    { "rsh", 'e', 0, G_OPTION_ARG_STRING, &(rsh),                                                      \
+      "the remote shell, split on white space; HOST and the command follow (default: ssh)", "CMD" },   \
+    { "remote-memsharectl", 0, 0, G_OPTION_ARG_STRING, &(remote),                                      \
+      "memsharectl on the other host (default: memsharectl, from its PATH)", "PATH" }
+
+/* `image fetch NAME[@SHA256]... SOURCE`: the other way round from push */
+static int
+cmd_fetch(int argc, char **argv)
+{
+    g_autofree char *store = NULL, *rsh = NULL, *remote = NULL;
+    int timeout_s = 0;
+    GOptionEntry entries[] = {
+        REMOTE_OPTION_ENTRIES(rsh, remote),
+        { "timeout", 0, 0, G_OPTION_ARG_INT, &timeout_s, "give up after SECONDS (default: never)", "SECONDS" },
+        { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
+    };
+    int prc = parse_opts("fetch", "NAME[@SHA256]... SOURCE",
+                         "Copies images from SOURCE's store (a host name, or a libvirt URI such as\n"
+                         "qemu+ssh://HOST/system) into this host's, through ssh: SOURCE runs `memsharectl\n"
+                         "image send`; the bytes are kept only if they hash to the digest of SOURCE's\n"
+                         "manifest (and to SHA256, when given). A name this host maps to another digest is\n"
+                         "never replaced; one it has already is not sent again.",
+                         entries, &argc, &argv);
+    if (prc >= 0)
+        return prc;
+    if (argc < 3 || timeout_s < 0) {
+        g_printerr("memsharectl image fetch: give NAME[@SHA256]... SOURCE%s\n",
+                   timeout_s < 0 ? " and a --timeout of 0 or more" : "");
+        return MS_CTL_EXIT_USAGE;
+    }
+    g_autoptr(GError) error = NULL;
+    g_autofree char *host = ms_image_transfer_host(argv[argc - 1], &error);
+    if (host == NULL) {
+        g_printerr("memsharectl image fetch: %s\n", error->message);
+        return MS_CTL_EXIT_USAGE;
+    }
+    g_auto(GStrv) rshv = NULL;
+    int orc = remote_opts("fetch", rsh, remote, &rshv);
+    if (orc >= 0)
+        return orc;
+    g_autofree char *sp = store_path(store);
+    int rc = MS_CTL_EXIT_OK;
+    for (int i = 1; i < argc - 1; i++) {
+        g_auto(GStrv) nd = g_strsplit(argv[i], "@", 2);
+        int crc = check_name_digest("fetch", nd[0], nd[1]);
+        if (crc >= 0) {
+            rc = crc;
+            continue;
+        }
+        gboolean had = FALSE;
+        g_autoptr(GError) ferr = NULL;
+        g_autoptr(MsImageManifest) m = ms_image_fetch(sp, nd[0], nd[1], host, rshv,
+                                                      remote ? remote : "memsharectl", (guint)timeout_s, &had, &ferr);
+        if (m == NULL) {
+            g_printerr("memsharectl image fetch: %s\n", ferr->message);
+            rc = exit_code(ferr);
+        } else if (had) {
+            g_print("image '%s' sha256 %s: this host has it already, nothing fetched\n", m->name, m->sha256);
+        } else {
+            g_print("image '%s' sha256 %s: %" G_GUINT64_FORMAT " bytes fetched from %s, verified here\n", m->name,
+                    m->sha256, m->size, host);
         }
     }
-    close(in);
-    if (why == NULL && strcmp(answer, "send") == 0) {
-        result = read_line_fd(out);
-        if (result == NULL || !g_str_has_prefix(result, "received "))
-            why = "the receiving end did not keep it";
-    }
-    close(out);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    g_spawn_close_pid(pid);
-    g_autoptr(GError) serr = NULL;
-    if (why == NULL && !g_spawn_check_wait_status(status, &serr))
-        why = "the receiving end failed";
-    if (why) {
-        g_printerr("memsharectl image push: image '%s' sha256 %s to %s: %s%s%s\n", m->name, m->sha256, host, why,
-                   serr ? ": " : "", serr ? serr->message : "");
-        return PUSH_FAILED;
-    }
-    if (strcmp(answer, "have") == 0) {
-        g_print("image '%s' sha256 %s: %s has it already, nothing sent\n", m->name, m->sha256, host);
-        return PUSH_HAD;
-    }
-    g_print("image '%s' sha256 %s: %" G_GUINT64_FORMAT " bytes sent to %s, verified there\n", m->name, m->sha256,
-            sent, host);
-    return PUSH_SENT;
+    return rc;
 }
 
 static void
@@ -806,10 +707,7 @@ cmd_push(int argc, char **argv)
     g_autofree char *store = NULL, *rsh = NULL, *remote = NULL;
     gboolean force = FALSE;
     GOptionEntry entries[] = {
-        { "rsh", 'e', 0, G_OPTION_ARG_STRING, &rsh,
-          "the remote shell, split on white space; HOST and the command follow (default: ssh)", "CMD" },
-        { "remote-memsharectl", 0, 0, G_OPTION_ARG_STRING, &remote,
-          "memsharectl on the destination (default: memsharectl, from its PATH)", "PATH" },
+        REMOTE_OPTION_ENTRIES(rsh, remote),
         { "force", 0, 0, G_OPTION_ARG_NONE, &force,
           "replace the destination's image of that name if it has another digest", NULL },
         { "store", 0, 0, G_OPTION_ARG_FILENAME, &store, "image store (default from memshare.conf)", "DIR" },
@@ -830,28 +728,15 @@ cmd_push(int argc, char **argv)
         return MS_CTL_EXIT_USAGE;
     }
     g_autoptr(GError) error = NULL;
-    g_autofree char *host = push_host(argv[argc - 1], &error);
+    g_autofree char *host = ms_image_transfer_host(argv[argc - 1], &error);
     if (host == NULL) {
         g_printerr("memsharectl image push: %s\n", error->message);
         return MS_CTL_EXIT_USAGE;
     }
-    g_auto(GStrv) words = g_strsplit_set(rsh ? rsh : "ssh", " \t\n", -1);
-    g_autoptr(GStrvBuilder) wb = g_strv_builder_new();
-    for (guint i = 0; words[i]; i++)
-        if (*words[i])
-            g_strv_builder_add(wb, words[i]);
-    g_auto(GStrv) rshv = g_strv_builder_end(wb);
-    if (rshv[0] == NULL) {
-        g_printerr("memsharectl image push: --rsh is empty\n");
-        return MS_CTL_EXIT_USAGE;
-    }
-    if (remote && (*remote == '\0' || strpbrk(remote, " \t\n;&|`$<>'\"\\()") != NULL)) {
-        g_printerr("memsharectl image push: --remote-memsharectl '%s': a path without white space or shell "
-                   "characters (ssh hands it to the remote shell)\n", remote);
-        return MS_CTL_EXIT_USAGE;
-    }
-    /* a receiving end that exits early must not kill us mid-write */
-    signal(SIGPIPE, SIG_IGN);
+    g_auto(GStrv) rshv = NULL;
+    int orc = remote_opts("push", rsh, remote, &rshv);
+    if (orc >= 0)
+        return orc;
     g_autofree char *sp = store_path(store);
     int rc = MS_CTL_EXIT_OK;
     for (int i = 1; i < argc - 1; i++) {
@@ -869,9 +754,22 @@ cmd_push(int argc, char **argv)
             }
         }
         const char *one[] = { argv[i], NULL };
-        for (const char *const *n = names ? (const char *const *)names : one; *n; n++)
-            if (push_one(sp, *n, host, rshv, remote ? remote : "memsharectl", force) == PUSH_FAILED)
+        for (const char *const *n = names ? (const char *const *)names : one; *n; n++) {
+            g_autoptr(GError) perr = NULL;
+            g_autoptr(MsImageManifest) pm = NULL;
+            gboolean had = FALSE;
+            guint64 sent = 0;
+            if (!ms_image_push(sp, *n, host, rshv, remote ? remote : "memsharectl", force, &pm, &had, &sent,
+                               &perr)) {
+                g_printerr("memsharectl image push: %s\n", perr->message);
                 rc = MS_CTL_EXIT_FAILURE;
+            } else if (had) {
+                g_print("image '%s' sha256 %s: %s has it already, nothing sent\n", pm->name, pm->sha256, host);
+            } else {
+                g_print("image '%s' sha256 %s: %" G_GUINT64_FORMAT " bytes sent to %s, verified there\n",
+                        pm->name, pm->sha256, sent, host);
+            }
+        }
     }
     return rc;
 }
@@ -889,6 +787,8 @@ usage(FILE *f)
                "  gc                         delete blobs no manifest or domain references\n"
                "  push IMAGE|DOMAIN... DEST  copy images to another host's store (ssh)\n"
                "  receive NAME SHA256 SIZE   push's other end (stdin; not for people)\n"
+               "  fetch NAME[@SHA256]... SOURCE  copy images from another host's store (ssh)\n"
+               "  send NAME [SHA256]         fetch's other end (stdout; not for people)\n"
                "  (each takes --help)\n"
                "  advise DISK-IMAGE...       propose the files to share\n"
                "  prepare-guest --name NAME GUEST-ROOT   make a Debian guest mount NAME as /usr\n"
@@ -935,6 +835,10 @@ ms_ctl_image(int argc, char **argv)
         return cmd_build(argc - 1, argv + 1);
     if (strcmp(sub, "push") == 0)
         return cmd_push(argc - 1, argv + 1);
+    if (strcmp(sub, "fetch") == 0)
+        return cmd_fetch(argc - 1, argv + 1);
+    if (strcmp(sub, "send") == 0)
+        return cmd_send(argc - 1, argv + 1);
     if (strcmp(sub, "receive") == 0)
         return cmd_receive(argc - 1, argv + 1);
     for (guint i = 0; i < G_N_ELEMENTS(cmds); i++)

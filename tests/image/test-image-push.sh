@@ -8,7 +8,10 @@
 # nothing, damaged streams refused with both digests and nothing left in
 # the destination (no temp file, no name), a name clash refused (and
 # --force), DOMAIN (its policy's images, through libvirt's test:/// driver),
-# hostile operands and sizes refused by receive before it reads.
+# hostile operands and sizes refused by receive before it reads. Then
+# fetch (C takes from A, which runs `image send`): the copy, nothing
+# fetched twice, a digest the source lacks, a damaged stream, a name C
+# maps to another digest (never replaced), a source that hangs (--timeout).
 #   usage: test-image-push.sh MEMSHARECTL
 set -uo pipefail
 ctl=$1
@@ -125,7 +128,7 @@ check "the two stores' images 'clash' differ" test ${#csha_a} = 64 -a ${#csha_b}
 out=$(a image push --rsh "$tmp/rsh" clash hostb 2>&1); rc=$?
 echo "$out" | sed 's/^/# /'
 check "a name clash: push fails" test "$rc" != 0
-check "a name clash: both digests named" grep -q "image 'clash' is sha256 $csha_b in $B, the pushed one is sha256 $csha_a" <<< "$out"
+check "a name clash: both digests named" grep -q "image 'clash' is sha256 $csha_b in $B, the one sent is sha256 $csha_a" <<< "$out"
 check "a name clash: push names image, digest and host" grep -q "image 'clash' sha256 $csha_a to hostb: " <<< "$out"
 check "a name clash: the destination's name is unchanged" test "$(digest "$B" clash)" = "$csha_b"
 out=$(a image push --rsh "$tmp/rsh" --force clash hostb 2>&1); rc=$?
@@ -201,7 +204,74 @@ check "receive refuses a stream without the header" bash -c "test $rc = 3 && gre
 man=$(cat "$A/names/base.json")
 out=$( { printf 'memshare-image 1 %d\n' "${#man}"; printf '%s' "$man"; } | \
     timeout 10 env MEMSHARE_IMAGE_STORE=$B "$ctl" image receive newname "$sha" "$size" 2>&1); rc=$?
-check "receive refuses a manifest of another name" bash -c "test $rc = 3 && grep -q \"the pushed manifest says image 'base'\" <<< \"\$1\"" _ "$out"
+check "receive refuses a manifest of another name" bash -c "test $rc = 3 && grep -q \"the sent manifest says image 'base'\" <<< \"\$1\"" _ "$out"
 check "nothing left after the refusals" clean_b newname
+
+# --- fetch: the other way round (store C takes images from A, which runs
+# `image send` through the wrapper); what the hook does at an incoming
+# migration with <migration missing-images='fetch'/>
+C=$tmp/c
+c() { MEMSHARE_IMAGE_STORE=$C "$ctl" "$@"; }
+clean_c() { ! ls -A "$C/blobs" 2>/dev/null | grep -q '^\.tmp-' && [ ! -e "$C/names/$1.json" ]; }
+# fwrapper FILE [FILTER ARGS]: an --rsh for fetch, A's store on the far end
+fwrapper() {
+    local f=$1; shift
+    if [ $# -gt 0 ]; then
+        # exec, not a pipeline: bash waiting for a pipeline would hold the
+        # stream's write end open, and the receiver reads to its EOF
+        printf '#!/bin/bash\nshift 2\nexec python3 %q %s < <(MEMSHARE_IMAGE_STORE=%q exec %q "$@")\n' \
+            "$tmp/filter.py" "$*" "$A" "$ctl" > "$f"
+    else
+        printf '#!/bin/bash\nshift 2\nMEMSHARE_IMAGE_STORE=%q exec %q "$@"\n' "$A" "$ctl" > "$f"
+    fi
+    chmod +x "$f"
+}
+fwrapper "$tmp/frsh"
+fwrapper "$tmp/frsh-flip" flip 200000
+printf '#!/bin/bash\nexec sleep 600\n' > "$tmp/frsh-hang"; chmod +x "$tmp/frsh-hang"
+
+out=$(c image fetch --rsh "$tmp/frsh" base qemu+ssh://root@hosta/system 2>&1); rc=$?
+diag "$out"
+check "fetch exits 0" test "$rc" = 0
+check "fetch says what it took and from where" \
+    grep -q "image 'base' sha256 $sha: $size bytes fetched from root@hosta, verified here" <<< "$out"
+check "the fetched image verifies, same digest" bash -c "MEMSHARE_IMAGE_STORE='$C' '$ctl' image verify base >/dev/null && test \"\$(sed -n 's/.*\"sha256\" : \"\([0-9a-f]*\)\".*/\1/p' '$C/names/base.json')\" = $sha"
+out=$(c image fetch --rsh "$tmp/frsh" "base@$sha" hosta 2>&1); rc=$?
+check "fetch again (by digest): nothing fetched" \
+    bash -c "test $rc = 0 && grep -q \"image 'base' sha256 $sha: this host has it already, nothing fetched\" <<< \"\$1\"" _ "$out"
+out=$(c image fetch --rsh "$tmp/frsh" "other@$sha" hosta 2>&1); rc=$?
+diag "$out"
+check "fetch by a digest the source does not have under the name: refused, the source's words quoted" \
+    bash -c "test $rc != 0 && grep -q \"fetch from hosta: .*(hosta said: memsharectl image send: image 'other' is sha256 $sha2 in .*, not the sha256 $sha asked for)\" <<< \"\$1\"" _ "$out"
+check "  nothing left in C" clean_c other
+out=$(c image fetch --rsh "$tmp/frsh" nosuch hosta 2>&1); rc=$?
+diag "$out"
+check "fetch of an image the source lacks: refused, naming it" \
+    bash -c "test $rc != 0 && grep -q \"hosta said: .*image 'nosuch'\" <<< \"\$1\"" _ "$out"
+out=$(c image fetch --rsh "$tmp/frsh-flip" other hosta 2>&1); rc=$?
+diag "$out"
+check "a flipped byte on the way: refused naming both digests" \
+    bash -c "test $rc != 0 && grep -q \"sha256 $sha2\" <<< \"\$1\" && grep -qi 'digest\|sha256 [0-9a-f]\{64\}.*sha256 [0-9a-f]\{64\}' <<< \"\$1\"" _ "$out"
+check "  nothing left in C" clean_c other
+mkdir -p "$tmp/tree3/bin"; echo "C's own other" > "$tmp/tree3/bin/x"
+c image build --from "$tmp/tree3" --name other >/dev/null || bail "image build in C failed"
+osha_c=$(digest "$C" other)
+out=$(c image fetch --rsh "$tmp/frsh" other hosta 2>&1); rc=$?
+diag "$out"
+check "fetch never replaces a name mapped to another digest" \
+    bash -c "test $rc != 0 && grep -q \"image 'other' is sha256 $osha_c in $C, the one sent is sha256 $sha2\" <<< \"\$1\"" _ "$out"
+check "  C's 'other' unchanged" test "$(digest "$C" other)" = "$osha_c"
+out=$(c image fetch --rsh "$tmp/frsh-hang" --timeout 1 other2 hosta 2>&1); rc=$?
+diag "$out"
+check "a source that never answers: --timeout ends the fetch, naming the host" \
+    bash -c "test $rc != 0 && grep -q 'fetch from hosta: ' <<< \"\$1\"" _ "$out"
+check "  nothing left in C" clean_c other2
+out=$(c image fetch --rsh "$tmp/frsh" -- base -oProxyCommand=x 2>&1); rc=$?
+check "fetch: a source starting with '-' is refused (not an ssh option)" test "$rc" = 2
+out=$(c image fetch --rsh "$tmp/frsh" ../x hosta 2>&1); rc=$?
+check "fetch: a hostile name is refused before anything runs" \
+    bash -c "test $rc = 3 && grep -q 'is not a valid image name' <<< \"\$1\"" _ "$out"
+out=$(timeout 10 env MEMSHARE_IMAGE_STORE=$A "$ctl" image send base "${sha:0:63}" < /dev/null 2>&1); rc=$?
+check "send refuses a malformed digest" test "$rc" = 3
 
 done_testing

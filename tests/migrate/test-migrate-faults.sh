@@ -105,7 +105,7 @@ out=$(push); rc=$?
 sed 's/^/# image push: /' <<< "$out"
 check "push onto another digest: refused" test "$rc" != 0
 check "push onto another digest: both digests named" \
-    grep -q "image 'usr' is sha256 $sha_b in .*, the pushed one is sha256 $sha_a" <<< "$out"
+    grep -q "image 'usr' is sha256 $sha_b in .*, the one sent is sha256 $sha_a" <<< "$out"
 check "push onto another digest: image, digest and host named" \
     grep -q "image 'usr' sha256 $sha_a to memshare-test-b: " <<< "$out"
 check "push onto another digest: host b's 'usr' unchanged" test "$(sha_of b usr)" = "$sha_b"
