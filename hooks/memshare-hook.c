@@ -12,7 +12,10 @@
  *     for it (systemd template unit where systemd is PID 1, a detached
  *     process otherwise);
  *   - stopped: ask the agent to stop; release: make sure it is gone and
- *     remove the domain's runtime directory.
+ *     remove the domain's runtime directory;
+ *   - migrate (destination only): check the shared images are here (and,
+ *     when the policy allows it, fetch a missing one from the peers
+ *     memshare.conf trusts), give the incoming QEMU the dax devices.
  * It never calls back into libvirt (libvirtd is waiting on us and holds the
  * domain's lock: a call back would deadlock). */
 #include "ms-config.h"
@@ -22,8 +25,10 @@
 #include "ms-status-keys.h"
 #include "ms-history.h"
 #include "ms-image-store.h"
+#include "ms-image-transfer.h"
 #include "ms-policy.h"
 #include "ms-sharing.h"
+#include "ms-units.h"
 #include "ms-util.h"
 
 #include <errno.h>
@@ -61,6 +66,12 @@ typedef struct {
     char *connect_uri;
     char *image_store;
     MsLaunchMode launch;
+    /* [migration]: where a missing shared image may be fetched from at an
+     * incoming migration (<migration missing-images='fetch'/>) */
+    GStrv image_peers;      /* image-peers=: host names, tried in order */
+    GStrv image_rsh;        /* image-rsh=: the remote shell, split */
+    char *image_remote;     /* remote-memsharectl= */
+    guint fetch_timeout_s;  /* fetch-timeout=: per peer */
 } MsHookConfig;
 
 static void
@@ -70,8 +81,51 @@ ms_hook_config_clear(MsHookConfig *c)
     g_free(c->log_dir);
     g_free(c->connect_uri);
     g_free(c->image_store);
+    g_strfreev(c->image_peers);
+    g_strfreev(c->image_rsh);
+    g_free(c->image_remote);
 }
 
+
+/* [migration] image-peers, image-rsh, remote-memsharectl, fetch-timeout:
+ * read only when a fetch is wanted, so a bad line there refuses that
+ * migration (naming the line) and never a domain's start. The hook runs
+ * without a terminal: ssh in batch mode, so a missing key fails instead
+ * of prompting. */
+static gboolean
+ms_hook_config_load_migration(MsHookConfig *c, GKeyFile *kf, GError **error)
+{
+    g_autofree char *peers = ms_config_get_string(kf, "migration", "image-peers", "");
+    g_autofree char *rsh = ms_config_get_string(kf, "migration", "image-rsh", "ssh -o BatchMode=yes");
+    g_autofree char *timeout = ms_config_get_string(kf, "migration", "fetch-timeout", "10m");
+    c->image_remote = ms_config_get_string(kf, "migration", "remote-memsharectl", "memsharectl");
+    g_auto(GStrv) words = g_strsplit_set(peers, " ,\t", -1);
+    g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+    for (guint i = 0; words[i]; i++) {
+        if (*words[i] == '\0')
+            continue;
+        g_autoptr(GError) local = NULL;
+        g_autofree char *host = ms_image_transfer_host(words[i], &local);
+        if (host == NULL) {
+            g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "config '%s': [migration] image-peers: %s",
+                        ms_config_path(), local->message);
+            return FALSE;
+        }
+        g_strv_builder_add(b, host);
+    }
+    c->image_peers = g_strv_builder_end(b);
+    guint64 ms = 0;
+    g_autoptr(GError) local = NULL;
+    if ((c->image_rsh = ms_image_transfer_rsh(rsh, &local)) == NULL ||
+        !ms_image_transfer_remote_is_valid(c->image_remote, &local) ||
+        !ms_units_parse_period_ms(timeout, &ms, &local)) {
+        g_set_error(error, MS_ERROR, MS_ERROR_INVALID, "config '%s': [migration]: %s", ms_config_path(),
+                    local->message);
+        return FALSE;
+    }
+    c->fetch_timeout_s = (guint)MAX((guint64)1, MIN(ms / 1000, (guint64)G_MAXUINT));
+    return TRUE;
+}
 
 static gboolean
 ms_hook_config_load(MsHookConfig *c, GError **error)
@@ -651,6 +705,82 @@ ms_hook_migrate_check_images(const MsHookConfig *cfg, const MsPolicy *policy, xm
     return TRUE;
 }
 
+static xmlNode *ms_hook_metadata_element(xmlDoc *doc, const char *ns, const char *element);
+
+/* The digest the domain maps as policy image INDEX, when the incoming XML
+ * says it: a dax image's carried placement, or the one attached blob of a
+ * domain with one blk image. NULL: not known (any build of the name will
+ * do for the fetch; the checks after it compare what they can). */
+static char *
+ms_hook_migrate_wanted_digest(const MsPolicy *policy, guint index, xmlDoc *doc)
+{
+    const MsSharedImage *img = g_ptr_array_index(policy->images, index);
+    if (img->mode == MS_IMAGE_DAX) {
+        xmlNode *el = ms_hook_metadata_element(doc, MS_DAX_CARRY_NS, "migration");
+        g_autoptr(GPtrArray) carried = el ? ms_dax_carry_parse(el, NULL) : NULL;
+        for (guint j = 0; carried && j < carried->len; j++) {
+            const MsDaxCarry *c = g_ptr_array_index(carried, j);
+            if (c->index == index && g_str_equal(c->name, img->name))
+                return g_strdup(c->sha256);
+        }
+        return NULL;
+    }
+    guint blk = 0;
+    for (guint i = 0; i < policy->images->len; i++)
+        blk += ((const MsSharedImage *)g_ptr_array_index(policy->images, i))->mode == MS_IMAGE_BLK;
+    g_autoptr(GPtrArray) attached = ms_hook_migrate_disk_digests(doc);
+    return blk == 1 && attached->len == 1 ? g_strdup(g_ptr_array_index(attached, 0)) : NULL;
+}
+
+/* <migration missing-images='fetch'/>: each image the policy names that
+ * this host's store lacks is fetched from the peers memshare.conf trusts
+ * ([migration] image-peers), in order, before the checks, which then pass
+ * or refuse as they would have. Which hosts may be asked is the host's
+ * word: the metadata only allows asking, and a name this host maps to
+ * another digest is never replaced (ms_image_fetch), so a peer can add an
+ * image here but never change one. libvirt does not tell the destination
+ * which host the domain comes from, hence a list. What failed is kept in
+ * NOTES for the refusal. */
+static void
+ms_hook_migrate_fetch(MsHookConfig *cfg, const MsPolicy *policy, xmlDoc *doc, GString *notes)
+{
+    const char *dom = policy->domain.name;
+    g_autoptr(GError) cerr = NULL;
+    g_autoptr(GKeyFile) kf = ms_config_load(&cerr);
+    if (kf == NULL || !ms_hook_config_load_migration(cfg, kf, &cerr)) {
+        g_string_append_printf(notes, "<migration missing-images='fetch'>: %s", cerr->message);
+        return;
+    }
+    for (guint i = 0; policy->images && i < policy->images->len; i++) {
+        const MsSharedImage *img = g_ptr_array_index(policy->images, i);
+        g_autoptr(GError) local = NULL;
+        g_autoptr(MsImageManifest) here = ms_image_store_lookup(cfg->image_store, img->name, NULL, &local);
+        if (here != NULL || !g_error_matches(local, MS_ERROR, MS_ERROR_NOT_FOUND))
+            continue;
+        if (cfg->image_peers[0] == NULL) {
+            g_string_append_printf(notes, "%s<migration missing-images='fetch'>: no [migration] image-peers in "
+                                   "'%s' to fetch '%s' from", notes->len ? "; " : "", ms_config_path(), img->name);
+            continue;
+        }
+        g_autofree char *sha = doc ? ms_hook_migrate_wanted_digest(policy, i, doc) : NULL;
+        for (guint p = 0; cfg->image_peers[p]; p++) {
+            g_autoptr(GError) ferr = NULL;
+            gboolean had = FALSE;
+            gint64 t0 = g_get_monotonic_time();
+            g_autoptr(MsImageManifest) m = ms_image_fetch(cfg->image_store, img->name, sha, cfg->image_peers[p],
+                                                          cfg->image_rsh, cfg->image_remote, cfg->fetch_timeout_s,
+                                                          &had, &ferr);
+            if (m != NULL) {
+                ms_hook_msg(dom, "domain '%s': image '%s' sha256 %s fetched from %s for the incoming migration "
+                            "(%" G_GUINT64_FORMAT " bytes in %.1f s, verified)", dom, m->name, m->sha256,
+                            cfg->image_peers[p], m->size, (g_get_monotonic_time() - t0) / 1e6);
+                break;
+            }
+            g_string_append_printf(notes, "%s%s", notes->len ? "; " : "", ferr->message);
+        }
+    }
+}
+
 /* The one <metadata> child ELEMENT in namespace NS of the incoming XML, or
  * NULL (none, or several: libvirt keeps one per namespace). */
 static xmlNode *
@@ -833,12 +963,21 @@ ms_hook_migrate_print_xml(xmlDoc *doc, GPtrArray *args, GError **error)
  * domain keeps running on the source) when the images are not here; give
  * the incoming QEMU the dax images' backends and devices (stdout). */
 static int
-ms_hook_migrate_incoming(const MsHookConfig *cfg, const MsPolicy *policy, MsOnError on_error,
+ms_hook_migrate_incoming(MsHookConfig *cfg, const MsPolicy *policy, MsOnError on_error,
                          const char *xml, gsize len)
 {
     g_autoptr(xmlDoc) doc = ms_hook_migrate_parse(xml, len);
     g_autoptr(GError) error = NULL;
+    g_autoptr(GString) fetched = g_string_new(NULL);
+    if (policy->migration.fetch_missing_images)
+        ms_hook_migrate_fetch(cfg, policy, doc, fetched);
     if (!ms_hook_migrate_check_images(cfg, policy, doc, &error)) {
+        if (fetched->len) {
+            /* what is missing first, then why fetching it did not help */
+            GError *both = g_error_new(error->domain, error->code, "%s; %s", error->message, fetched->str);
+            g_clear_error(&error);
+            error = both;
+        }
         if (on_error == MS_ON_ERROR_REFUSE) {
             ms_hook_msg(policy->domain.name, "domain '%s': migration refused: %s", policy->domain.name,
                         error->message);

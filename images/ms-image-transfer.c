@@ -140,8 +140,8 @@ ms_image_transfer_remote_is_valid(const char *remote, GError **error)
 /* ---- the two ends ---------------------------------------------------- */
 
 gboolean
-ms_image_send_stream(const MsImageManifest *m, int blob_fd, int in, int *out, gboolean *had, guint64 *sent,
-                     GError **error)
+ms_image_send_stream(const MsImageManifest *m, int blob_fd, int in, int *out, gboolean wait_result,
+                     gboolean *had, guint64 *sent, GError **error)
 {
     g_autofree char *json = ms_image_manifest_to_json(m);
     g_autofree char *head = g_strdup_printf(MS_IMAGE_TRANSFER_MAGIC " %zu\n", strlen(json));
@@ -184,6 +184,8 @@ ms_image_send_stream(const MsImageManifest *m, int blob_fd, int in, int *out, gb
     /* EOF tells the receiver the stream ends here */
     close(*out);
     *out = -1;
+    if (!wait_result)
+        return TRUE;
     g_autofree char *result = read_line_fd(in);
     if (result == NULL || !g_str_has_prefix(result, "received ")) {
         g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "the receiving end did not keep it");
@@ -343,7 +345,7 @@ ms_image_push(const char *store, const char *name, const char *host, char **rsh,
                     m->sha256, host, av[0], local->message);
         return FALSE;
     }
-    gboolean ok = ms_image_send_stream(m, fd, out, &in, had, sent, &local);
+    gboolean ok = ms_image_send_stream(m, fd, out, &in, TRUE, had, sent, &local);
     close(fd);
     if (in >= 0)
         close(in);

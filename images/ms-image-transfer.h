@@ -44,11 +44,15 @@ gboolean ms_image_transfer_remote_is_valid(const char *remote, GError **error);
 /* The sending end: M and its blob BLOB_FD to the receiving end (answers
  * read from IN, manifest and bytes written to *OUT, which is closed and set
  * to -1 once the bytes are out: the receiver reads to EOF to refuse a
- * longer stream). *HAD: the receiver had it, nothing sent. *SENT: bytes
+ * longer stream). WAIT_RESULT: then wait for the "received" line (push,
+ * which reports it). The remote `send` of a fetch does not wait: it must
+ * exit for its stdout to reach EOF through whatever holds it on the way
+ * (ssh, timeout(1), a wrapper script), and the receiving end is the one
+ * that reports. *HAD: the receiver had it, nothing sent. *SENT: bytes
  * sent. The error says what failed, without image or host (the caller
  * names them). */
-gboolean ms_image_send_stream(const MsImageManifest *m, int blob_fd, int in, int *out, gboolean *had,
-                              guint64 *sent, GError **error);
+gboolean ms_image_send_stream(const MsImageManifest *m, int blob_fd, int in, int *out, gboolean wait_result,
+                              gboolean *had, guint64 *sent, GError **error);
 
 /* The receiving end: reads the manifest from IN and checks it is image
  * NAME, with digest SHA256 and SIZE bytes when those are given (NULL, 0:

@@ -572,19 +572,27 @@ parse_sharing(ParseCtx *ctx, const xmlNode *node, GError **error)
     return TRUE;
 }
 
-/* <migration free-page-hint='on'/>: what a live migration of the domain
- * may use. The hint is a device property only the domain's definition can
+/* <migration free-page-hint='on' missing-images='fetch'/>: what a live
+ * migration of the domain may use. The hint is a device property only the domain's definition can
  * carry (the hook cannot change the XML at start), so the parser records
  * the wish and the domain facts say whether the definition has it. */
 static gboolean
 parse_migration(ParseCtx *ctx, const xmlNode *node, GError **error)
 {
-    static const char *const attrs[] = { "free-page-hint", NULL };
+    static const char *const attrs[] = { "free-page-hint", "missing-images", NULL };
+    /* which peers may be asked is the host's word (memshare.conf), never
+     * the metadata's: the policy only allows asking */
+    static const char *const missing[] = { "refuse", "fetch", NULL };
+    int m = -1;
 
-    return check_once(ctx, node, &ctx->seen_migration, error) &&
-           check_attributes(ctx, node, attrs, error) &&
-           check_empty(ctx, node, error) &&
-           attr_bool(ctx, node, "free-page-hint", &ctx->policy->migration.free_page_hint, error);
+    if (!(check_once(ctx, node, &ctx->seen_migration, error) &&
+          check_attributes(ctx, node, attrs, error) &&
+          check_empty(ctx, node, error) &&
+          attr_bool(ctx, node, "free-page-hint", &ctx->policy->migration.free_page_hint, error) &&
+          attr_enum(ctx, node, "missing-images", missing, &m, error)))
+        return FALSE;
+    ctx->policy->migration.fetch_missing_images = m == 1;
+    return TRUE;
 }
 
 static MsPolicy *
@@ -1201,8 +1209,10 @@ ms_policy_to_xml(const MsPolicy *p)
         g_string_append_printf(s, "  <memshare:sharing group='%s'/>\n", g);
     }
     /* only when on: the canonical form of every policy without it stays as it was */
-    if (p->migration.free_page_hint)
-        g_string_append(s, "  <memshare:migration free-page-hint='on'/>\n");
+    if (p->migration.free_page_hint || p->migration.fetch_missing_images)
+        g_string_append_printf(s, "  <memshare:migration%s%s/>\n",
+                               p->migration.free_page_hint ? " free-page-hint='on'" : "",
+                               p->migration.fetch_missing_images ? " missing-images='fetch'" : "");
     g_string_append(s, "</memshare:policy>\n");
     return g_string_free(s, FALSE);
 }

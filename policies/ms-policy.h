@@ -118,6 +118,11 @@ typedef struct {
         /* <migration free-page-hint='on'/>: the domain's definition should
          * carry virtio-balloon free-page-hint (docs/migration.md); default off */
         gboolean free_page_hint;
+        /* <migration missing-images='fetch'/>: at an incoming migration,
+         * the destination's hook fetches a shared image its store lacks
+         * from the peers memshare.conf trusts ([migration] image-peers)
+         * instead of refusing; default refuse */
+        gboolean fetch_missing_images;
     } migration;
 } MsPolicy;
 

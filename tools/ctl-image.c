@@ -562,7 +562,7 @@ cmd_send(int argc, char **argv)
     int out = STDOUT_FILENO;
     gboolean had = FALSE;
     guint64 sent = 0;
-    if (!ms_image_send_stream(m, fd, STDIN_FILENO, &out, &had, &sent, &error)) {
+    if (!ms_image_send_stream(m, fd, STDIN_FILENO, &out, FALSE, &had, &sent, &error)) {
         g_printerr("memsharectl image send: image '%s' sha256 %s: %s\n", m->name, m->sha256, error->message);
         return exit_code(error);
     }

@@ -180,6 +180,46 @@ check "a carried base above <memory> is refused by name and <currentMemory> used
     bash -c "grep -q 'carried balloon base' <<< \"\$1\" && grep -q '^current-memory=327680$' '$rt/boot-memory'" _ "$out"
 "$hook" mig1 release end - < "$tmp/mig-bad.xml"
 
+# 10b. <migration missing-images='fetch'/>: at `migrate` the destination's
+# hook fetches an image its store lacks from the peers memshare.conf names
+# (the peer here: a second store, reached through an --rsh-style wrapper)
+if [ -n "$ctl" ]; then
+    peer=$tmp/peer-store
+    mkdir -p "$tmp/pt/bin"; echo peer > "$tmp/pt/bin/sh"
+    MEMSHARE_IMAGE_STORE=$peer "$ctl" image build --from "$tmp/pt" --name fetched >/dev/null 2>&1 || bail "peer image"
+    psha=$(sed -n 's/.*"sha256" : "\([0-9a-f]*\)".*/\1/p' "$peer/names/fetched.json")
+    printf '#!/bin/bash\nshift 2\nMEMSHARE_IMAGE_STORE=%q exec %q "$@"\n' "$peer" "$ctl" > "$tmp/peer-rsh"
+    chmod +x "$tmp/peer-rsh"
+    fetch_xml() { domain mig2 "" "<memshare:shared-image name='$1' mode='blk'/>$2"; }
+    migin() { set +e; out=$("$hook" mig2 migrate begin - < "$1" 2>&1); rc=$?; set -e; "$hook" mig2 release end - < "$1"; }
+    fetch_xml fetched "<memshare:migration missing-images='fetch'/>" > "$tmp/fetch.xml"
+    fetch_xml fetched "" > "$tmp/nofetch.xml"
+    fetch_xml nowhere "<memshare:migration missing-images='fetch'/>" > "$tmp/nowhere.xml"
+    migin "$tmp/fetch.xml"; diag "$out"
+    check "fetch wanted, no [migration] image-peers: refused" test "$rc" = 1
+    check "  the message names the image, this host and the missing setting" \
+        grep -q "migration refused: <shared-image name='fetched'>: not in the image store .* of host '$(hostname)'.*; <migration missing-images='fetch'>: no \[migration\] image-peers in" <<< "$out"
+    cp "$MEMSHARE_CONFIG" "$tmp/conf.before-peers"
+    printf '[migration]\nimage-peers=-oProxyCommand=x\n' >> "$MEMSHARE_CONFIG"
+    migin "$tmp/fetch.xml"; diag "$out"
+    check "a peer starting with '-': refused, naming the config line" \
+        bash -c "test $rc = 1 && grep -q 'image-peers: .*not a host name' <<< \"\$1\"" _ "$out"
+    cp "$tmp/conf.before-peers" "$MEMSHARE_CONFIG"
+    printf '[migration]\nimage-peers=hosta\nimage-rsh=%s\n' "$tmp/peer-rsh" >> "$MEMSHARE_CONFIG"
+    migin "$tmp/nofetch.xml"
+    check "peers configured, but the policy does not allow fetching: refused, nothing fetched" \
+        bash -c "test $rc = 1 && test ! -e '$MEMSHARE_IMAGE_STORE/names/fetched.json'"
+    migin "$tmp/fetch.xml"; diag "$out"
+    check "fetch from the peer: migrate exits 0" test "$rc" = 0
+    check "  the hook says what it fetched and from where" \
+        grep -q "image 'fetched' sha256 $psha fetched from hosta for the incoming migration" <<< "$out"
+    check "  the image is in this host's store and verifies" "$ctl" image verify fetched
+    migin "$tmp/nowhere.xml"; diag "$out"
+    check "an image no peer has: refused, naming it, the peer and the peer's words" \
+        bash -c "test $rc = 1 && grep -q \"<shared-image name='nowhere'>: not in the image store.*fetch from hosta: image 'nowhere': the sending end sent nothing (hosta said: .*no such image\" <<< \"\$1\"" _ "$out"
+    cp "$tmp/conf.before-peers" "$MEMSHARE_CONFIG"
+fi
+
 # 11. sharing groups: the KSM-group rule at prepare (docs/security.md)
 sdom() { # sdom NAME UUID POLICY-BODY [EXTRA-DOMAIN-XML [POLICY-ATTRS]]
     cat <<XML

@@ -141,6 +141,7 @@ dump_policy(const MsPolicy *p, gboolean with_domain)
     put(t, "stats.period_ms", "%" G_GUINT64_FORMAT, p->stats.period_ms);
     put(t, "sharing.group", "%s", p->sharing.group ? p->sharing.group : "");
     put(t, "migration.free_page_hint", "%s", p->migration.free_page_hint ? "on" : "off");
+    put(t, "migration.missing_images", "%s", p->migration.fetch_missing_images ? "fetch" : "refuse");
     if (with_domain) {
         put(t, "domain.nosharepages", "%d", p->domain.nosharepages ? 1 : 0);
         put(t, "domain.nova_project", "%s", p->domain.nova_project ? p->domain.nova_project : "");
