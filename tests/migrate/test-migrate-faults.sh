@@ -12,6 +12,9 @@
 #     so it is still running): domain and the same agent on the source,
 #     nothing left on the destination, whose agent (launched by `started`
 #     while the migration runs) waited for it and exits cleanly;
+#   - the destination fetches the image itself (the policy's
+#     <migration missing-images='fetch'/>, host b's [migration] image-peers
+#     naming host a): the migration succeeds with the same blob, and back;
 #   - the image pushed from the source's store to the destination's
 #     (memsharectl image push; refused first while the destination has
 #     another content under the name);
@@ -61,7 +64,7 @@ sha_a=$(sha_of a usr)
 export MS_GUEST_CMDLINE="ms.size=16 ms.hold=100000"
 # a free PCIe root port for the blk image the agent hot-plugs
 export MS_DOMAIN_ROOT_PORTS=4
-policy="<memshare:policy xmlns:memshare='$NS'><memshare:tracking used-pages='on' period='1s'/><memshare:stats period='1s'/><memshare:shared-image name='usr' mode='blk'/></memshare:policy>"
+policy="<memshare:policy xmlns:memshare='$NS'><memshare:tracking used-pages='on' period='1s'/><memshare:stats period='1s'/><memshare:shared-image name='usr' mode='blk'/><memshare:migration missing-images='fetch'/></memshare:policy>"
 domain_xml mig3 $U 320 320 touch-free /var/log/libvirt/qemu/mig3.serial "$policy" > "$top/mig3.xml"
 V a create "$top/mig3.xml" >/dev/null || bail "cannot start mig3 on host a"
 check "agent runs on host a" wait_for 10 agent_alive a
@@ -76,7 +79,42 @@ sed 's/^/# virsh migrate: /' <<< "$out"
 check "missing image: migration refused" test "$rc" != 0
 check "missing image: the message names image and host" \
     grep -q "migration refused: <shared-image name='usr'>: not in the image store .* of host 'memshare-test-b'" <<< "$out"
+check "missing image: the refusal says no peer is configured to fetch it from" \
+    grep -q "<migration missing-images='fetch'>: no \[migration\] image-peers in" <<< "$out"
 stays_on a "$pid_a" "missing image"
+
+# --- the destination fetches it (missing-images='fetch', host b trusts a) ----------
+# The remote shell of b's hook: ssh would run `memsharectl image send ...`
+# on host a; this one drops HOST and "memsharectl" and runs the rest in
+# host a's namespaces (a's store).
+cat > "$top/rsh-a" <<EOF
+#!/bin/bash
+shift 2
+exec nsenter -t $(cat "$top/a.holder.pid") ${_vmenv_h_flags[a]} -- env -u MEMSHARE_IMAGE_STORE "$MS_CTL" "\$@"
+EOF
+chmod +x "$top/rsh-a"
+vmenv_on b vmenv_exec bash -c "printf '[migration]\nimage-peers=memshare-test-a\nimage-rsh=%s\n' '$top/rsh-a' >> /etc/memshare/memshare.conf" ||
+    bail "cannot configure host b's image peers"
+out=$(migrate a b); rc=$?
+sed 's/^/# virsh migrate: /' <<< "$out"
+check "fetch: the migration succeeds" test "$rc" = 0
+check "fetch: host b's store now has 'usr', the source's digest" test "$(sha_of b usr)" = "$sha_a"
+out=$(C b image verify usr 2>&1); rc=$?
+check "fetch: host b's image verify passes" test "$rc" = 0
+check "fetch: mig3 runs on host b" wait_for 30 runs_on b
+check "fetch: agent on host b" wait_for 30 agent_alive b
+check "fetch: the same blob attached on host b" wait_for 60 blob_attached b "$sha_a"
+check "fetch: no mig3 left on host a" wait_for 30 absent_on a
+out=$(migrate b a); rc=$?
+[ "$rc" = 0 ] || sed 's/^/# virsh migrate back: /' <<< "$out"
+check "and back to host a" test "$rc" = 0
+check "back: agent on host a" wait_for 30 agent_alive a
+check "back: no runtime directory on host b" wait_for 30 test ! -e "$(rt b)"
+pid_a=$(agent_pid a)
+# the cancel below reads host b's agent log for this domain from its start
+mv "$top/b/log-memshare/$U.log" "$top/b/log-memshare/$U.fetch-leg.log" 2>/dev/null
+# b's copy goes: the next faults need a 'usr' of other content on b
+C b image remove usr >> "$top/build.log" 2>&1 || bail "image remove usr on host b (after the fetch)"
 
 # --- another content under the same name ---------------------------------------------
 C b image build --from "$top/src2" --name usr >> "$top/build.log" 2>&1 || bail "image build usr (src2) on host b"
