@@ -285,6 +285,21 @@ ms_store_lock(int store_fd, const char *store, GError **error)
     return fd;
 }
 
+/* A receive's temp file is written without the store lock (a transfer may
+ * take minutes, and the hook's own store operations must not wait for it):
+ * its writer holds flock(LOCK_EX) on the file instead, taken while the
+ * store lock was held at its creation. gc, under the store lock, leaves
+ * such a file alone and removes only the ones nobody holds (a receive
+ * killed midway). */
+static gboolean
+ms_store_temp_in_progress(int dir_fd, const char *name)
+{
+    g_auto(MsFd) fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return FALSE;
+    return flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+}
+
 static gboolean
 ms_read_fd_bounded(int fd, gsize max, char **out, gsize *len, const char *what, GError **error)
 {
@@ -1326,6 +1341,8 @@ ms_store_gc_locked(int store_fd, const char *store, GPtrArray *kept, GError **er
         gboolean temp = g_str_has_prefix(e, ".tmp-");
         if (!blob && !temp)
             continue;
+        if (temp && ms_store_temp_in_progress(dirfd(d), e))
+            continue;
         if (blob) {
             g_autofree char *hex = g_strndup(e + 7, 64);
             if (g_hash_table_contains(keep, e))
@@ -1600,6 +1617,21 @@ ms_image_store_check_receive(const char *store, const MsImageManifest *m, guint6
     return TRUE;
 }
 
+/* A received M may not take a name the store maps to another digest
+ * (without --force). */
+static gboolean
+ms_store_check_clash(int store_fd, const char *store, const MsImageManifest *m, GError **error)
+{
+    g_autoptr(MsImageManifest) old = ms_store_read_manifest(store_fd, store, m->name, NULL);
+    if (old && strcmp(old->sha256, m->sha256) != 0) {
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED,
+                    "image '%s' is sha256 %s in %s, the one sent is sha256 %s (--force replaces it)", m->name,
+                    old->sha256, store, m->sha256);
+        return FALSE;
+    }
+    return TRUE;
+}
+
 MsImageManifest *
 ms_image_store_receive(const char *store, const MsImageManifest *m, int in_fd, guint64 max_size, gboolean force,
                        GError **error)
@@ -1610,8 +1642,8 @@ ms_image_store_receive(const char *store, const MsImageManifest *m, int in_fd, g
     g_auto(MsFd) store_fd = ms_store_open(store, TRUE, error);
     if (store_fd < 0)
         return NULL;
-    /* held while the bytes arrive: gc (under the lock) removes .tmp-
-     * files, and the name clash is checked again below, for good */
+    /* held to create the temp file and again to take the name, not while
+     * the bytes arrive (ms_store_temp_in_progress) */
     g_auto(MsFd) lock = ms_store_lock(store_fd, store, error);
     if (lock < 0)
         return NULL;
@@ -1623,15 +1655,8 @@ ms_image_store_receive(const char *store, const MsImageManifest *m, int in_fd, g
     g_auto(MsFd) names_fd = ms_store_openat(store_fd, "names", O_RDONLY | O_DIRECTORY, ndir, error);
     if (names_fd < 0)
         return NULL;
-    if (!force) {
-        g_autoptr(MsImageManifest) old = ms_store_read_manifest(store_fd, store, m->name, NULL);
-        if (old && strcmp(old->sha256, m->sha256) != 0) {
-            g_set_error(error, MS_ERROR, MS_ERROR_FAILED,
-                        "image '%s' is sha256 %s in %s, the one sent is sha256 %s (--force replaces it)",
-                        m->name, old->sha256, store, m->sha256);
-            return NULL;
-        }
-    }
+    if (!force && !ms_store_check_clash(store_fd, store, m, error))
+        return NULL;
     struct statvfs vfs;
     if (fstatvfs(blobs_fd, &vfs) == 0 && (guint64)vfs.f_bavail * vfs.f_frsize < m->size) {
         g_set_error(error, MS_ERROR, MS_ERROR_TOO_BIG,
@@ -1645,14 +1670,19 @@ ms_image_store_receive(const char *store, const MsImageManifest *m, int in_fd, g
     g_autofree char *tmpname = g_strdup_printf(".tmp-%s-%d.img", m->name, (int)getpid());
     g_autofree char *tmp = g_build_filename(bdir, tmpname, NULL);
     /* one of that name left by a receive killed midway (with our pid, now
-     * reused) is stale: only the lock's holder writes temp files */
+     * reused) is stale: no live process has our pid */
     unlinkat(blobs_fd, tmpname, 0);
     g_auto(MsFd) out = openat(blobs_fd, tmpname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (out < 0) {
+    if (out < 0 || flock(out, LOCK_EX | LOCK_NB) < 0) {
         int e = errno;
+        if (out >= 0)
+            unlinkat(blobs_fd, tmpname, 0);
         g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%s: %s", tmp, g_strerror(e));
         return NULL;
     }
+    /* the temp file is ours now (gc skips it while we hold it): the
+     * store is free for everyone else while the bytes arrive */
+    ms_close_fd(&lock);
     g_autoptr(GChecksum) ck = g_checksum_new(G_CHECKSUM_SHA256);
     enum { CHUNK = 1024 * 1024 };
     g_autofree guchar *buf = g_malloc(CHUNK);
@@ -1722,6 +1752,15 @@ ms_image_store_receive(const char *store, const MsImageManifest *m, int in_fd, g
         g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
                     "image '%s': the %" G_GUINT64_FORMAT " bytes received have sha256 %s, the sender announced "
                     "sha256 %s; nothing kept", m->name, m->size, sha, m->sha256);
+        return NULL;
+    }
+    if ((lock = ms_store_lock(store_fd, store, error)) < 0) {
+        unlinkat(blobs_fd, tmpname, 0);
+        return NULL;
+    }
+    /* again: the name may have been taken while the bytes arrived */
+    if (!force && !ms_store_check_clash(store_fd, store, m, error)) {
+        unlinkat(blobs_fd, tmpname, 0);
         return NULL;
     }
     if (!ms_store_take_name_locked(store_fd, store, blobs_fd, names_fd, tmpname, m, error))

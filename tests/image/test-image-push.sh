@@ -29,7 +29,7 @@ bverify() { b image verify "$1" >/dev/null; }
 # The stream filter: passes stdin on a chunk at a time (the handshake
 # needs the manifest through before the blob follows), damaging it as told.
 cat > "$tmp/filter.py" <<'PY'
-import os, sys
+import os, sys, time
 mode, at = sys.argv[1], int(sys.argv[2])
 pos, out = 0, True
 while True:
@@ -37,6 +37,9 @@ while True:
     if not b:
         break
     n = len(b)
+    # stall: hold the stream past byte AT until the file argv[3] exists
+    while mode == "stall" and pos + n > at and not os.path.exists(sys.argv[3]):
+        time.sleep(0.1)
     if mode == "flip" and pos <= at < pos + n:
         b = bytearray(b); b[at - pos] ^= 1; b = bytes(b)
     if mode == "cut":
@@ -64,6 +67,7 @@ wrapper "$tmp/rsh"
 wrapper "$tmp/rsh-flip" flip 200000
 wrapper "$tmp/rsh-cut" cut 300000
 wrapper "$tmp/rsh-extra" extra 0
+wrapper "$tmp/rsh-stall" stall 1000000 "$tmp/go"
 # nothing of a transfer left in B: no temp file, no name for the image
 clean_b() { ! ls -A "$B/blobs" 2>/dev/null | grep -q '^\.tmp-' && [ ! -e "$B/names/$1.json" ]; }
 
@@ -135,6 +139,29 @@ out=$(a image push --rsh "$tmp/rsh" --force clash hostb 2>&1); rc=$?
 echo "$out" | sed 's/^/# /'
 check "--force replaces it" test "$rc" = 0 -a "$(digest "$B" clash)" = "$csha_a"
 check "the replaced image verifies" bverify clash
+
+# --- the store is not locked while the bytes arrive: a push held midway
+# does not block gc or a build on the destination, and gc leaves its temp
+# file alone (its writer holds it)
+b image remove other >/dev/null 2>&1
+a image push --rsh "$tmp/rsh-stall" other hostb > "$tmp/stall.out" 2>&1 &
+spid=$!
+tmp_present() { ls -A "$B/blobs" | grep -q '^\.tmp-other-'; }
+check "a push held midway: its temp file is in the destination's blobs/" wait_for 60 tmp_present
+out=$(timeout 60 env MEMSHARE_IMAGE_STORE=$B "$ctl" image gc 2>&1); rc=$?
+diag "$out"
+check "  gc runs meanwhile (not blocked by the transfer)" test "$rc" = 0
+check "  and leaves the transfer's temp file alone" tmp_present
+mkdir -p "$tmp/tree4/bin"; echo four > "$tmp/tree4/bin/x"
+timeout 60 env MEMSHARE_IMAGE_STORE=$B "$ctl" image build --from "$tmp/tree4" --name four >/dev/null 2>&1; rc=$?
+check "  a build on the destination runs meanwhile" test "$rc" = 0
+touch "$tmp/go"
+wait "$spid"; rc=$?
+diag "$(cat "$tmp/stall.out")"
+check "  the held push then completes" test "$rc" = 0
+check "  and its image verifies" bverify other
+check "  nothing of it left behind" bash -c "! ls -A '$B/blobs' | grep -q '^\.tmp-'"
+b image remove four >/dev/null 2>&1; b image remove other >/dev/null 2>&1
 
 # --- a missing image, a bad destination
 out=$(a image push --rsh "$tmp/rsh" -- base -oProxyCommand 2>&1); rc=$?
