@@ -20,7 +20,10 @@
 #   --smoke: 384 MiB guest, 128 MiB touched: checks the script, no figures
 #   env: MS_BENCH_MEM_MIB (2048), MS_BENCH_TOUCH_MIB (1200), MS_BENCH_KEEP_MIB
 #   (200: kept in use after the burst, the issue's "200 MiB in use"),
-#   MS_BENCH_SETTLE (30 s)
+#   MS_BENCH_SETTLE (30 s), MS_BENCH_LINKS ("0 112": each variant on each
+#   link, MiB/s given to `virsh migrate --bandwidth`; 0 = libvirt's default,
+#   unlimited, here a veth; 112 = what a 1 GbE link carries, the link a
+#   migration network often is)
 # Not part of the tests; needs an idle machine (the lead runs benchmarks).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -39,7 +42,8 @@ mem=${MS_BENCH_MEM_MIB:-2048}
 touch=${MS_BENCH_TOUCH_MIB:-1200}
 keep=${MS_BENCH_KEEP_MIB:-200}
 settle=${MS_BENCH_SETTLE:-30}
-if [ "$mode" = --smoke ]; then mem=384; touch=128; keep=32; settle=10; fi
+links=${MS_BENCH_LINKS:-0 112}
+if [ "$mode" = --smoke ]; then mem=384; touch=128; keep=32; settle=10; links=${MS_BENCH_LINKS:-0}; fi
 export MS_GUEST_KERNEL=$PWD/$build/tests/guest/vmlinuz MS_GUEST_INITRD=$PWD/$build/tests/guest/initramfs.img
 hook=$PWD/$build/hooks/memshare-hook agent=$PWD/$build/qmp-plugin/memshare-agent ctl=$PWD/$build/tools/memsharectl
 for f in "$MS_GUEST_KERNEL" "$MS_GUEST_INITRD" "$hook" "$agent" "$ctl"; do
@@ -72,11 +76,13 @@ job_val() { # FIELD: from domjobinfo --completed on b (the incoming side)
 mib() { awk -v b="${1:-0}" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 # "206.807 MiB" (virsh's units) -> MiB
 to_mib() { awk '{ f = $2 == "GiB" ? 1024 : $2 == "KiB" ? 1 / 1024 : $2 == "B" ? 1 / 1048576 : 1; printf "%.1f", $1 * f }' <<< "$1"; }
-declare -A used_mib sent_mib time_ms
+declare -A used_mib sent_mib time_ms rows
+link_name() { [ "$1" = 0 ] && echo "unlimited (veth)" || echo "$1 MiB/s"; }
 
-rows=()
+for link in $links; do
 for v in a b c; do
     u=6b1c7f52-3b0e-4c55-8f6e-2a9d0c4e5fa$v
+    bw=(); [ "$link" = 0 ] || bw=(--bandwidth "$link")
     domain "$v" "$u" > "$top/mig-$v.xml"
     V a define "$top/mig-$v.xml" >/dev/null || { echo "define mig-$v failed" >&2; exit 1; }
     if [ "$v" = c ]; then
@@ -91,26 +97,32 @@ for v in a b c; do
     sleep "$settle"   # free page reporting hands freed blocks back after a delay
     est_used=$(status_val "$u" used) est_zero=$(status_val "$u" zero) est_unpop=$(status_val "$u" unpopulated)
     t0=$(date +%s%N)
-    V a migrate --live --p2p --persistent "mig-$v" "$VMENV_URI_b" --migrateuri "tcp://$VMENV_ADDR_b" ||
+    V a migrate --live --p2p --persistent "${bw[@]}" "mig-$v" "$VMENV_URI_b" --migrateuri "tcp://$VMENV_ADDR_b" ||
         { echo "migrate mig-$v failed" >&2; exit 1; }
     t1=$(date +%s%N)
     job=$(V b domjobinfo --completed "mig-$v" 2>/dev/null || V a domjobinfo --completed "mig-$v" 2>/dev/null)
-    rows+=("| ($v) | $(mib "$est_used") | $(mib "$est_zero") | $(mib "$est_unpop") | $(job_val 'Memory processed') | $(job_val 'Normal pages') | $(job_val 'Constant pages') | $(job_val 'Time elapsed') | $(( (t1 - t0) / 1000000 )) ms | $(job_val 'Total downtime') |")
-    used_mib[$v]=$(mib "$est_used") sent_mib[$v]=$(to_mib "$(job_val 'Memory processed')")
-    time_ms[$v]=$(job_val 'Time elapsed' | awk '{ print $1 }')
+    rows[$link]+="| ($v) | $(mib "$est_used") | $(mib "$est_zero") | $(mib "$est_unpop") | $(job_val 'Memory processed') | $(job_val 'Normal pages') | $(job_val 'Constant pages') | $(job_val 'Time elapsed') | $(( (t1 - t0) / 1000000 )) ms | $(job_val 'Total downtime') |
+"
+    used_mib[$link.$v]=$(mib "$est_used") sent_mib[$link.$v]=$(to_mib "$(job_val 'Memory processed')")
+    time_ms[$link.$v]=$(job_val 'Time elapsed' | awk '{ print $1 }')
     V b destroy "mig-$v" >/dev/null 2>&1; V b undefine "mig-$v" >/dev/null 2>&1; V a undefine "mig-$v" >/dev/null 2>&1
+done
 done
 
 echo "guest: $mem MiB, touched $touch MiB then freed, then $keep MiB kept in use (touch-free); $(qemu-system-x86_64 --version | head -1)"
 echo
+for link in $links; do
+echo "Link: $(link_name "$link")"
+echo
 echo "| variant | memshare estimate: used MiB | zero MiB | unpopulated MiB | QEMU: memory processed | normal pages | constant (zero) pages | time elapsed | virsh migrate wall | downtime |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
-printf '%s\n' "${rows[@]}"
-echo
-echo "(a) plain precopy, no free page reporting; (b) free page reporting; (c) (b) + free-page-hint"
+printf '%s' "${rows[$link]}"
 echo
 # the issue's goals, as ratios of this run's own figures
-awk -v sc="${sent_mib[c]:-0}" -v uc="${used_mib[c]:-0}" -v tc="${time_ms[c]:-0}" -v ta="${time_ms[a]:-0}" \
-    -v sa="${sent_mib[a]:-0}" 'BEGIN {
+awk -v sc="${sent_mib[$link.c]:-0}" -v uc="${used_mib[$link.c]:-0}" -v tc="${time_ms[$link.c]:-0}" \
+    -v ta="${time_ms[$link.a]:-0}" -v sa="${sent_mib[$link.a]:-0}" 'BEGIN {
     printf "(c) memory processed / memshare'"'"'s used estimate: %.2f (goal <= 1.2); ", (uc > 0 ? sc / uc : 0)
     printf "(c) time / (a) time: %.2f (goal <= 0.30); (c) / (a) memory processed: %.2f\n", (ta > 0 ? tc / ta : 0), (sa > 0 ? sc / sa : 0) }'
+echo
+done
+echo "(a) plain precopy, no free page reporting; (b) free page reporting; (c) (b) + free-page-hint"
