@@ -1447,6 +1447,45 @@ ms_store_take_name_locked(int store_fd, const char *store, int blobs_fd, int nam
     return TRUE;
 }
 
+/* What add and receive write through: the store, its blobs/ and names/
+ * directories (each opened without following a symlink) and the store's
+ * lock. One prelude, so the two ways an image enters the store open and
+ * check the same things. */
+typedef struct {
+    int store_fd;
+    int lock;
+    int blobs_fd;
+    int names_fd;
+    char *bdir;
+    char *ndir;
+} MsStoreWriter;
+
+#define MS_STORE_WRITER_INIT { -1, -1, -1, -1, NULL, NULL }
+
+static void
+ms_store_writer_clear(MsStoreWriter *w)
+{
+    ms_close_fd(&w->names_fd);
+    ms_close_fd(&w->blobs_fd);
+    ms_close_fd(&w->lock);
+    ms_close_fd(&w->store_fd);
+    g_clear_pointer(&w->bdir, g_free);
+    g_clear_pointer(&w->ndir, g_free);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(MsStoreWriter, ms_store_writer_clear)
+
+static gboolean
+ms_store_writer_open(MsStoreWriter *w, const char *store, GError **error)
+{
+    if ((w->store_fd = ms_store_open(store, TRUE, error)) < 0 ||
+        (w->lock = ms_store_lock(w->store_fd, store, error)) < 0)
+        return FALSE;
+    w->bdir = g_build_filename(store, "blobs", NULL);
+    w->ndir = g_build_filename(store, "names", NULL);
+    return (w->blobs_fd = ms_store_openat(w->store_fd, "blobs", O_RDONLY | O_DIRECTORY, w->bdir, error)) >= 0 &&
+           (w->names_fd = ms_store_openat(w->store_fd, "names", O_RDONLY | O_DIRECTORY, w->ndir, error)) >= 0;
+}
+
 MsImageManifest *
 ms_image_store_add(const char *store, const char *name, const char *source, const MsImageBuildOptions *opts,
                    GPtrArray **warnings, GError **error)
@@ -1457,22 +1496,11 @@ ms_image_store_add(const char *store, const char *name, const char *source, cons
                     "first a letter or digit; at most 64)", name);
         return NULL;
     }
-    g_auto(MsFd) store_fd = ms_store_open(store, TRUE, error);
-    if (store_fd < 0)
+    g_auto(MsStoreWriter) sw = MS_STORE_WRITER_INIT;
+    if (!ms_store_writer_open(&sw, store, error))
         return NULL;
-    g_auto(MsFd) lock = ms_store_lock(store_fd, store, error);
-    if (lock < 0)
-        return NULL;
-
-    /* the blobs directory itself must not be a symlink */
-    g_autofree char *bdir = g_build_filename(store, "blobs", NULL);
-    g_auto(MsFd) blobs_fd = ms_store_openat(store_fd, "blobs", O_RDONLY | O_DIRECTORY, bdir, error);
-    if (blobs_fd < 0)
-        return NULL;
-    g_autofree char *ndir = g_build_filename(store, "names", NULL);
-    g_auto(MsFd) names_fd = ms_store_openat(store_fd, "names", O_RDONLY | O_DIRECTORY, ndir, error);
-    if (names_fd < 0)
-        return NULL;
+    const int store_fd = sw.store_fd, blobs_fd = sw.blobs_fd, names_fd = sw.names_fd;
+    const char *bdir = sw.bdir;
 
     MsImageBuildOptions o = opts ? *opts : (MsImageBuildOptions){ 0 };
     char label[MS_IMAGE_LABEL_MAX + 1];
@@ -1639,22 +1667,13 @@ ms_image_store_receive(const char *store, const MsImageManifest *m, int in_fd, g
     gboolean have = FALSE;
     if (!ms_image_store_check_receive(store, m, max_size, force, &have, error))
         return NULL;
-    g_auto(MsFd) store_fd = ms_store_open(store, TRUE, error);
-    if (store_fd < 0)
+    /* the lock is held to create the temp file and again to take the
+     * name, not while the bytes arrive (ms_store_temp_in_progress) */
+    g_auto(MsStoreWriter) sw = MS_STORE_WRITER_INIT;
+    if (!ms_store_writer_open(&sw, store, error))
         return NULL;
-    /* held to create the temp file and again to take the name, not while
-     * the bytes arrive (ms_store_temp_in_progress) */
-    g_auto(MsFd) lock = ms_store_lock(store_fd, store, error);
-    if (lock < 0)
-        return NULL;
-    g_autofree char *bdir = g_build_filename(store, "blobs", NULL);
-    g_auto(MsFd) blobs_fd = ms_store_openat(store_fd, "blobs", O_RDONLY | O_DIRECTORY, bdir, error);
-    if (blobs_fd < 0)
-        return NULL;
-    g_autofree char *ndir = g_build_filename(store, "names", NULL);
-    g_auto(MsFd) names_fd = ms_store_openat(store_fd, "names", O_RDONLY | O_DIRECTORY, ndir, error);
-    if (names_fd < 0)
-        return NULL;
+    const int store_fd = sw.store_fd, blobs_fd = sw.blobs_fd, names_fd = sw.names_fd;
+    const char *bdir = sw.bdir;
     if (!force && !ms_store_check_clash(store_fd, store, m, error))
         return NULL;
     struct statvfs vfs;
@@ -1682,7 +1701,7 @@ ms_image_store_receive(const char *store, const MsImageManifest *m, int in_fd, g
     }
     /* the temp file is ours now (gc skips it while we hold it): the
      * store is free for everyone else while the bytes arrive */
-    ms_close_fd(&lock);
+    ms_close_fd(&sw.lock);
     g_autoptr(GChecksum) ck = g_checksum_new(G_CHECKSUM_SHA256);
     enum { CHUNK = 1024 * 1024 };
     g_autofree guchar *buf = g_malloc(CHUNK);
@@ -1754,7 +1773,7 @@ ms_image_store_receive(const char *store, const MsImageManifest *m, int in_fd, g
                     "sha256 %s; nothing kept", m->name, m->size, sha, m->sha256);
         return NULL;
     }
-    if ((lock = ms_store_lock(store_fd, store, error)) < 0) {
+    if ((sw.lock = ms_store_lock(store_fd, store, error)) < 0) {
         unlinkat(blobs_fd, tmpname, 0);
         return NULL;
     }
