@@ -999,20 +999,22 @@ ms_agent_on_signal_while_waiting(int sig)
  *   meanwhile (ms_libvirt_incoming_state, no job needed).
  * - outgoing: an agent that starts while its domain migrates out (the
  *   supervisor restarting one that died mid-migration) has nothing to do
- *   there that would outlive the migration, and attaching then preceded
- *   guest memory arriving corrupted on the destination in
- *   tests/migrate/test-migrate-dax.sh (docs/migration.md: 4 oopses in 5
- *   runs with the restart, 0 in 4 without an agent attaching). It waits
- *   for the job to end: the domain then left (nothing to serve) or stayed
- *   (the migration failed: attach).
+ *   there that would outlive the migration: its monitor calls and metadata
+ *   writes would wait for the migration job and fail. It waits for the job
+ *   to end: the domain then left (nothing to serve) or stayed (the
+ *   migration failed: attach). (It was first suspected in a guest oops
+ *   after such a migration; the oops came with the wait too:
+ *   docs/migration.md.)
  * An ordinary start returns at once: its state at `started` is
  * RUNNING/BOOTED or PAUSED/USER and its job is no migration. Lifecycle
  * events stay queued in the agent's context for ms_agent_run. */
 static gboolean
 ms_agent_wait_migration(MsAgent *agent, MsAgentStartResult *result, GError **error)
 {
+    enum { MIG_NONE, MIG_INCOMING, MIG_OUTGOING };
+    static const char *const dir[] = { [MIG_INCOMING] = "incoming", [MIG_OUTGOING] = "outgoing" };
     gint64 t0 = g_get_monotonic_time();
-    const char *waiting = NULL;   /* which migration, once the agent waits */
+    int waiting = MIG_NONE;   /* which migration, once the agent waits */
     struct sigaction sa = { .sa_handler = ms_agent_on_signal_while_waiting }, old_term, old_int;
     gboolean ok = TRUE;
 
@@ -1024,7 +1026,7 @@ ms_agent_wait_migration(MsAgent *agent, MsAgentStartResult *result, GError **err
             break;
         }
         if (state == MS_LIBVIRT_INCOMING_GONE) {
-            if (waiting && g_str_equal(waiting, "outgoing"))
+            if (waiting == MIG_OUTGOING)
                 g_message("the outgoing migration completed: the domain left this host after %.1f s; "
                           "nothing to serve", waited);
             else
@@ -1033,15 +1035,15 @@ ms_agent_wait_migration(MsAgent *agent, MsAgentStartResult *result, GError **err
             *result = MS_AGENT_START_NOTHING_TO_SERVE;
             break;
         }
-        const char *now = state == MS_LIBVIRT_INCOMING_RUNNING ? "incoming"
-                          : ms_libvirt_migrating_out(agent->libvirt) ? "outgoing" : NULL;
-        if (now == NULL) {
-            if (waiting)
-                g_message("the %s migration finished after %.1f s; attaching", waiting, waited);
+        int now = state == MS_LIBVIRT_INCOMING_RUNNING ? MIG_INCOMING
+                   : ms_libvirt_migrating_out(agent->libvirt) ? MIG_OUTGOING : MIG_NONE;
+        if (now == MIG_NONE) {
+            if (waiting != MIG_NONE)
+                g_message("the %s migration finished after %.1f s; attaching", dir[waiting], waited);
             break;
         }
-        if (waiting == NULL) {
-            if (g_str_equal(now, "incoming"))
+        if (waiting == MIG_NONE) {
+            if (now == MIG_INCOMING)
                 g_message("the domain is still arriving by an incoming migration (libvirt holds its job until "
                           "the migration ends); waiting for it, up to %u s, before attaching",
                           (guint)MS_AGENT_INCOMING_WAIT_S);
@@ -1054,13 +1056,13 @@ ms_agent_wait_migration(MsAgent *agent, MsAgentStartResult *result, GError **err
         }
         waiting = now;
         if (waited >= MS_AGENT_INCOMING_WAIT_S) {
-            g_warning("the %s migration still runs after %u s; attaching anyway", waiting,
+            g_warning("the %s migration still runs after %u s; attaching anyway", dir[waiting],
                       (guint)MS_AGENT_INCOMING_WAIT_S);
             break;
         }
         g_usleep(MS_AGENT_INCOMING_POLL_MS * 1000);
     }
-    if (waiting) {
+    if (waiting != MIG_NONE) {
         sigaction(SIGTERM, &old_term, NULL);
         sigaction(SIGINT, &old_int, NULL);
     }
