@@ -217,6 +217,27 @@ if [ -n "$ctl" ]; then
     migin "$tmp/nowhere.xml"; diag "$out"
     check "an image no peer has: refused, naming it, the peer and the peer's words" \
         bash -c "test $rc = 1 && grep -q \"<shared-image name='nowhere'>: not in the image store.*fetch from hosta: image 'nowhere': the sending end sent nothing (hosta said: .*no such image\" <<< \"\$1\"" _ "$out"
+    # a dax image: the digest asked for is the one the source's carried
+    # placement names (what the guest maps), not whatever the peer has
+    MEMSHARE_IMAGE_STORE=$peer "$ctl" image build --from "$tmp/pt" --name dimg >/dev/null 2>&1 || bail "peer dax image"
+    dsha=$(sed -n 's/.*"sha256" : "\([0-9a-f]*\)".*/\1/p' "$peer/names/dimg.json")
+    dsize=$(stat -c %s "$peer/blobs/sha256-$dsha.img")
+    dax_xml() { # SHA256 the placement names
+        domain mig2 "" "<memshare:shared-image name='dimg' mode='dax'/><memshare:migration missing-images='fetch'/>" |
+            sed "s#<memory unit='KiB'>#<maxMemory slots='4' unit='KiB'>4194304</maxMemory><memory unit='KiB'>#;
+                 s#</metadata>#<m:migration xmlns:m='https://memshare.dev/xmlns/migration/1.0'><m:dax name='dimg' sha256='$1' size='$dsize' index='0' bus='pci.1' addr='0' memaddr='4294967296'/></m:migration></metadata>#"
+    }
+    other=$(printf 'a%.0s' $(seq 64))
+    dax_xml "$other" > "$tmp/dax-other.xml"
+    dax_xml "$dsha" > "$tmp/dax.xml"
+    migin "$tmp/dax-other.xml"; diag "$out"
+    check "dax: the peer has another build than the placement names: refused, nothing fetched" \
+        bash -c "test $rc = 1 && grep -q \"image 'dimg' is sha256 $dsha in .*, not the sha256 $other asked for\" <<< \"\$1\" && test ! -e '$MEMSHARE_IMAGE_STORE/names/dimg.json'" _ "$out"
+    migin "$tmp/dax.xml"
+    check "dax: the build the placement names is fetched, and migrate exits 0" \
+        bash -c "test $rc = 0 && grep -q \"image 'dimg' sha256 $dsha fetched from hosta\" <<< \"\$1\"" _ "$out"
+    check "  the incoming QEMU gets this host's copy of it as its pmem backend" \
+        grep -q "memory-backend-file.*$MEMSHARE_IMAGE_STORE/.*sha256-$dsha.img" <<< "$out"
     cp "$tmp/conf.before-peers" "$MEMSHARE_CONFIG"
 fi
 
