@@ -569,11 +569,16 @@ cmd_send(int argc, char **argv)
     return MS_CTL_EXIT_OK;
 }
 
-/* --rsh and --remote-memsharectl, as push and fetch take them */
+/* The other host (the last operand), --rsh and --remote-memsharectl, as
+ * push and fetch take them: -1, or the exit code after a message. */
 static int
-remote_opts(const char *cmd, const char *rsh, const char *remote, GStrv *rshv)
+remote_opts(const char *cmd, const char *dest, const char *rsh, const char *remote, char **host, GStrv *rshv)
 {
     g_autoptr(GError) error = NULL;
+    if ((*host = ms_image_transfer_host(dest, &error)) == NULL) {
+        g_printerr("memsharectl image %s: %s\n", cmd, error->message);
+        return MS_CTL_EXIT_USAGE;
+    }
     if ((*rshv = ms_image_transfer_rsh(rsh, &error)) == NULL ||
         (remote && !ms_image_transfer_remote_is_valid(remote, &error))) {
         g_printerr("memsharectl image %s: %s%s\n", cmd, *rshv ? "" : "--rsh: ", error->message);
@@ -614,14 +619,9 @@ cmd_fetch(int argc, char **argv)
                    timeout_s < 0 ? " and a --timeout of 0 or more" : "");
         return MS_CTL_EXIT_USAGE;
     }
-    g_autoptr(GError) error = NULL;
-    g_autofree char *host = ms_image_transfer_host(argv[argc - 1], &error);
-    if (host == NULL) {
-        g_printerr("memsharectl image fetch: %s\n", error->message);
-        return MS_CTL_EXIT_USAGE;
-    }
+    g_autofree char *host = NULL;
     g_auto(GStrv) rshv = NULL;
-    int orc = remote_opts("fetch", rsh, remote, &rshv);
+    int orc = remote_opts("fetch", argv[argc - 1], rsh, remote, &host, &rshv);
     if (orc >= 0)
         return orc;
     g_autofree char *sp = store_path(store);
@@ -727,14 +727,9 @@ cmd_push(int argc, char **argv)
         g_printerr("memsharectl image push: give IMAGE... DESTINATION\n");
         return MS_CTL_EXIT_USAGE;
     }
-    g_autoptr(GError) error = NULL;
-    g_autofree char *host = ms_image_transfer_host(argv[argc - 1], &error);
-    if (host == NULL) {
-        g_printerr("memsharectl image push: %s\n", error->message);
-        return MS_CTL_EXIT_USAGE;
-    }
+    g_autofree char *host = NULL;
     g_auto(GStrv) rshv = NULL;
-    int orc = remote_opts("push", rsh, remote, &rshv);
+    int orc = remote_opts("push", argv[argc - 1], rsh, remote, &host, &rshv);
     if (orc >= 0)
         return orc;
     g_autofree char *sp = store_path(store);

@@ -52,17 +52,25 @@ while True:
 if mode == "extra":
     os.write(1, b"X")
 PY
-# wrapper FILE [FILTER ARGS]: an --rsh for push; HOST and "memsharectl" dropped
-wrapper() {
-    local f=$1; shift
-    if [ $# -gt 0 ]; then
-        printf '#!/bin/bash\nshift 2\npython3 %q %s | MEMSHARE_IMAGE_STORE=%q %q "$@"\n' \
-            "$tmp/filter.py" "$*" "$B" "$ctl" > "$f"
+# rsh FILE STORE [FILTER ARGS]: an --rsh whose far end is this build's
+# memsharectl on STORE (HOST and "memsharectl" dropped, as ssh would run
+# the other host's). The filter damages what the far end reads (B: push's
+# receiving end) or what it writes (A: fetch's sending end). exec, never a
+# pipeline: bash waiting for a pipeline would hold the stream open, and the
+# receiving end reads to its EOF.
+rsh() {
+    local f=$1 store=$2; shift 2
+    local far; far=$(printf 'MEMSHARE_IMAGE_STORE=%q exec %q "$@"' "$store" "$ctl")
+    if [ $# -eq 0 ]; then
+        printf '#!/bin/bash\nshift 2\n%s\n' "$far" > "$f"
+    elif [ "$store" = "$B" ]; then
+        printf '#!/bin/bash\nshift 2\n%s < <(exec python3 %q %s)\n' "$far" "$tmp/filter.py" "$*" > "$f"
     else
-        printf '#!/bin/bash\nshift 2\nMEMSHARE_IMAGE_STORE=%q exec %q "$@"\n' "$B" "$ctl" > "$f"
+        printf '#!/bin/bash\nshift 2\nexec python3 %q %s < <(%s)\n' "$tmp/filter.py" "$*" "$far" > "$f"
     fi
     chmod +x "$f"
 }
+wrapper() { rsh "$1" "$B" "${@:2}"; }
 wrapper "$tmp/rsh"
 wrapper "$tmp/rsh-flip" flip 200000
 wrapper "$tmp/rsh-cut" cut 300000
@@ -240,21 +248,8 @@ check "nothing left after the refusals" clean_b newname
 C=$tmp/c
 c() { MEMSHARE_IMAGE_STORE=$C "$ctl" "$@"; }
 clean_c() { ! ls -A "$C/blobs" 2>/dev/null | grep -q '^\.tmp-' && [ ! -e "$C/names/$1.json" ]; }
-# fwrapper FILE [FILTER ARGS]: an --rsh for fetch, A's store on the far end
-fwrapper() {
-    local f=$1; shift
-    if [ $# -gt 0 ]; then
-        # exec, not a pipeline: bash waiting for a pipeline would hold the
-        # stream's write end open, and the receiver reads to its EOF
-        printf '#!/bin/bash\nshift 2\nexec python3 %q %s < <(MEMSHARE_IMAGE_STORE=%q exec %q "$@")\n' \
-            "$tmp/filter.py" "$*" "$A" "$ctl" > "$f"
-    else
-        printf '#!/bin/bash\nshift 2\nMEMSHARE_IMAGE_STORE=%q exec %q "$@"\n' "$A" "$ctl" > "$f"
-    fi
-    chmod +x "$f"
-}
-fwrapper "$tmp/frsh"
-fwrapper "$tmp/frsh-flip" flip 200000
+rsh "$tmp/frsh" "$A"
+rsh "$tmp/frsh-flip" "$A" flip 200000
 printf '#!/bin/bash\nexec sleep 600\n' > "$tmp/frsh-hang"; chmod +x "$tmp/frsh-hang"
 
 out=$(c image fetch --rsh "$tmp/frsh" base qemu+ssh://root@hosta/system 2>&1); rc=$?
