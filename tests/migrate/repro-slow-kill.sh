@@ -126,6 +126,9 @@ if [ "${OOPS_LEGS:-0}" = 1 ]; then leg a b; leg b a; fi
 # has no vmstate: docs/migration.md)
 pmem_pci() { V "$1" qemu-monitor-command mig5 --hmp "info pci" 2>/dev/null | tr -d '\r' | grep -A5 "1af4:105b" | sed "s/^/# host $1 info pci: /"; }
 [ "$mode" = dax ] && pmem_pci a
+# the RAM blocks' offsets and sizes (QEMU 7.2 syncs a 64-page aligned block
+# on the path that loses TCG writes: docs/migration.md)
+V a qemu-monitor-command mig5 --hmp "info ramblock" 2>/dev/null | tr -d '\r' | sed 's/^/# host a info ramblock: /'
 t0=$(date +%s)
 pid_a=$(agent_pid a)
 [ "${OOPS_PAUSE:-0}" = 1 ] && { V a suspend mig5 >/dev/null; echo "# guest paused on host a: $(V a domstate mig5)"; }
