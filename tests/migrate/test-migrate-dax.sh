@@ -13,7 +13,8 @@
 #     prints the md5 of a file on it every 2 s to the per-host console);
 #   - exactly one agent, on the right host; policy identical; tracking.used
 #     carried in the history and measured again on the destination;
-#   - fault: the source agent killed (SIGKILL) while a migration runs: the
+#   - fault: the source agent killed (SIGKILL) while a (slow, guest paused)
+#     migration runs: the
 #     migration completes, the domain runs on the destination, no agent is
 #     left on the source, and the source's agent log says what happened;
 #     the destination's agent, started by libvirt's `started` hook while the
@@ -95,7 +96,16 @@ n=$(V a dumpxml mig5 | grep -o 'ms-pmem0' | wc -l)
 check "host a's QEMU: the hook's <qemu:commandline> replaced host b's pair, not added to it ($n)" test "$n" = 1
 
 # --- fault: the source agent killed while the migration runs ---------------------------
+# The guest is paused for this slow leg (virsh suspend; resumed on host b
+# after it). The leg is about the killed agent, not guest writes: a guest
+# that writes through an 80 s precopy under TCG loses some of them on QEMU
+# < 9.0 and oopses on arrival, with or without memshare (QEMU 7.2's fast
+# dirty-bitmap sync does not re-arm TCG's TLB dirty tracking; upstream
+# commit 03bfc2188f "physmem: Fix migration dirty bitmap coherency with TCG
+# memory access", 9.0; docs/migration.md has the runs). KVM hosts are not
+# affected. The fast legs above migrate the running guest.
 pid_a=$(agent_pid a)
+V a suspend mig5 >/dev/null || bail "cannot pause mig5 for the slow leg"
 lvt_pair_migrate a b mig5 --bandwidth 1 > "$top/kill.out" 2>&1 &
 mpid=$!
 job_running() { V a domjobinfo mig5 2>/dev/null | grep -q "Job type: *Unbounded"; }
@@ -106,6 +116,8 @@ V a migrate-setspeed mig5 10000 >/dev/null 2>&1
 wait "$mpid"; rc=$?
 sed 's/^/# virsh migrate: /' "$top/kill.out"
 check "killed agent: the migration completes" test "$rc" = 0
+check "killed agent: mig5 arrived paused on host b, as it left" grep -qx paused <<< "$(V b domstate mig5 2>&1)"
+V b resume mig5 >/dev/null
 check "killed agent: mig5 runs on host b" runs_on b
 check "killed agent: mig5 is gone from host a" wait_for 10 absent_on a
 check "killed agent: no agent left on host a" wait_for 10 test ! -e "$(rt a)"
@@ -137,18 +149,7 @@ grep -h "supervisor" "$top"/a/log-memshare/*.log | tail -n 3 | sed 's/^/# host a
 check "killed agent: host a's agent log says it was killed" \
     grep -q "supervisor: agent died of signal 9" "$top"/a/log-memshare/*.log
 reads_b=$(good_reads b)
-# Known failure (session 8, after per-group copies and the waiting agent were
-# merged; it passed on the branch of the agent fix alone): after this slow
-# migration (1 MiB/s, speed raised midway) the guest kernel on host b oopses
-# in timer code (NULL write in rb_erase from __hrtimer_run_queues) and
-# panics: guest RAM arrived inconsistent. Under investigation; the line below
-# says whether it happened in this run. Session 9 (docs/migration.md, with
-# tests/migrate/repro-slow-kill.sh): not free page reporting, not a balloon
-# change, not tracking; it needs the kill, after the fast legs. Not the
-# restarted agent's attach either: with it waiting (checked above) the guest
-# still oopsed in 1 of 2 repro runs.
-check_todo "guest kernel panic after the slow migration, under investigation (docs/migration.md)" \
-    "killed agent: the guest keeps reading the image on host b" wait_for 60 reads_grew b "${reads_b:-0}"
+check "killed agent: the guest keeps reading the image on host b" wait_for 60 reads_grew b "${reads_b:-0}"
 echo "# guest console on host b: $(tr -d '\r' < "$(serial b)" 2>/dev/null | grep -m1 -E 'Kernel panic|BUG:' || echo 'no oops')"
 V b destroy mig5 >/dev/null
 
