@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -288,19 +289,20 @@ reap(GPid pid, GError **error)
     return g_spawn_check_wait_status(status, error);
 }
 
+/* The first REMOTE_ERR_MAX bytes the remote end wrote to its stderr (a
+ * memfd, read from its start once the remote shell exited). */
 static char *
 read_bounded(int fd)
 {
     GString *s = g_string_new(NULL);
     char buf[512];
-    for (;;) {
-        ssize_t r = read(fd, buf, sizeof buf);
+    while (s->len < REMOTE_ERR_MAX) {
+        ssize_t r = pread(fd, buf, MIN(sizeof buf, REMOTE_ERR_MAX - s->len), (off_t)s->len);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
             break;
-        if (s->len < REMOTE_ERR_MAX)
-            g_string_append_len(s, buf, MIN((gsize)r, REMOTE_ERR_MAX - s->len));
+        g_string_append_len(s, buf, r);
     }
     while (s->len && g_ascii_isspace(s->str[s->len - 1]))
         g_string_truncate(s, s->len - 1);
@@ -389,11 +391,22 @@ ms_image_fetch(const char *store, const char *name, const char *sha256, const ch
     g_auto(GStrv) av = g_strv_builder_end(ab);
 
     GPid pid = 0;
-    int in = -1, out = -1, err = -1;
+    int in = -1, out = -1;
     g_autoptr(GError) local = NULL;
+    /* stderr to a memfd, not a pipe: a remote end (or ssh -v) that writes
+     * more than a pipe holds while we wait on its stdout would block both
+     * ends until the timeout */
+    int err = memfd_create("memshare-fetch-stderr", MFD_CLOEXEC);
+    if (err < 0) {
+        g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%s: image '%s': memfd_create: %s", what, name,
+                    g_strerror(errno));
+        return NULL;
+    }
     void (*old)(int) = signal(SIGPIPE, SIG_IGN);
-    if (!g_spawn_async_with_pipes(NULL, av, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, child_setup,
-                                  NULL, &pid, &in, &out, &err, &local)) {
+    if (!g_spawn_async_with_pipes_and_fds(NULL, (const char *const *)av, NULL,
+                                          G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, child_setup, NULL, -1,
+                                          -1, err, NULL, NULL, 0, &pid, &in, &out, NULL, &local)) {
+        close(err);
         signal(SIGPIPE, old);
         g_set_error(error, MS_ERROR, MS_ERROR_FAILED, "%s: image '%s': cannot run %s: %s", what, name, av[0],
                     local->message);
@@ -405,12 +418,11 @@ ms_image_fetch(const char *store, const char *name, const char *sha256, const ch
         ms_image_receive_stream(store, name, sha256, 0, MS_IMAGE_RECEIVE_MAX, FALSE, out, in, had, &local);
     close(in);
     close(out);
-    /* the remote end's own words (no such image, ...), after its stdout
-     * closed: a few lines at most, bounded */
-    g_autofree char *said = read_bounded(err);
-    close(err);
     g_autoptr(GError) serr = NULL;
     (void)reap(pid, &serr);
+    /* the remote end's own words (no such image, ...): the start of it */
+    g_autofree char *said = read_bounded(err);
+    close(err);
     signal(SIGPIPE, old);
     if (m == NULL) {
         /* a receiving-end refusal (another digest here, a bad manifest)

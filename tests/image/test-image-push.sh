@@ -283,6 +283,15 @@ diag "$out"
 check "fetch never replaces a name mapped to another digest" \
     bash -c "test $rc != 0 && grep -q \"image 'other' is sha256 $osha_c in $C, the one sent is sha256 $sha2\" <<< \"\$1\"" _ "$out"
 check "  C's 'other' unchanged" test "$(digest "$C" other)" = "$osha_c"
+# a far end that talks a lot on stderr first (ssh -v, a login banner): more
+# than a pipe holds, so a fetch that read it only after stdout would block
+# (--timeout 120: a hang guard, not a figure)
+printf '#!/bin/bash\nhead -c 300000 /dev/zero | tr "\\0" x >&2\nshift 2\nMEMSHARE_IMAGE_STORE=%q exec %q "$@"\n' "$A" "$ctl" > "$tmp/frsh-noisy"
+chmod +x "$tmp/frsh-noisy"
+rm -rf "$tmp/c2"
+out=$(MEMSHARE_IMAGE_STORE=$tmp/c2 "$ctl" image fetch --rsh "$tmp/frsh-noisy" --timeout 120 base hosta 2>&1); rc=$?
+check "a far end that writes 300 KB to stderr first: the fetch completes" \
+    bash -c "test $rc = 0 && grep -q \"image 'base' sha256 $sha: $size bytes fetched from hosta\" <<< \"\$1\"" _ "$out"
 out=$(c image fetch --rsh "$tmp/frsh-hang" --timeout 1 other2 hosta 2>&1); rc=$?
 diag "$out"
 check "a source that never answers: --timeout ends the fetch, naming the host" \
