@@ -1457,10 +1457,9 @@ typedef struct {
     int blobs_fd;
     int names_fd;
     char *bdir;
-    char *ndir;
 } MsStoreWriter;
 
-#define MS_STORE_WRITER_INIT { -1, -1, -1, -1, NULL, NULL }
+#define MS_STORE_WRITER_INIT { -1, -1, -1, -1, NULL }
 
 static void
 ms_store_writer_clear(MsStoreWriter *w)
@@ -1470,7 +1469,6 @@ ms_store_writer_clear(MsStoreWriter *w)
     ms_close_fd(&w->lock);
     ms_close_fd(&w->store_fd);
     g_clear_pointer(&w->bdir, g_free);
-    g_clear_pointer(&w->ndir, g_free);
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(MsStoreWriter, ms_store_writer_clear)
 
@@ -1481,9 +1479,9 @@ ms_store_writer_open(MsStoreWriter *w, const char *store, GError **error)
         (w->lock = ms_store_lock(w->store_fd, store, error)) < 0)
         return FALSE;
     w->bdir = g_build_filename(store, "blobs", NULL);
-    w->ndir = g_build_filename(store, "names", NULL);
+    g_autofree char *ndir = g_build_filename(store, "names", NULL);
     return (w->blobs_fd = ms_store_openat(w->store_fd, "blobs", O_RDONLY | O_DIRECTORY, w->bdir, error)) >= 0 &&
-           (w->names_fd = ms_store_openat(w->store_fd, "names", O_RDONLY | O_DIRECTORY, w->ndir, error)) >= 0;
+           (w->names_fd = ms_store_openat(w->store_fd, "names", O_RDONLY | O_DIRECTORY, ndir, error)) >= 0;
 }
 
 MsImageManifest *
@@ -1595,6 +1593,16 @@ ms_image_store_remove(const char *store, const char *name, GError **error)
 /* ------------------------------------------------------------------ */
 /* receive: an image pushed from another host (docs/images.md)          */
 
+/* The one message for a received M whose name this store maps to OLD,
+ * another digest. */
+static void
+ms_store_set_clash_error(GError **error, const char *store, const MsImageManifest *old, const MsImageManifest *m)
+{
+    g_set_error(error, MS_ERROR, MS_ERROR_FAILED,
+                "image '%s' is sha256 %s in %s, the one sent is sha256 %s (--force replaces it)", m->name,
+                old->sha256, store, m->sha256);
+}
+
 gboolean
 ms_image_store_check_receive(const char *store, const MsImageManifest *m, guint64 max_size, gboolean force,
                              gboolean *have, GError **error)
@@ -1628,9 +1636,7 @@ ms_image_store_check_receive(const char *store, const MsImageManifest *m, guint6
     if (strcmp(old->sha256, m->sha256) != 0) {
         if (force)
             return TRUE;
-        g_set_error(error, MS_ERROR, MS_ERROR_FAILED,
-                    "image '%s' is sha256 %s in %s, the one sent is sha256 %s (--force replaces it)",
-                    m->name, old->sha256, store, m->sha256);
+        ms_store_set_clash_error(error, store, old, m);
         return FALSE;
     }
     /* the same digest: have it if the blob is really there and whole
@@ -1652,9 +1658,7 @@ ms_store_check_clash(int store_fd, const char *store, const MsImageManifest *m, 
 {
     g_autoptr(MsImageManifest) old = ms_store_read_manifest(store_fd, store, m->name, NULL);
     if (old && strcmp(old->sha256, m->sha256) != 0) {
-        g_set_error(error, MS_ERROR, MS_ERROR_FAILED,
-                    "image '%s' is sha256 %s in %s, the one sent is sha256 %s (--force replaces it)", m->name,
-                    old->sha256, store, m->sha256);
+        ms_store_set_clash_error(error, store, old, m);
         return FALSE;
     }
     return TRUE;
@@ -1674,8 +1678,6 @@ ms_image_store_receive(const char *store, const MsImageManifest *m, int in_fd, g
         return NULL;
     const int store_fd = sw.store_fd, blobs_fd = sw.blobs_fd, names_fd = sw.names_fd;
     const char *bdir = sw.bdir;
-    if (!force && !ms_store_check_clash(store_fd, store, m, error))
-        return NULL;
     struct statvfs vfs;
     if (fstatvfs(blobs_fd, &vfs) == 0 && (guint64)vfs.f_bavail * vfs.f_frsize < m->size) {
         g_set_error(error, MS_ERROR, MS_ERROR_TOO_BIG,

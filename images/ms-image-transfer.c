@@ -208,7 +208,7 @@ ms_image_receive_stream(const char *store, const char *name, const char *sha256,
         g_set_error(error, MS_ERROR, MS_ERROR_NOT_FOUND, "image '%s': the sending end sent nothing", name);
         return NULL;
     }
-    if ( g_strv_length(f) != 3 || !g_str_has_prefix(head, MS_IMAGE_TRANSFER_MAGIC " ") ||
+    if (g_strv_length(f) != 3 || !g_str_has_prefix(head, MS_IMAGE_TRANSFER_MAGIC " ") ||
         !parse_count(f[2], MS_IMAGE_MANIFEST_MAX, &mlen)) {
         g_set_error(error, MS_ERROR, MS_ERROR_INVALID,
                     "image '%s': the stream does not start with \"" MS_IMAGE_TRANSFER_MAGIC
