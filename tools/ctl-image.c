@@ -1,6 +1,7 @@
 /* tools/ctl-image.c: memsharectl image: build images into the store (from a
  * directory or a guest's disk), list, inspect, verify and remove them, and
- * push them to another host's store (push, and receive: its other end).
+ * copy them between hosts' stores (push and fetch, with receive and send,
+ * their far ends; the protocol is images/ms-image-transfer.c).
  * The work is in images/ (builder, store); this file owns the command line, the output format and the exit codes
  * (tools/ctl.h). `image advise` lives in ctl-advise.c. */
 #include "ctl.h"
@@ -18,7 +19,6 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define PATH_LIST_MAX (64 * 1024 * 1024)
